@@ -1,0 +1,347 @@
+"""The wire contract between roarctl and roard: every message, defined once, imported by both sides.
+
+A frame is a 4-byte big-endian length followed by a msgpack body of that length. The length is
+checked against MAX_FRAME before the body is read. Every message is a tagged Struct; a connection
+starts with Hello/Welcome (version handshake), then carries requests and their replies in order.
+Paths, argv and environment entries travel as bytes because Linux paths need not be UTF-8; the
+views the CLI renders carry display strings (undecodable bytes shown as backslash escapes).
+"""
+
+from __future__ import annotations
+
+import struct
+
+import msgspec
+
+PROTOCOL_VERSION = 1
+MAX_FRAME = 16 * 1024 * 1024
+HEADER = struct.Struct(">I")
+
+
+class FrameError(Exception):
+    """A frame that cannot be read: too large, truncated or not a known message."""
+
+
+# ---------------------------------------------------------------- records carried by requests
+
+
+class FileFact(msgspec.Struct, array_like=True, frozen=True):
+    """What the tracer saw of one path during a run (the daemon classifies and hashes it)."""
+
+    path: bytes  # absolute, as the tracee named it (not yet resolved)
+    read: bool = False  # opened for reading
+    written: bool = False  # opened for writing, truncated, or the target of a rename/link
+    rdwr: bool = False  # opened O_RDWR without O_TRUNC: whether it was written depends on content
+    deleted: bool = False  # unlinked or renamed away at some point
+    pre_existed: bool | None = None  # existed before the first destructive access (None: no such)
+    pre_hash: str | None = None  # content hash taken before it was overwritten (input content)
+    pre_size: int | None = None
+
+
+class ExecImage(msgspec.Struct, array_like=True, frozen=True):
+    path: bytes  # the filename given to execve
+    exe: bytes  # what /proc/PID/exe pointed to afterwards
+    argv: list[bytes]
+
+
+class Proc(msgspec.Struct, array_like=True):
+    pid: int
+    ppid: int
+    start: float
+    end: float | None = None
+    wait_status: int | None = None
+    execs: list[ExecImage] = []
+
+
+# ---------------------------------------------------------------- requests (roarctl -> roard)
+
+
+class Hello(msgspec.Struct, tag=True):
+    protocol: int
+    client: str
+
+
+class Ping(msgspec.Struct, tag=True):
+    pass
+
+
+class Shutdown(msgspec.Struct, tag=True):
+    pass
+
+
+class Init(msgspec.Struct, tag=True):
+    cwd: bytes
+
+
+class GetStatus(msgspec.Struct, tag=True):
+    cwd: bytes
+    limit: int = 5
+
+
+class GetLog(msgspec.Struct, tag=True):
+    cwd: bytes
+    limit: int = 20
+    all_projects: bool = False
+
+
+class Show(msgspec.Struct, tag=True):
+    target: str
+    cwd: bytes
+    verbose: bool = False
+
+
+class RunStart(msgspec.Struct, tag=True):
+    argv: list[bytes]
+    cwd: bytes
+    env: list[bytes]  # KEY=VALUE, as the command receives it; redacted by roard before storing
+    started: float
+
+
+class RunFiles(msgspec.Struct, tag=True):
+    """A chunk of file facts for a run; sent before RunFinish so no frame grows unbounded."""
+
+    job_id: str
+    files: list[FileFact]
+
+
+class RunFinish(msgspec.Struct, tag=True):
+    job_id: str
+    start: RunStart  # repeated so that a daemon which lost the run (crash, restart) can rebuild it
+    ended: float
+    wait_status: int  # raw wait status of the root process
+    procs: list[Proc] = []
+    blind_spots: list[str] = []
+    files: list[FileFact] = []  # any facts not already sent with RunFiles
+    tracer_ok: bool = True  # False when the tracer failed and the record is partial
+
+
+Request = (
+    Hello | Ping | Shutdown | Init | GetStatus | GetLog | Show | RunStart | RunFiles | RunFinish
+)
+
+
+# ---------------------------------------------------------------- views (what the CLI renders)
+
+
+class GitState(msgspec.Struct):
+    root: str
+    commit: str | None = None  # None on an unborn branch
+    branch: str | None = None  # None when HEAD is detached
+    remotes: dict[str, str] = {}  # name -> URL, credentials removed
+    dirty: list[DirtyFile] = []
+    clean: bool = True
+
+
+class DirtyFile(msgspec.Struct):
+    path: str  # relative to the repository root
+    status: str  # modified | added | deleted | renamed | untracked | ...
+    hash: str | None = None  # blake3 of the working-tree content (None: deleted or too large)
+
+
+class Package(msgspec.Struct, array_like=True):
+    name: str
+    version: str
+
+
+class Hardware(msgspec.Struct):
+    os: str
+    kernel: str
+    arch: str
+    hostname: str
+    cpu: str
+    cpus: int
+    memory_bytes: int
+    gpus: list[str] = []
+
+
+class JobRow(msgspec.Struct):
+    id: str
+    command: str  # display form, secrets redacted
+    project: str | None
+    status: str  # running | complete | interrupted | recovered | partial
+    started: float
+    ended: float | None
+    exit_code: int | None
+    signal: int | None
+    inputs: int
+    outputs: int
+
+
+class IORecord(msgspec.Struct):
+    path: str
+    hash: str
+    size: int
+    producer: str | None = None  # for an input: the job that wrote this content, if recorded
+    previous: str | None = None  # for an output that replaced a file: the replaced content's hash
+
+
+class ProcView(msgspec.Struct):
+    pid: int
+    ppid: int
+    argv: list[str]
+    exe: str | None = None
+    exit_code: int | None = None
+    signal: int | None = None
+
+
+class FilteredSummary(msgspec.Struct):
+    count: int = 0
+    by_rule: dict[str, int] = {}
+    paths: list[str] = []  # filled with --verbose
+
+
+class JobDetail(msgspec.Struct):
+    job: JobRow
+    cwd: str
+    argv: list[str]
+    inputs: list[IORecord] = []
+    outputs: list[IORecord] = []
+    git: GitState | None = None
+    env: dict[str, str] = {}
+    packages: dict[str, list[Package]] = {}  # interpreter path -> packages
+    hardware: Hardware | None = None
+    processes: list[ProcView] = []
+    blind_spots: list[str] = []
+    filtered: FilteredSummary = msgspec.field(default_factory=FilteredSummary)
+
+
+class JobRef(msgspec.Struct):
+    id: str
+    command: str
+    started: float
+    path: str
+
+
+class ArtifactDetail(msgspec.Struct):
+    hash: str
+    size: int
+    paths: list[str]
+    produced_by: list[JobRef]
+    read_by: list[JobRef]
+
+
+class DaemonInfo(msgspec.Struct):
+    pid: int
+    version: str
+    started: float
+    socket: str
+    store: str
+    store_bytes: int
+    jobs: int
+    artifacts: int
+
+
+# ---------------------------------------------------------------- replies (roard -> roarctl)
+
+
+class Welcome(msgspec.Struct, tag=True):
+    protocol: int
+    server: str
+    pid: int
+
+
+class Ok(msgspec.Struct, tag=True):
+    message: str = ""
+
+
+class Error(msgspec.Struct, tag=True):
+    code: str  # bad-frame | version | not-found | ambiguous | invalid | internal
+    message: str
+    hint: str | None = None
+
+
+class InitDone(msgspec.Struct, tag=True):
+    root: str
+    config: str
+    created: bool
+
+
+class RunStarted(msgspec.Struct, tag=True):
+    job_id: str
+    project: str | None
+    warnings: list[str] = []
+
+
+class Progress(msgspec.Struct, tag=True):
+    label: str
+    done: int
+    total: int
+
+
+class RunDone(msgspec.Struct, tag=True):
+    job: JobRow
+    filtered: int
+    warnings: list[str] = []
+
+
+class StatusReply(msgspec.Struct, tag=True):
+    daemon: DaemonInfo
+    project: str | None
+    git: GitState | None
+    recent: list[JobRow]
+
+
+class LogReply(msgspec.Struct, tag=True):
+    jobs: list[JobRow]
+
+
+class ShowJob(msgspec.Struct, tag=True):
+    detail: JobDetail
+
+
+class ShowArtifact(msgspec.Struct, tag=True):
+    detail: ArtifactDetail
+
+
+Reply = (
+    Welcome
+    | Ok
+    | Error
+    | InitDone
+    | RunStarted
+    | Progress
+    | RunDone
+    | StatusReply
+    | LogReply
+    | ShowJob
+    | ShowArtifact
+)
+
+_encoder = msgspec.msgpack.Encoder()
+request_decoder = msgspec.msgpack.Decoder(Request)
+reply_decoder = msgspec.msgpack.Decoder(Reply)
+
+
+def frame(message: msgspec.Struct) -> bytes:
+    """Encode one message as a length-prefixed frame."""
+    body = _encoder.encode(message)
+    if len(body) > MAX_FRAME:
+        raise FrameError(f"message of {len(body)} bytes exceeds the {MAX_FRAME}-byte frame limit")
+    return HEADER.pack(len(body)) + body
+
+
+def body_length(header: bytes) -> int:
+    """Validate a frame header and return the body length it announces."""
+    (length,) = HEADER.unpack(header)
+    if length > MAX_FRAME:
+        raise FrameError(f"frame of {length} bytes exceeds the {MAX_FRAME}-byte limit")
+    return int(length)
+
+
+def decode_request(body: bytes) -> Request:
+    try:
+        return request_decoder.decode(body)
+    except msgspec.DecodeError as exc:
+        raise FrameError(f"malformed request: {exc}") from None
+
+
+def decode_reply(body: bytes) -> Reply:
+    try:
+        return reply_decoder.decode(body)
+    except msgspec.DecodeError as exc:
+        raise FrameError(f"malformed reply: {exc}") from None
+
+
+def show_path(path: bytes) -> str:
+    """Display form of a path: UTF-8 where it is, backslash escapes where it is not."""
+    return path.decode("utf-8", "backslashreplace")
