@@ -1,0 +1,46 @@
+/* roar ptrace tracer: C API.
+ *
+ * This file is also fed to cffi's cdef by native/build_tracer.py after the lines
+ * starting with '#' are dropped, so it must contain only what cffi can parse.
+ */
+#ifndef ROAR_TRACER_H
+#define ROAR_TRACER_H
+
+typedef struct roar_tracer roar_tracer;
+
+enum {
+    ROAR_EV_EXEC = 1,
+    ROAR_EV_FORK = 2,
+    ROAR_EV_EXIT = 3,
+    ROAR_EV_OPEN = 4,
+    ROAR_EV_RENAME = 5,
+    ROAR_EV_UNLINK = 6,
+    ROAR_EV_TRUNCATE = 7,
+    ROAR_EV_LINK = 8,
+    ROAR_EV_SYMLINK = 9,
+    ROAR_EV_UNTRACED = 10
+};
+
+typedef struct {
+    int kind;
+    int pid;          /* tid of the task that made the call (tgid for EXEC, reaped tid for EXIT) */
+    long long arg;    /* OPEN: open flags; FORK: new tid; EXIT: raw wait status; others 0 */
+    int flags;        /* FORK: 1 if thread; RENAME: renameat2 flags; UNLINK: 1 if AT_REMOVEDIR;
+                         EXIT: 1 if the task was a non-leader thread */
+    int held;         /* 1: the tracee is stopped until the next roar_next call */
+    unsigned int path_len, path2_len, data_len;
+    const char *path;   /* OPEN/UNLINK/TRUNCATE: the file; RENAME/LINK: old path;
+                           SYMLINK: link target text as given; EXEC: filename */
+    const char *path2;  /* RENAME/LINK: new path; SYMLINK: the new link's path; EXEC: /proc/PID/exe */
+    const char *data;   /* EXEC: argv, each NUL-terminated; UNTRACED: reason */
+} roar_event;
+
+roar_tracer *roar_start(const char *path, char *const argv[], char *const envp[],
+                        const char *cwd, int *err);
+int roar_root_pid(roar_tracer *t);
+int roar_forward_signals(roar_tracer *t);
+int roar_next(roar_tracer *t, roar_event *events, int cap);
+int roar_exit_status(roar_tracer *t);
+void roar_free(roar_tracer *t);
+
+#endif

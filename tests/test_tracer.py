@@ -1,0 +1,462 @@
+"""Tests of roarctl.trace (the C ptrace tracer) against real programs."""
+
+import errno
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
+
+import pytest
+
+try:
+    from roarctl import _tracer  # noqa: F401
+except ImportError as exc:  # pragma: no cover - depends on the build
+    pytest.skip(
+        f"roarctl._tracer is not built ({exc}); run `pip install -e .` "
+        "or `python native/build_tracer.py`",
+        allow_module_level=True,
+    )
+
+from roarctl import trace
+from roarctl.trace import Event, Tracer, TraceStartError
+
+pytestmark = pytest.mark.timeout(60)
+
+PY = os.fsencode(sys.executable)
+SH = b"/bin/sh"
+
+
+def run(
+    argv: list[bytes],
+    cwd: bytes | str,
+    env: dict[bytes, bytes] | None = None,
+    on_held: Callable[[Event], None] | None = None,
+    path: bytes | None = None,
+) -> tuple[list[Event], int, int]:
+    """Run argv under the tracer; return (events, raw wait status, root pid)."""
+    events: list[Event] = []
+    with Tracer(path or argv[0], argv, env or dict(os.environb), os.fsencode(cwd)) as t:
+        while True:
+            batch = t.next_batch()
+            if not batch:
+                break
+            for e in batch[:-1]:
+                assert not e.held, "a held event must be the last of its batch"
+            if on_held and batch[-1].held:
+                on_held(batch[-1])
+            events.extend(batch)
+        return events, t.exit_status(), t.root_pid
+
+
+def real(p: "os.PathLike[str] | str | bytes") -> bytes:
+    return os.fsencode(os.path.realpath(p))
+
+
+def of_kind(events: list[Event], kind: int) -> list[Event]:
+    return [e for e in events if e.kind == kind]
+
+
+def opens_of(events: list[Event], path: bytes) -> list[Event]:
+    return [e for e in events if e.kind == trace.OPEN and e.path == path]
+
+
+def test_write_is_held_read_is_not(tmp_path):
+    (tmp_path / "in.txt").write_bytes(b"input")
+    (tmp_path / "out.txt").write_bytes(b"old content")
+    code = (
+        "data = open('in.txt', 'rb').read()\n"
+        "with open('out.txt', 'wb') as f:\n"
+        "    f.write(b'new:' + data)\n"
+    )
+    seen_at_hold: list[bytes] = []
+    out_path = real(tmp_path / "out.txt")
+
+    def on_held(e: Event) -> None:
+        if e.kind == trace.OPEN and e.path == out_path:
+            # The tracee is stopped before its open(O_TRUNC) ran: old content is intact.
+            seen_at_hold.append((tmp_path / "out.txt").read_bytes())
+
+    events, status, _ = run([PY, b"-c", code.encode()], tmp_path, on_held=on_held)
+    assert os.waitstatus_to_exitcode(status) == 0
+
+    (w,) = opens_of(events, out_path)
+    assert w.held == 1
+    assert w.arg & os.O_ACCMODE == os.O_WRONLY
+    assert w.arg & (os.O_CREAT | os.O_TRUNC) == os.O_CREAT | os.O_TRUNC
+    (r,) = opens_of(events, real(tmp_path / "in.txt"))
+    assert r.held == 0
+    assert r.arg & os.O_ACCMODE == os.O_RDONLY
+    assert seen_at_hold == [b"old content"]
+    assert (tmp_path / "out.txt").read_bytes() == b"new:input"
+
+
+def test_relative_path_uses_tracee_cwd(tmp_path):
+    (tmp_path / "sub").mkdir()
+    events, status, _ = run([SH, b"-c", b"cd sub && echo x > out.txt"], tmp_path)
+    assert os.waitstatus_to_exitcode(status) == 0
+    (e,) = opens_of(events, real(tmp_path) + b"/sub/out.txt")
+    assert e.held == 1
+    assert (tmp_path / "sub" / "out.txt").read_bytes() == b"x\n"
+
+
+def test_exit_code_passes_through(tmp_path):
+    events, status, root = run([SH, b"-c", b"exit 3"], tmp_path)
+    assert os.waitstatus_to_exitcode(status) == 3
+    exits = [e for e in of_kind(events, trace.EXIT) if e.pid == root]
+    assert len(exits) == 1
+    assert exits[0].arg == status
+
+
+def test_killed_by_signal(tmp_path):
+    _, status, _ = run([SH, b"-c", b"kill -TERM $$; sleep 5"], tmp_path)
+    assert os.WIFSIGNALED(status)
+    assert os.WTERMSIG(status) == signal.SIGTERM
+    assert os.waitstatus_to_exitcode(status) == -signal.SIGTERM
+
+
+def test_exec_chain_with_argv(tmp_path):
+    inner = PY + b" -c 'import sys; sys.exit(0)' arg1"
+    events, status, root = run([b"sh", b"-c", inner], tmp_path, path=SH)
+    assert os.waitstatus_to_exitcode(status) == 0
+    execs = of_kind(events, trace.EXEC)
+    assert [e.path for e in execs] == [SH, PY]
+    assert execs[0].pid == root
+    assert execs[0].argv == [b"sh", b"-c", inner]
+    assert execs[0].path2 == real(SH)
+    assert execs[1].argv == [PY, b"-c", b"import sys; sys.exit(0)", b"arg1"]
+    assert execs[1].path2 == real(sys.executable)
+
+
+def test_failed_path_search_is_not_an_exec(tmp_path):
+    true = shutil.which("true")
+    assert true
+    env = dict(os.environb)
+    miss1, miss2 = real(tmp_path) + b"/missing1", real(tmp_path) + b"/missing2"
+    env[b"PATH"] = b":".join([miss1, miss2, os.fsencode(os.path.dirname(true))])
+    events, status, _ = run([SH, b"-c", b"exec true"], tmp_path, env=env)
+    assert os.waitstatus_to_exitcode(status) == 0
+    execs = of_kind(events, trace.EXEC)
+    assert [e.path for e in execs] == [SH, os.fsencode(true)]
+    assert execs[1].argv == [b"true"]
+
+
+def test_thread_fork_flag(tmp_path):
+    code = b"import threading\nt = threading.Thread(target=lambda: None)\nt.start()\nt.join()\n"
+    events, status, root = run([PY, b"-c", code], tmp_path)
+    assert os.waitstatus_to_exitcode(status) == 0
+    forks = of_kind(events, trace.FORK)
+    assert len(forks) == 1
+    (f,) = forks
+    assert f.pid == root
+    assert f.flags == 1
+    thread_exits = [e for e in of_kind(events, trace.EXIT) if e.pid == f.arg]
+    assert len(thread_exits) == 1
+    assert thread_exits[0].flags == 1
+
+
+def test_subprocess_fork_flag(tmp_path):
+    code = b"import subprocess\nsubprocess.run(['/bin/true'], check=True)\n"
+    events, status, root = run([PY, b"-c", code], tmp_path)
+    assert os.waitstatus_to_exitcode(status) == 0
+    forks = [e for e in of_kind(events, trace.FORK) if e.flags == 0]
+    assert len(forks) == 1
+    child = forks[0].arg
+    assert forks[0].pid == root
+    execs = [e for e in of_kind(events, trace.EXEC) if e.pid == child]
+    assert [e.path for e in execs] == [b"/bin/true"]
+    assert [e.pid for e in of_kind(events, trace.EXIT)][-1] == root
+    assert any(e.pid == child for e in of_kind(events, trace.EXIT))
+
+
+def test_rename_reports_both_paths(tmp_path):
+    code = b"import os\nopen('tmp.part', 'w').write('x')\nos.rename('tmp.part', 'final.txt')\n"
+    events, status, _ = run([PY, b"-c", code], tmp_path)
+    assert os.waitstatus_to_exitcode(status) == 0
+    (r,) = of_kind(events, trace.RENAME)
+    assert r.held == 1
+    assert r.path == real(tmp_path) + b"/tmp.part"
+    assert r.path2 == real(tmp_path) + b"/final.txt"
+    assert r.flags == 0
+
+
+def test_non_utf8_name_round_trips(tmp_path):
+    name = b"\xff\xfe.bin"
+    code = b"import sys\nopen(bytes.fromhex(sys.argv[1]), 'wb').write(b'z')\n"
+    events, status, _ = run([PY, b"-c", code, name.hex().encode()], tmp_path)
+    assert os.waitstatus_to_exitcode(status) == 0
+    (e,) = opens_of(events, real(tmp_path) + b"/" + name)
+    assert e.held == 1
+    assert name in os.listdir(os.fsencode(tmp_path))
+
+
+def test_unlink_truncate_symlink_link_rmdir(tmp_path):
+    code = (
+        "import os\n"
+        "open('a', 'w').write('hello')\n"
+        "os.truncate('a', 1)\n"
+        "os.link('a', 'b')\n"
+        "os.symlink('a', 'c')\n"
+        "os.unlink('b')\n"
+        "os.mkdir('d')\n"
+        "fd = os.open('.', os.O_RDONLY)\n"
+        "os.rmdir('d', dir_fd=fd)\n"
+    )
+    events, status, _ = run([PY, b"-c", code.encode()], tmp_path)
+    assert os.waitstatus_to_exitcode(status) == 0
+    base = real(tmp_path)
+    (tr,) = of_kind(events, trace.TRUNCATE)
+    assert (tr.path, tr.held) == (base + b"/a", 1)
+    (ln,) = of_kind(events, trace.LINK)
+    assert (ln.path, ln.path2, ln.held) == (base + b"/a", base + b"/b", 1)
+    (sl,) = of_kind(events, trace.SYMLINK)
+    assert (sl.path, sl.path2, sl.held) == (b"a", base + b"/c", 0)
+    unl = of_kind(events, trace.UNLINK)
+    assert [(u.path, u.flags, u.held) for u in unl] == [(base + b"/b", 0, 1), (base + b"/d", 1, 1)]
+
+
+HELPER_C = r"""
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ptrace.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+static int thread_fn(void *arg) { (void)arg; syscall(SYS_exit, 0); return 0; }
+
+int main(int argc, char **argv) {
+    if (argc < 2) return 10;
+    const char *mode = argv[1];
+    if (!strcmp(mode, "openat") && argc > 2) {
+        int d = open(argv[2], O_RDONLY | O_DIRECTORY);
+        if (d < 0) return 1;
+        int f = openat(d, "rel.txt", O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (f < 0) return 2;
+        if (write(f, "x", 1) != 1) return 3;
+        close(f);
+        int g = openat(d, "sub/../rel.txt", O_RDONLY);
+        return g < 0 ? 4 : 0;
+    }
+    if (!strcmp(mode, "openat2")) {
+        unsigned long long how[3] = {O_WRONLY | O_CREAT, 0600, 0};  /* struct open_how */
+        return syscall(SYS_openat2, AT_FDCWD, "o2.txt", how, sizeof how) < 0;
+    }
+    if (!strcmp(mode, "uring")) {
+        char params[120];  /* struct io_uring_params */
+        memset(params, 0, sizeof params);
+        syscall(SYS_io_uring_setup, 4, params);  /* may fail (disabled): still reported */
+        return 0;
+    }
+    if (!strcmp(mode, "ptrace")) {
+        errno = 0;
+        long r = ptrace(PTRACE_TRACEME, 0, 0, 0);
+        return r == -1 && errno == EPERM ? 0 : 1;
+    }
+    if (!strcmp(mode, "fexecve")) {
+        int fd = open("/bin/true", O_RDONLY | O_CLOEXEC);
+        char *av[] = {"true-via-fd", NULL};
+        fexecve(fd, av, environ);
+        return 5;
+    }
+    if (!strcmp(mode, "clone")) {  /* a thread made with the clone syscall (not clone3) */
+        char *stack = malloc(65536);
+        int tid = clone(thread_fn, stack + 65536, CLONE_VM | CLONE_FS | CLONE_FILES |
+                        CLONE_SIGHAND | CLONE_THREAD | CLONE_SYSVSEM, NULL);
+        usleep(100000);
+        return tid < 0;
+    }
+    if (!strcmp(mode, "longpath")) {  /* 6000-byte path starting 10 bytes before a page end */
+        char *buf = aligned_alloc(4096, 4 * 4096);
+        char *p = buf + 4096 - 10;
+        memset(p, 'a', 6000);
+        p[0] = 'L';
+        p[5999] = 0;
+        open(p, O_RDONLY);  /* fails with ENAMETOOLONG: still reported */
+        return 0;
+    }
+    return 9;
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def helper(tmp_path_factory) -> bytes:
+    gcc = shutil.which("gcc") or shutil.which("cc")
+    if not gcc:
+        pytest.skip("no C compiler")
+    d = tmp_path_factory.mktemp("helper")
+    (d / "helper.c").write_text(HELPER_C)
+    exe = d / "helper"
+    subprocess.run([gcc, "-O1", "-o", str(exe), str(d / "helper.c")], check=True)
+    return os.fsencode(exe)
+
+
+def test_openat_dirfd_is_joined(tmp_path, helper):
+    d = tmp_path / "dir"
+    (d / "sub").mkdir(parents=True)
+    events, status, _ = run([helper, b"openat", b"dir"], tmp_path)
+    assert os.waitstatus_to_exitcode(status) == 0
+    (w,) = opens_of(events, real(d) + b"/rel.txt")
+    assert w.held == 1
+    assert w.arg & os.O_ACCMODE == os.O_WRONLY
+    (r,) = opens_of(events, real(d) + b"/sub/../rel.txt")  # joined, not normalized
+    assert r.held == 0
+    (dirs,) = opens_of(events, real(tmp_path) + b"/dir")
+    assert dirs.arg & os.O_DIRECTORY
+
+
+def test_openat2_flags_from_struct(tmp_path, helper):
+    events, status, _ = run([helper, b"openat2"], tmp_path)
+    assert os.waitstatus_to_exitcode(status) == 0
+    (e,) = opens_of(events, real(tmp_path) + b"/o2.txt")
+    assert e.arg == os.O_WRONLY | os.O_CREAT
+    assert e.held == 1
+
+
+def test_blind_spots_are_reported(tmp_path, helper):
+    for mode, reason in [(b"uring", b"io_uring"), (b"ptrace", b"nested ptrace")]:
+        events, status, root = run([helper, mode], tmp_path)
+        assert os.waitstatus_to_exitcode(status) == 0, mode
+        untraced = of_kind(events, trace.UNTRACED)
+        assert [(e.pid, e.data) for e in untraced] == [(root, reason)]
+
+
+def test_fexecve_reports_the_file(tmp_path, helper):
+    events, status, _ = run([helper, b"fexecve"], tmp_path)
+    assert os.waitstatus_to_exitcode(status) == 0
+    execs = of_kind(events, trace.EXEC)
+    assert len(execs) == 2
+    assert execs[1].path == real("/bin/true")  # execveat(fd, "", AT_EMPTY_PATH)
+    assert execs[1].argv == [b"true-via-fd"]
+
+
+def test_clone_syscall_thread_flag(tmp_path, helper):
+    events, status, root = run([helper, b"clone"], tmp_path)
+    assert os.waitstatus_to_exitcode(status) == 0
+    (f,) = of_kind(events, trace.FORK)
+    assert (f.pid, f.flags) == (root, 1)
+
+
+def test_path_across_page_boundary(tmp_path, helper):
+    events, status, _ = run([helper, b"longpath"], tmp_path)
+    assert os.waitstatus_to_exitcode(status) == 0
+    long_opens = [e for e in of_kind(events, trace.OPEN) if b"/L" in e.path]
+    assert [e.path for e in long_opens] == [real(tmp_path) + b"/L" + b"a" * 5998]
+
+
+def test_nonexistent_command(tmp_path):
+    with pytest.raises(TraceStartError) as ei:
+        Tracer(b"/nonexistent/command", [b"command"], dict(os.environb), os.fsencode(tmp_path))
+    assert ei.value.errno == errno.ENOENT
+    assert isinstance(ei.value, OSError)
+
+
+def test_not_executable(tmp_path):
+    f = tmp_path / "script.sh"
+    f.write_text("#!/bin/sh\n")
+    f.chmod(0o644)  # no x bit at all: EACCES even for root
+    with pytest.raises(TraceStartError) as ei:
+        Tracer(os.fsencode(f), [b"script.sh"], [], os.fsencode(tmp_path))
+    assert ei.value.errno == errno.EACCES
+
+
+def test_forward_sigterm(tmp_path):
+    ready = tmp_path / "ready"
+    code = b"import sys, time\nopen(sys.argv[1], 'w').close()\ntime.sleep(30)\n"
+    got: list[int] = []
+    old = signal.signal(signal.SIGTERM, lambda s, f: got.append(s))
+    try:
+        with Tracer(PY, [PY, b"-c", code, os.fsencode(ready)], dict(os.environb), b"/") as t:
+            t.forward_signals()
+            sent = False
+            while batch := t.next_batch():
+                if not sent and any(e.kind == trace.OPEN and e.path == real(ready) for e in batch):
+                    os.kill(os.getpid(), signal.SIGTERM)  # forwarded to the command
+                    sent = True
+            status = t.exit_status()
+        assert sent
+        assert os.WIFSIGNALED(status)
+        assert os.WTERMSIG(status) == signal.SIGTERM
+        assert got == []  # the C handler took it, not Python's
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+def test_job_control_stop_and_continue(tmp_path):
+    code = (
+        "import os, signal, subprocess, sys\n"
+        "p = subprocess.Popen([sys.executable, '-c', "
+        '\'import os, signal; os.kill(os.getpid(), signal.SIGSTOP); open("after", "w")\'])\n'
+        "pid, st = os.waitpid(p.pid, os.WUNTRACED)\n"
+        "assert os.WIFSTOPPED(st) and os.WSTOPSIG(st) == signal.SIGSTOP, st\n"
+        "os.kill(p.pid, signal.SIGCONT)\n"
+        "sys.exit(p.wait())\n"
+    )
+    events, status, _ = run([PY, b"-c", code.encode()], tmp_path)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert opens_of(events, real(tmp_path) + b"/after")
+
+
+def test_many_processes(tmp_path):
+    events, status, root = run(
+        [SH, b"-c", b"i=0; while [ $i -lt 200 ]; do /bin/true; i=$((i+1)); done"], tmp_path
+    )
+    assert os.waitstatus_to_exitcode(status) == 0
+    forks = of_kind(events, trace.FORK)
+    assert len(forks) == 200
+    exited = {e.pid for e in of_kind(events, trace.EXIT)}
+    assert {f.arg for f in forks} | {root} == exited
+    assert len(of_kind(events, trace.EXEC)) == 201
+
+
+def test_close_kills_running_tracees(tmp_path):
+    t = Tracer(b"/bin/sleep", [b"sleep", b"30"], dict(os.environb), os.fsencode(tmp_path))
+    pid = t.root_pid
+    assert t.next_batch()[0].kind == trace.EXEC
+    t.close()
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+    with pytest.raises(ValueError):
+        t.next_batch()
+
+
+def test_exec_from_non_leader_thread(tmp_path):
+    # A child of this process that is not a tracee must not keep the loop waiting.
+    bystander = subprocess.Popen(["sleep", "60"])
+    try:
+        code = (
+            b"import os, threading, time\n"
+            b"for _ in range(3):\n"
+            b"    threading.Thread(target=time.sleep, args=(30,), daemon=True).start()\n"
+            b"def f():\n"
+            b"    os.execv('/bin/echo', ['echo', 'from-thread'])\n"
+            b"threading.Thread(target=f).start()\n"
+            b"time.sleep(30)\n"
+        )
+        events, status, root = run([PY, b"-c", code], tmp_path)
+    finally:
+        bystander.kill()
+        bystander.wait()
+    assert os.waitstatus_to_exitcode(status) == 0
+    execs = of_kind(events, trace.EXEC)
+    assert [(e.pid, e.path) for e in execs] == [(root, PY), (root, b"/bin/echo")]
+    assert execs[1].argv == [b"echo", b"from-thread"]
+    threads = {e.arg for e in of_kind(events, trace.FORK) if e.flags == 1}
+    assert len(threads) == 4
+    exits = of_kind(events, trace.EXIT)
+    assert exits[-1].pid == root
+    assert {e.pid for e in exits if e.flags == 1} < threads  # the exec-ing thread never exits
+
+
+def test_background_child_outlives_root(tmp_path):
+    events, status, root = run([SH, b"-c", b"(sleep 0.3; echo late > late.txt) & exit 7"], tmp_path)
+    assert os.waitstatus_to_exitcode(status) == 7
+    root_exit = next(i for i, e in enumerate(events) if e.kind == trace.EXIT and e.pid == root)
+    (late,) = opens_of(events, real(tmp_path) + b"/late.txt")
+    assert events.index(late) > root_exit
+    assert (tmp_path / "late.txt").read_bytes() == b"late\n"
