@@ -1,0 +1,5 @@
+import sys
+
+from roard.main import main
+
+sys.exit(main())

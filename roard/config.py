@@ -1,0 +1,48 @@
+"""User configuration ($XDG_CONFIG_HOME/roar/config.toml), reloaded by the daemon when it changes.
+
+[filters]
+exclude = ["/data/scratch/*"]   # globs of paths that are never inputs or outputs
+include = ["/etc/myapp/*"]      # globs kept even where a default rule would filter them
+
+[log]
+level = "info"                  # debug | info | warning | error
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import msgspec
+
+
+class FilterConfig(msgspec.Struct, forbid_unknown_fields=True):
+    exclude: list[str] = []
+    include: list[str] = []
+
+
+class LogConfig(msgspec.Struct, forbid_unknown_fields=True):
+    level: str = "info"
+
+
+class Config(msgspec.Struct, forbid_unknown_fields=True):
+    filters: FilterConfig = msgspec.field(default_factory=FilterConfig)
+    log: LogConfig = msgspec.field(default_factory=LogConfig)
+
+
+class ConfigError(Exception):
+    pass
+
+
+def load(path: Path) -> Config:
+    """The configuration in `path` (defaults when it does not exist)."""
+    try:
+        raw = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        return Config()
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    try:
+        return msgspec.convert(raw, Config)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"{path}: {exc}") from None

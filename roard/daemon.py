@@ -1,0 +1,292 @@
+"""roard's start-up, top to bottom, and the per-connection loop."""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import signal
+import socket
+import struct
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+import anyio
+from anyio.abc import ByteStream, SocketAttribute, SocketListener
+from anyio.streams.buffered import BufferedByteReceiveStream
+
+from roard import __version__, config, handlers, logs
+from roard.filters import Filters
+from roard.logs import log
+from roard.paths import Paths, private_dir
+from roard.protocol import (
+    PROTOCOL_VERSION,
+    Error,
+    FileFact,
+    FrameError,
+    Hello,
+    Request,
+    Welcome,
+    body_length,
+    decode_request,
+)
+from roard.store import Store
+
+
+class AlreadyRunning(Exception):
+    pass
+
+
+@dataclass
+class Daemon:
+    """Everything a request handler may use; passed explicitly."""
+
+    paths: Paths
+    store: Store
+    config: config.Config
+    filters: Filters
+    started: float = field(default_factory=time.time)
+    pending: dict[str, list[FileFact]] = field(default_factory=dict)  # job id -> facts so far
+    known_blobs: set[str] = field(default_factory=set)
+    stop: anyio.Event = field(default_factory=anyio.Event)
+
+
+async def run(paths: Paths, *, echo_logs: bool = False) -> None:
+    """Start roard: lock, logs, store (migrate, recover), socket, spool; serve until stopped."""
+    private_dir(paths.runtime)
+    lock = _lock(paths.lock)
+    try:
+        cfg = _load_config(paths)
+        log_file = logs.setup(paths.log, cfg.log.level, echo=echo_logs)
+        store = await Store.open(paths.db)
+        recovered = await store.recover_running()
+        d = Daemon(paths=paths, store=store, config=cfg, filters=_filters(cfg, paths))
+        listener = await _listen(paths.socket)
+        try:
+            log.info(
+                "roard.start",
+                pid=os.getpid(),
+                version=__version__,
+                socket=str(paths.socket),
+                store=str(paths.db),
+                interrupted_runs=recovered,
+            )
+            await _ingest_spool(d)
+            _notify_systemd(b"READY=1")
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(_stop_on_signal, d)
+                tg.start_soon(_watch_config, d)
+                tg.start_soon(listener.serve, lambda s: _connection(d, s))
+                await d.stop.wait()
+                tg.cancel_scope.cancel()
+        finally:
+            _notify_systemd(b"STOPPING=1")
+            with anyio.CancelScope(shield=True):
+                await listener.aclose()
+                _unlink_socket(paths.socket)
+                await store.close()
+            log.info("roard.stop", pid=os.getpid())
+            log_file.close()
+    finally:
+        lock.close()
+
+
+def _lock(path: Path) -> IO[bytes]:
+    """One daemon per user: an exclusive lock held for the daemon's lifetime."""
+    handle = open(path, "ab")  # noqa: SIM115 (held until shutdown)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise AlreadyRunning(f"another roard holds {path}") from None
+    return handle
+
+
+def _load_config(paths: Paths) -> config.Config:
+    try:
+        return config.load(paths.config)
+    except config.ConfigError as exc:
+        log.warning("config.invalid", error=str(exc))
+        return config.Config()
+
+
+def _filters(cfg: config.Config, paths: Paths) -> Filters:
+    own = (
+        os.fsencode(paths.data) + b"/",
+        os.fsencode(paths.state) + b"/",
+        os.fsencode(paths.runtime) + b"/",
+    )
+    return Filters(cfg.filters.exclude, cfg.filters.include, own)
+
+
+async def _listen(path: Path) -> SocketListener:
+    """The listening socket: systemd's (socket activation) or our own, mode 0600."""
+    if os.environ.get("LISTEN_PID") == str(os.getpid()) and int(os.environ.get("LISTEN_FDS", "0")):
+        sock = socket.socket(fileno=3)
+        for var in ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"):
+            os.environ.pop(var, None)
+        return await SocketListener.from_socket(sock)
+    _remove_stale_socket(path)
+    old = os.umask(0o177)
+    try:
+        listener = await anyio.create_unix_listener(path)
+    finally:
+        os.umask(old)
+    os.chmod(path, 0o600)
+    return listener
+
+
+def _remove_stale_socket(path: Path) -> None:
+    if not path.exists():
+        return
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(str(path))
+    except OSError as exc:
+        if exc.errno in (errno.ECONNREFUSED, errno.ENOENT, errno.ENOTSOCK):
+            path.unlink(missing_ok=True)
+            return
+        raise
+    else:
+        raise AlreadyRunning(f"a daemon is already answering on {path}")
+    finally:
+        probe.close()
+
+
+def _unlink_socket(path: Path) -> None:
+    try:
+        path.unlink()
+    except OSError:
+        pass
+
+
+def _notify_systemd(state: bytes) -> None:
+    address = os.environ.get("NOTIFY_SOCKET")
+    if not address:
+        return
+    if address.startswith("@"):
+        address = "\0" + address[1:]
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+        try:
+            s.sendto(state, address)
+        except OSError:
+            pass
+
+
+async def _stop_on_signal(d: Daemon) -> None:
+    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
+        async for signum in signals:
+            log.info("roard.signal", signal=signal.Signals(signum).name)
+            d.stop.set()
+            return
+
+
+async def _watch_config(d: Daemon) -> None:
+    import watchfiles
+
+    private_dir(d.paths.config_dir)
+    async for _changes in watchfiles.awatch(d.paths.config_dir, stop_event=d.stop):
+        try:
+            d.config = config.load(d.paths.config)
+        except config.ConfigError as exc:
+            log.warning("config.invalid", error=str(exc), kept="previous")
+            continue
+        d.filters = _filters(d.config, d.paths)
+        logs.set_level(d.config.log.level)
+        log.info("config.reloaded", path=str(d.paths.config))
+
+
+async def _ingest_spool(d: Daemon) -> None:
+    """Runs the CLI finished while no daemon could take them, saved as RunFinish frames."""
+    if not d.paths.spool.is_dir():
+        return
+    for entry in sorted(d.paths.spool.glob("*.msgpack")):
+        try:
+            req = decode_request(entry.read_bytes())
+            if not isinstance(req, handlers.RunFinish):
+                raise FrameError("not a finished run")
+            await handlers.finish_run(d, req, None)
+            entry.unlink()
+            log.info("spool.ingested", file=entry.name, job=req.job_id)
+        except Exception as exc:
+            log.error("spool.bad", file=entry.name, error=str(exc))
+            entry.rename(entry.with_suffix(".bad"))
+
+
+_PEERCRED = struct.Struct("3i")
+_GONE = (anyio.BrokenResourceError, anyio.ClosedResourceError, ConnectionError)
+
+
+class _Closed(Exception):
+    """The client went away, or the stream can no longer be trusted."""
+
+
+async def _connection(d: Daemon, stream: ByteStream) -> None:
+    """Serve one client: check its uid, shake hands, then answer requests until it goes away."""
+    conn = handlers.Connection(stream)
+    receive = BufferedByteReceiveStream(stream)
+    async with stream:
+        try:
+            _check_peer(stream)
+            await _handshake(conn, receive)
+            while True:
+                request = await _next_request(conn, receive)
+                if request is not None:
+                    await handlers.handle(d, conn, request)
+        except PermissionError as exc:
+            log.warning("connection.refused", reason=str(exc))
+            await _try_send(conn, Error(code="forbidden", message=str(exc)))
+        except (_Closed, *_GONE):
+            pass
+        finally:
+            await handlers.disconnected(d, conn)
+
+
+def _check_peer(stream: ByteStream) -> None:
+    raw = stream.extra(SocketAttribute.raw_socket)
+    creds = raw.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _PEERCRED.size)
+    _pid, uid, _gid = _PEERCRED.unpack(creds)
+    if uid != os.getuid():
+        raise PermissionError(f"this roard belongs to uid {os.getuid()}, not to uid {uid}")
+
+
+async def _handshake(conn: handlers.Connection, receive: BufferedByteReceiveStream) -> None:
+    request = await _next_request(conn, receive)
+    if not isinstance(request, Hello) or request.protocol != PROTOCOL_VERSION:
+        await conn.send(
+            Error(
+                code="version",
+                message=f"roard speaks protocol {PROTOCOL_VERSION}; send Hello first",
+                hint="after upgrading roar, restart the daemon: roarctl daemon stop",
+            )
+        )
+        raise _Closed
+    await conn.send(Welcome(protocol=PROTOCOL_VERSION, server=__version__, pid=os.getpid()))
+
+
+async def _next_request(
+    conn: handlers.Connection, receive: BufferedByteReceiveStream
+) -> Request | None:
+    """The next request; None (after an error reply) for a well-framed but malformed one."""
+    try:
+        length = body_length(await receive.receive_exactly(4))
+        body = await receive.receive_exactly(length)
+    except (anyio.IncompleteRead, anyio.EndOfStream):
+        raise _Closed from None
+    except FrameError as exc:  # oversized: the stream cannot be resynchronized
+        await conn.send(Error(code="bad-frame", message=str(exc)))
+        raise _Closed from None
+    try:
+        return decode_request(body)
+    except FrameError as exc:
+        await conn.send(Error(code="bad-frame", message=str(exc)))
+        return None
+
+
+async def _try_send(conn: handlers.Connection, message: Error) -> None:
+    try:
+        await conn.send(message)
+    except _GONE:
+        pass

@@ -1,0 +1,168 @@
+"""One function per request: what roard answers. Errors become Error replies here, in one place."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from typing import TYPE_CHECKING
+
+import anyio
+import msgspec
+from anyio.abc import ByteStream
+
+from roard import __version__, jobs, project, queries
+from roard.capture import git
+from roard.logs import log
+from roard.protocol import (
+    DaemonInfo,
+    Error,
+    GetLog,
+    GetStatus,
+    Hello,
+    Init,
+    InitDone,
+    LogReply,
+    Ok,
+    Ping,
+    Progress,
+    Request,
+    RunFiles,
+    RunFinish,
+    RunStart,
+    Show,
+    ShowArtifact,
+    ShowJob,
+    Shutdown,
+    StatusReply,
+    frame,
+    show_path,
+)
+from roard.store import StoreError
+
+if TYPE_CHECKING:
+    from roard.daemon import Daemon
+
+__all__ = ["Connection", "RunFinish", "disconnected", "finish_run", "handle"]
+
+
+class Connection:
+    def __init__(self, stream: ByteStream) -> None:
+        self.stream = stream
+        self.runs: set[str] = set()  # runs started here and not finished yet
+        self._lock = anyio.Lock()
+
+    async def send(self, message: msgspec.Struct) -> None:
+        async with self._lock:
+            await self.stream.send(frame(message))
+
+
+async def handle(d: Daemon, conn: Connection, request: Request) -> None:
+    try:
+        await _dispatch(d, conn, request)
+    except queries.Ambiguous as exc:
+        await conn.send(Error(code="ambiguous", message=str(exc), hint=exc.hint))
+    except queries.NotFound as exc:
+        await conn.send(Error(code="not-found", message=str(exc), hint=exc.hint))
+    except (StoreError, sqlite3.Error) as exc:
+        log.error("store.error", request=type(request).__name__, error=str(exc))
+        await conn.send(
+            Error(
+                code="store", message=f"the store failed: {exc}", hint=f"details in {d.paths.log}"
+            )
+        )
+    except (anyio.BrokenResourceError, anyio.ClosedResourceError, ConnectionError):
+        raise
+    except Exception:
+        log.exception("request.failed", request=type(request).__name__)
+        await conn.send(
+            Error(
+                code="internal",
+                message="roard failed to handle the request",
+                hint=f"details in {d.paths.log}",
+            )
+        )
+
+
+async def _dispatch(d: Daemon, conn: Connection, request: Request) -> None:
+    match request:
+        case Ping():
+            await conn.send(Ok())
+        case Hello():
+            await conn.send(Error(code="invalid", message="already greeted"))
+        case Shutdown():
+            await conn.send(Ok(message="roard stopping"))
+            d.stop.set()
+        case Init(cwd=cwd):
+            root, config, created = await anyio.to_thread.run_sync(project.init, cwd)
+            await conn.send(
+                InitDone(root=show_path(root), config=show_path(config), created=created)
+            )
+        case GetStatus():
+            await conn.send(await _status(d, request))
+        case GetLog(cwd=cwd, limit=limit, all_projects=all_projects):
+            await conn.send(LogReply(jobs=await queries.log(d, cwd, limit, all_projects)))
+        case Show(target=target, cwd=cwd, verbose=verbose):
+            kind, key = await queries.resolve(d, target, cwd)
+            if kind == "job":
+                await conn.send(ShowJob(detail=await queries.job_detail(d, key, verbose)))
+            else:
+                await conn.send(ShowArtifact(detail=await queries.artifact_detail(d, key)))
+        case RunStart():
+            started = await jobs.start(d, request)
+            conn.runs.add(started.job_id)
+            d.pending[started.job_id] = []
+            await conn.send(started)
+        case RunFiles(job_id=job_id, files=files):
+            d.pending.setdefault(job_id, []).extend(files)
+        case RunFinish():
+            await conn.send(await finish_run(d, request, conn))
+            conn.runs.discard(request.job_id)
+
+
+async def finish_run(d: Daemon, req: RunFinish, conn: Connection | None) -> msgspec.Struct:
+    facts = d.pending.pop(req.job_id, []) + list(req.files)
+
+    async def progress(p: Progress) -> None:
+        if conn is not None:
+            await conn.send(p)
+
+    return await jobs.finish(d, req, facts, progress)
+
+
+async def disconnected(d: Daemon, conn: Connection) -> None:
+    """A client that started a run went away without finishing it: keep what was seen."""
+    for job_id in conn.runs:
+        d.pending.pop(job_id, None)
+        with anyio.CancelScope(shield=True):
+            async with d.store.write() as db:
+                await db.execute(
+                    "UPDATE jobs SET status = 'interrupted' WHERE id = ? AND status = 'running'",
+                    (job_id,),
+                )
+        log.warning("run.abandoned", job=job_id)
+
+
+async def _status(d: Daemon, req: GetStatus) -> StatusReply:
+    njobs, narts = await queries.counts(d)
+    try:
+        size = os.stat(d.paths.db).st_size
+    except OSError:
+        size = 0
+    root = project.find_root(req.cwd)
+    state = await anyio.to_thread.run_sync(git.git_state, os.fsdecode(req.cwd))
+    recent = await queries.log(d, req.cwd, req.limit, all_projects=root is None)
+    return StatusReply(
+        daemon=DaemonInfo(
+            pid=os.getpid(),
+            version=__version__,
+            started=d.started,
+            socket=str(d.paths.socket),
+            store=str(d.paths.db),
+            store_bytes=size,
+            jobs=njobs,
+            artifacts=narts,
+        ),
+        project=None if root is None else show_path(root),
+        git=state,
+        recent=recent,
+    )

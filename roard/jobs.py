@@ -1,0 +1,415 @@
+"""A run's life in the daemon: the record made at start, and the inputs/outputs settled at finish.
+
+At start: project, git state (dirty files hashed), redacted environment and argv, hardware.
+At finish: every path the tracer saw is resolved, filtered, classified (input, output, temporary),
+hashed through the cache, and written with the process tree in one transaction.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import stat
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import msgspec
+
+from roard import hashing, project
+from roard.capture import git, hardware, packages, redact
+from roard.filters import Filters
+from roard.hashing import Key
+from roard.logs import log
+from roard.protocol import (
+    FileFact,
+    FilteredSummary,
+    GitState,
+    Proc,
+    ProcView,
+    Progress,
+    RunDone,
+    RunFinish,
+    RunStart,
+    RunStarted,
+)
+
+if TYPE_CHECKING:
+    from roard.daemon import Daemon
+
+SendProgress = Callable[[Progress], Coroutine[Any, Any, None]]
+DIRTY_HASH_LIMIT = (
+    64 * 1024 * 1024
+)  # untracked/modified files larger than this are listed, not hashed
+_pack = msgspec.msgpack.encode
+
+
+# ---------------------------------------------------------------- start
+
+
+async def start(d: Daemon, req: RunStart) -> RunStarted:
+    job_id = secrets.token_hex(6)
+    cwd = os.fsdecode(req.cwd)
+    root = project.find_root(req.cwd)
+    project_id = await d.store.project_id(root) if root is not None else None
+    state = await anyio.to_thread.run_sync(git.git_state, cwd)
+    warnings: list[str] = []
+    if state is not None:
+        state = await _hash_dirty(d, state)
+        if not state.clean:
+            warnings.append(
+                f"uncommitted changes in {len(state.dirty)} file(s) of {state.root} (recorded)"
+            )
+    argv = redact.redact_argv(req.argv)
+    env_blob = await put_blob(d, redact.redact_env(req.env))
+    hw_blob = await put_blob(d, hardware.hardware())
+    async with d.store.write() as db:
+        await db.execute(
+            "INSERT INTO jobs (id, project_id, status, command, argv, cwd, started, git, env_blob,"
+            " hardware_blob) VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?)",
+            (
+                job_id,
+                project_id,
+                redact.command_display(argv),
+                _pack(argv),
+                req.cwd,
+                req.started,
+                None if state is None else _pack(state),
+                env_blob,
+                hw_blob,
+            ),
+        )
+    log.info("run.start", job=job_id, project=None if root is None else os.fsdecode(root))
+    return RunStarted(
+        job_id=job_id,
+        project=None if root is None else os.fsdecode(root),
+        warnings=warnings,
+    )
+
+
+async def _hash_dirty(d: Daemon, state: GitState) -> GitState:
+    paths = [
+        os.fsencode(os.path.join(state.root, f.path)) for f in state.dirty if f.status != "deleted"
+    ]
+    hashed = await hash_files(d, paths, None, limit=DIRTY_HASH_LIMIT)
+    dirty = [
+        msgspec.structs.replace(
+            f, hash=hashed.get(os.fsencode(os.path.join(state.root, f.path)), (None,))[0]
+        )
+        for f in state.dirty
+    ]
+    return msgspec.structs.replace(state, dirty=dirty)
+
+
+async def put_blob(d: Daemon, value: object) -> str:
+    body = _pack(value)
+    digest = hashing.blake3.blake3(body).hexdigest()
+    if digest not in d.known_blobs:
+        async with d.store.write() as db:
+            await db.execute(
+                "INSERT INTO blobs (hash, body) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                (digest, body),
+            )
+        d.known_blobs.add(digest)
+    return digest
+
+
+# ---------------------------------------------------------------- finish
+
+
+@dataclass
+class _Merged:
+    read: bool = False
+    written: bool = False
+    rdwr: bool = False
+    pre_existed: bool | None = None
+    pre_hash: str | None = None
+    pre_size: int | None = None
+
+
+@dataclass
+class Classified:
+    inputs: dict[bytes, tuple[str | None, int | None]] = field(default_factory=dict)
+    outputs: dict[bytes, str | None] = field(default_factory=dict)  # path -> previous hash
+    rdwr: dict[bytes, str] = field(default_factory=dict)  # path -> content hash before the run
+    filtered: dict[str, int] = field(default_factory=dict)
+    filtered_paths: list[bytes] = field(default_factory=list)
+
+
+def classify(facts: list[FileFact], filters: Filters) -> Classified:
+    """Decide, per resolved path, whether it was an input, an output, both, or neither."""
+    merged: dict[bytes, _Merged] = {}
+    realpath_cache: dict[bytes, bytes] = {}
+    for fact in facts:
+        path = realpath_cache.get(fact.path)
+        if path is None:
+            path = realpath_cache[fact.path] = os.path.realpath(fact.path)
+        m = merged.setdefault(path, _Merged())
+        m.read |= fact.read
+        m.written |= fact.written
+        m.rdwr |= fact.rdwr
+        if m.pre_existed is None and fact.pre_existed is not None:
+            m.pre_existed = fact.pre_existed
+        if m.pre_hash is None and fact.pre_hash is not None:
+            m.pre_hash, m.pre_size = fact.pre_hash, fact.pre_size
+    out = Classified()
+    for path, m in merged.items():
+        rule = filters.rule(path)
+        if rule is None:
+            try:
+                st = os.stat(path)
+            except OSError:
+                st = None
+            if st is not None and not stat.S_ISREG(st.st_mode):
+                rule = "not-a-file"
+        else:
+            st = None
+        if rule is not None:
+            out.filtered[rule] = out.filtered.get(rule, 0) + 1
+            out.filtered_paths.append(path)
+            continue
+        exists = st is not None
+        if m.written:
+            if exists:
+                out.outputs[path] = m.pre_hash if m.pre_existed else None
+            if m.read and m.pre_existed and m.pre_hash is not None:
+                out.inputs[path] = (m.pre_hash, m.pre_size)
+        elif m.rdwr:
+            # Opened read-write only: an input if the content is unchanged, else an output.
+            if not exists:
+                if m.pre_hash is not None:
+                    out.inputs[path] = (m.pre_hash, m.pre_size)
+            elif m.pre_existed is False:
+                out.outputs[path] = None
+            elif m.pre_hash is not None:
+                out.rdwr[path] = m.pre_hash
+            else:
+                out.inputs[path] = (None, None)
+        elif m.read:
+            if exists:
+                out.inputs[path] = (None, None)
+            elif m.pre_hash is not None:  # read, then deleted: the content read is known
+                out.inputs[path] = (m.pre_hash, m.pre_size)
+    return out
+
+
+async def finish(
+    d: Daemon, req: RunFinish, facts: list[FileFact], progress: SendProgress
+) -> RunDone:
+    began = time.monotonic()
+    c = await anyio.to_thread.run_sync(classify, facts, d.filters)
+    to_hash = [p for p, (h, _) in c.inputs.items() if h is None]
+    to_hash += list(c.outputs) + list(c.rdwr)
+    hashed = await hash_files(d, to_hash, progress)
+
+    inputs: dict[bytes, tuple[str, int]] = {}
+    outputs: dict[bytes, tuple[str, int, str | None]] = {}
+    for path, (pre, size) in c.inputs.items():
+        if pre is not None:
+            inputs[path] = (pre, size or 0)
+        elif path in hashed:
+            inputs[path] = hashed[path][:2]
+    for path, previous in c.outputs.items():
+        if path in hashed:
+            outputs[path] = (*hashed[path][:2], previous)
+    for path, before in c.rdwr.items():
+        if path not in hashed:
+            continue
+        if hashed[path][0] == before:
+            inputs[path] = hashed[path][:2]
+        else:
+            outputs[path] = (*hashed[path][:2], before)
+
+    pkgs = await _packages(d, req.procs)
+    status_row = await d.store.scalar("SELECT status FROM jobs WHERE id = ?", (req.job_id,))
+    if status_row is None:  # the daemon lost this run (store replaced); rebuild it from the finish
+        await start_record(d, req)
+        status_row = "interrupted"
+    status = "complete" if status_row == "running" else "recovered"
+    if not req.tracer_ok:
+        status = "partial"
+    exit_code, sig = split_status(req.wait_status)
+    filtered = FilteredSummary(
+        count=sum(c.filtered.values()),
+        by_rule=c.filtered,
+        paths=[os.fsdecode(p) for p in c.filtered_paths[:10000]],
+    )
+    now = time.time()
+    async with d.store.write() as db:
+        await db.executemany(
+            "INSERT INTO artifacts (hash, size, first_seen) VALUES (?, ?, ?)"
+            " ON CONFLICT DO NOTHING",
+            [
+                (h, size, now)
+                for h, size in {*inputs.values(), *((o[0], o[1]) for o in outputs.values())}
+            ],
+        )
+        await db.execute("DELETE FROM job_io WHERE job_id = ?", (req.job_id,))
+        await db.executemany(
+            "INSERT INTO job_io (job_id, role, path, hash, previous) VALUES (?, 'in', ?, ?, NULL)",
+            [(req.job_id, p, h) for p, (h, _) in inputs.items()],
+        )
+        await db.executemany(
+            "INSERT INTO job_io (job_id, role, path, hash, previous) VALUES (?, 'out', ?, ?, ?)",
+            [(req.job_id, p, h, prev) for p, (h, _, prev) in outputs.items()],
+        )
+        await db.executemany(
+            hashing.CACHE_UPSERT, [(*key, h) for h, _, key in hashed.values() if key is not None]
+        )
+        await db.execute(
+            "UPDATE jobs SET status = ?, ended = ?, exit_code = ?, signal = ?, n_inputs = ?,"
+            " n_outputs = ?, packages = ?, processes = ?, blind_spots = ?, filtered = ?"
+            " WHERE id = ?",
+            (
+                status,
+                req.ended,
+                exit_code,
+                sig,
+                len(inputs),
+                len(outputs),
+                _pack(pkgs),
+                _pack(proc_views(req.procs)),
+                _pack(sorted(set(req.blind_spots))),
+                _pack(filtered),
+                req.job_id,
+            ),
+        )
+    log.info(
+        "run.finish",
+        job=req.job_id,
+        status=status,
+        inputs=len(inputs),
+        outputs=len(outputs),
+        filtered=filtered.count,
+        hashed=len(hashed),
+        seconds=round(time.monotonic() - began, 3),
+    )
+    from roard import queries
+
+    row = await queries.job_row(d, req.job_id)
+    assert row is not None
+    return RunDone(job=row, filtered=filtered.count)
+
+
+async def start_record(d: Daemon, req: RunFinish) -> None:
+    """Insert a job row from the copy of RunStart carried by RunFinish (daemon lost the start)."""
+    s = req.start
+    root = project.find_root(s.cwd)
+    project_id = await d.store.project_id(root) if root is not None else None
+    argv = redact.redact_argv(s.argv)
+    env_blob = await put_blob(d, redact.redact_env(s.env))
+    async with d.store.write() as db:
+        await db.execute(
+            "INSERT INTO jobs (id, project_id, status, command, argv, cwd, started, env_blob)"
+            " VALUES (?, ?, 'interrupted', ?, ?, ?, ?, ?)",
+            (
+                req.job_id,
+                project_id,
+                redact.command_display(argv),
+                _pack(argv),
+                s.cwd,
+                s.started,
+                env_blob,
+            ),
+        )
+
+
+def split_status(wait_status: int) -> tuple[int | None, int | None]:
+    """(exit code, None) for a normal exit, (128+N, N) when killed by signal N."""
+    if wait_status < 0:
+        return None, None
+    if os.WIFSIGNALED(wait_status):
+        sig = os.WTERMSIG(wait_status)
+        return 128 + sig, sig
+    if os.WIFEXITED(wait_status):
+        return os.WEXITSTATUS(wait_status), None
+    return None, None
+
+
+def proc_views(procs: list[Proc]) -> list[ProcView]:
+    views = []
+    for p in procs:
+        last = p.execs[-1] if p.execs else None
+        code, sig = split_status(p.wait_status) if p.wait_status is not None else (None, None)
+        views.append(
+            ProcView(
+                pid=p.pid,
+                ppid=p.ppid,
+                argv=redact.redact_argv(last.argv) if last else [],
+                exe=os.fsdecode(last.exe) if last else None,
+                exit_code=None if sig else code,
+                signal=sig,
+            )
+        )
+    return views
+
+
+async def _packages(d: Daemon, procs: list[Proc]) -> dict[str, str]:
+    """Blob hashes of the package lists of every Python interpreter the run executed."""
+    interpreters = {
+        os.fsdecode(image.path)
+        for p in procs
+        for image in p.execs
+        if packages.is_python(os.fsdecode(image.path))
+    }
+    result = {}
+    for interp in sorted(interpreters):
+        found = await anyio.to_thread.run_sync(packages.python_packages, interp)
+        result[interp] = await put_blob(d, found)
+    return result
+
+
+# ---------------------------------------------------------------- hashing through the cache
+
+
+async def hash_files(
+    d: Daemon, paths: list[bytes], progress: SendProgress | None, limit: int | None = None
+) -> dict[bytes, tuple[str, int, Key | None]]:
+    """Hash files (content hash, size, cache key to store) using and feeding the hash cache."""
+    keys: dict[bytes, Key] = {}
+    for path in paths:
+        try:
+            st = os.stat(path)
+        except OSError:
+            continue
+        if stat.S_ISREG(st.st_mode) and (limit is None or st.st_size <= limit):
+            keys[path] = Key.of(st)
+    known = await hashing.cached(d.store, keys.values())
+    result: dict[bytes, tuple[str, int, Key | None]] = {}
+    misses = []
+    for path, key in keys.items():
+        if key in known:
+            result[path] = (known[key], key.size, None)
+        else:
+            misses.append((path, key))
+    if not misses:
+        return result
+    total = sum(k.size for _, k in misses)
+    done = 0
+    last_sent = 0.0
+    began = time.monotonic()
+
+    def report(n: int) -> None:
+        nonlocal last_sent
+        now = time.monotonic()
+        if progress is not None and now - began > 0.5 and now - last_sent > 0.1:
+            last_sent = now
+            anyio.from_thread.run(progress, Progress(label="hashing", done=done + n, total=total))
+
+    def work() -> None:
+        nonlocal done
+        for path, key in misses:
+            try:
+                digest = hashing.hash_file(path, report)
+                after = Key.of(os.stat(path))
+            except OSError:
+                continue
+            # Cache only if the file did not change while it was hashed.
+            result[path] = (digest, key.size, key if after == key else None)
+            done += key.size
+            report(0)
+
+    await anyio.to_thread.run_sync(work)
+    return result

@@ -1,0 +1,75 @@
+"""Where roar keeps things (XDG base directories). Imported by the CLI too: keep it light."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def _xdg(var: str, default: str) -> Path:
+    value = os.environ.get(var)
+    if value and os.path.isabs(value):
+        return Path(value)
+    return Path.home() / default
+
+
+def runtime_dir() -> Path:
+    """$XDG_RUNTIME_DIR/roar, or a 0700 directory of the user's own under /tmp."""
+    base = os.environ.get("XDG_RUNTIME_DIR")
+    if base and os.path.isabs(base) and os.access(base, os.W_OK | os.X_OK):
+        return Path(base) / "roar"
+    return Path(f"/tmp/roar-{os.getuid()}")
+
+
+@dataclass(frozen=True)
+class Paths:
+    runtime: Path
+    data: Path
+    state: Path
+    config_dir: Path
+
+    @property
+    def socket(self) -> Path:
+        return self.runtime / "roard.sock"
+
+    @property
+    def lock(self) -> Path:
+        return self.runtime / "roard.lock"
+
+    @property
+    def db(self) -> Path:
+        return self.data / "roar.db"
+
+    @property
+    def log(self) -> Path:
+        return self.state / "roard.log"
+
+    @property
+    def spool(self) -> Path:
+        """Finished runs the CLI could not deliver; ingested when the daemon starts."""
+        return self.state / "spool"
+
+    @property
+    def config(self) -> Path:
+        return self.config_dir / "config.toml"
+
+
+def paths() -> Paths:
+    return Paths(
+        runtime=runtime_dir(),
+        data=_xdg("XDG_DATA_HOME", ".local/share") / "roar",
+        state=_xdg("XDG_STATE_HOME", ".local/state") / "roar",
+        config_dir=_xdg("XDG_CONFIG_HOME", ".config") / "roar",
+    )
+
+
+def private_dir(path: Path) -> Path:
+    """Create a directory only its owner can use; refuse one that belongs to someone else."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    st = path.stat()
+    if st.st_uid != os.getuid():
+        raise PermissionError(f"{path} belongs to uid {st.st_uid}, not to you")
+    if st.st_mode & 0o077:
+        path.chmod(0o700)
+    return path

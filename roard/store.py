@@ -1,0 +1,196 @@
+"""The per-user SQLite store: schema, migrations, and the one connection every write goes through.
+
+Schema changes are append-only migrations; PRAGMA user_version records how many have run, so an
+old database is brought forward on open and a newer one (from a later roar) is refused.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+import anyio
+
+MIGRATIONS: list[str] = [
+    # 1: projects, jobs, artifacts, what each job read and wrote, the hash cache, shared blobs.
+    """
+    CREATE TABLE projects (
+        id INTEGER PRIMARY KEY,
+        root BLOB NOT NULL UNIQUE,
+        created REAL NOT NULL
+    );
+    CREATE TABLE blobs (
+        hash TEXT PRIMARY KEY,      -- blake3 of body: packages lists, hardware, environments
+        body BLOB NOT NULL          -- msgpack
+    );
+    CREATE TABLE jobs (
+        id TEXT PRIMARY KEY,
+        project_id INTEGER REFERENCES projects(id),
+        status TEXT NOT NULL,       -- running | complete | interrupted | recovered | partial
+        command TEXT NOT NULL,      -- display form, redacted
+        argv BLOB NOT NULL,         -- msgpack list[str], redacted
+        cwd BLOB NOT NULL,
+        started REAL NOT NULL,
+        ended REAL,
+        exit_code INTEGER,
+        signal INTEGER,
+        n_inputs INTEGER NOT NULL DEFAULT 0,
+        n_outputs INTEGER NOT NULL DEFAULT 0,
+        git BLOB,                   -- msgpack GitState
+        env_blob TEXT REFERENCES blobs(hash),
+        hardware_blob TEXT REFERENCES blobs(hash),
+        packages BLOB,              -- msgpack {interpreter: blob hash}
+        processes BLOB,             -- msgpack list[ProcView]
+        blind_spots BLOB,           -- msgpack list[str]
+        filtered BLOB               -- msgpack FilteredSummary
+    );
+    CREATE INDEX jobs_by_start ON jobs(started);
+    CREATE INDEX jobs_by_project ON jobs(project_id, started);
+    CREATE INDEX jobs_by_status ON jobs(status);
+    CREATE TABLE artifacts (
+        hash TEXT PRIMARY KEY,
+        size INTEGER NOT NULL,
+        first_seen REAL NOT NULL
+    );
+    CREATE TABLE job_io (
+        job_id TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+        role TEXT NOT NULL CHECK (role IN ('in', 'out')),
+        path BLOB NOT NULL,
+        hash TEXT NOT NULL REFERENCES artifacts(hash),
+        previous TEXT,              -- for an output that replaced a file: the old content's hash
+        PRIMARY KEY (job_id, role, path)
+    ) WITHOUT ROWID;
+    CREATE INDEX job_io_by_hash ON job_io(hash, role);
+    CREATE INDEX job_io_by_path ON job_io(path);
+    CREATE TABLE hash_cache (
+        dev INTEGER NOT NULL,
+        ino INTEGER NOT NULL,
+        size INTEGER NOT NULL,
+        mtime_ns INTEGER NOT NULL,
+        ctime_ns INTEGER NOT NULL,
+        hash TEXT NOT NULL,
+        PRIMARY KEY (dev, ino)
+    ) WITHOUT ROWID;
+    """,
+]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class StoreError(Exception):
+    """The store cannot be opened or used (corrupt, too new, unwritable)."""
+
+
+class Store:
+    def __init__(self, db: aiosqlite.Connection, path: Path) -> None:
+        self.db = db
+        self.path = path
+        self._write_lock = anyio.Lock()
+
+    @classmethod
+    async def open(cls, path: Path) -> Store:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            db = await aiosqlite.connect(path, isolation_level=None)
+        except Exception as exc:  # sqlite3.Error or OSError: same answer for the user
+            raise StoreError(f"cannot open the store {path}: {exc}") from exc
+        store = cls(db, path)
+        try:
+            await db.execute("PRAGMA journal_mode=WAL")
+            await db.execute("PRAGMA synchronous=NORMAL")
+            await db.execute("PRAGMA foreign_keys=ON")
+            await db.execute("PRAGMA busy_timeout=5000")
+            await store._migrate()
+        except StoreError:
+            await db.close()
+            raise
+        except Exception as exc:
+            await db.close()
+            raise StoreError(f"cannot use the store {path}: {exc}") from exc
+        path.chmod(0o600)
+        return store
+
+    async def close(self) -> None:
+        await self.db.close()
+
+    async def _migrate(self) -> None:
+        version = await self.scalar("PRAGMA user_version")
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"the store {self.path} has schema version {version}, newer than this roar "
+                f"understands ({SCHEMA_VERSION}); upgrade roar"
+            )
+        for number in range(version, SCHEMA_VERSION):
+            async with self.write() as db:
+                await db.executescript_in_tx(MIGRATIONS[number])
+                await db.execute(f"PRAGMA user_version = {number + 1}")
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[_Tx]:
+        """One write transaction (BEGIN IMMEDIATE); all writes in the daemon go through here."""
+        async with self._write_lock:
+            await self.db.execute("BEGIN IMMEDIATE")
+            try:
+                yield _Tx(self.db)
+            except BaseException:
+                await self.db.execute("ROLLBACK")
+                raise
+            else:
+                await self.db.execute("COMMIT")
+
+    async def scalar(self, sql: str, params: Iterable[Any] = ()) -> Any:
+        async with self.db.execute(sql, tuple(params)) as cur:
+            row = await cur.fetchone()
+        return None if row is None else row[0]
+
+    async def rows(self, sql: str, params: Iterable[Any] = ()) -> list[Any]:
+        async with self.db.execute(sql, tuple(params)) as cur:
+            return list(await cur.fetchall())
+
+    async def recover_running(self) -> int:
+        """Runs left `running` by a daemon that died become `interrupted` (one transaction)."""
+        async with self.write() as db:
+            cur = await db.execute(
+                "UPDATE jobs SET status = 'interrupted' WHERE status = 'running'"
+            )
+            return cur.rowcount
+
+    async def project_id(self, root: bytes) -> int:
+        found = await self.scalar("SELECT id FROM projects WHERE root = ?", (root,))
+        if found is not None:
+            return int(found)
+        async with self.write() as db:
+            cur = await db.execute(
+                "INSERT INTO projects (root, created) VALUES (?, ?) "
+                "ON CONFLICT(root) DO UPDATE SET root = excluded.root RETURNING id",
+                (root, time.time()),
+            )
+            row = await cur.fetchone()
+            assert row is not None
+            return int(row[0])
+
+
+class _Tx:
+    """The connection inside a write transaction (only what writers need)."""
+
+    def __init__(self, db: aiosqlite.Connection) -> None:
+        self._db = db
+
+    async def execute(self, sql: str, params: Iterable[Any] = ()) -> aiosqlite.Cursor:
+        return await self._db.execute(sql, tuple(params))
+
+    async def executemany(self, sql: str, rows: Iterable[Iterable[Any]]) -> None:
+        await self._db.executemany(sql, [tuple(r) for r in rows])
+
+    async def executescript_in_tx(self, script: str) -> None:
+        # executescript() would COMMIT first; run the statements one by one inside our transaction.
+        for statement in _split_sql(script):
+            await self._db.execute(statement)
+
+
+def _split_sql(script: str) -> list[str]:
+    lines = [line.split("--", 1)[0] for line in script.splitlines()]
+    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
