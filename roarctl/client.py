@@ -1,0 +1,143 @@
+"""Talking to roard: connect (starting it when none runs), handshake, request/reply."""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import msgspec
+
+from roarctl.errors import RoarError
+from roard import __version__
+from roard.paths import Paths, paths
+from roard.protocol import (
+    PROTOCOL_VERSION,
+    Error,
+    FrameError,
+    Hello,
+    Reply,
+    Welcome,
+    body_length,
+    decode_reply,
+    frame,
+)
+
+START_TIMEOUT = 15.0
+
+
+class DaemonGone(RoarError):
+    """The connection to roard broke (it died or was stopped)."""
+
+
+class Client:
+    def __init__(self, sock: socket.socket, welcome: Welcome) -> None:
+        self.sock = sock
+        self.welcome = welcome
+
+    @classmethod
+    def connect(cls, autostart: bool = True, where: Paths | None = None) -> Client:
+        where = where or paths()
+        sock = _try_connect(str(where.socket))
+        if sock is None:
+            if not autostart:
+                raise RoarError("roard is not running", "start it with: roarctl daemon start")
+            sock = start_daemon(where)
+        client = cls(sock, Welcome(protocol=0, server="", pid=0))
+        client.send(Hello(protocol=PROTOCOL_VERSION, client=f"roarctl {__version__}"))
+        reply = client.recv()
+        if isinstance(reply, Error):
+            raise RoarError(reply.message, reply.hint)
+        assert isinstance(reply, Welcome)
+        client.welcome = reply
+        return client
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def send(self, message: msgspec.Struct) -> None:
+        try:
+            self.sock.sendall(frame(message))
+        except OSError as exc:
+            raise DaemonGone(f"lost the connection to roard: {exc.strerror or exc}") from None
+
+    def recv(self) -> Reply:
+        try:
+            length = body_length(self._exactly(4))
+            return decode_reply(self._exactly(length))
+        except FrameError as exc:
+            raise RoarError(
+                f"roard sent something unreadable: {exc}",
+                "roarctl and roard versions may differ: roarctl daemon stop",
+            ) from None
+
+    def call(self, message: msgspec.Struct) -> Reply:
+        """Send a request and return its reply; an Error reply becomes a RoarError."""
+        self.send(message)
+        reply = self.recv()
+        if isinstance(reply, Error):
+            raise RoarError(reply.message, reply.hint)
+        return reply
+
+    def _exactly(self, n: int) -> bytes:
+        chunks = []
+        while n:
+            try:
+                chunk = self.sock.recv(min(n, 1 << 20))
+            except OSError as exc:
+                raise DaemonGone(f"lost the connection to roard: {exc.strerror or exc}") from None
+            if not chunk:
+                raise DaemonGone("roard closed the connection")
+            chunks.append(chunk)
+            n -= len(chunk)
+        return b"".join(chunks)
+
+
+def _try_connect(path: str) -> socket.socket | None:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(path)
+    except OSError as exc:
+        sock.close()
+        if exc.errno in (errno.ENOENT, errno.ECONNREFUSED, errno.ENOTDIR):
+            return None
+        raise RoarError(
+            f"cannot reach roard at {path}: {exc.strerror}",
+            f"check the permissions of {os.path.dirname(path)}",
+        ) from None
+    return sock
+
+
+def start_daemon(where: Paths) -> socket.socket:
+    """Start roard in the background and wait until its socket answers."""
+    try:
+        subprocess.run(
+            [sys.executable, "-m", "roard", "--detach"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            check=False,
+            timeout=START_TIMEOUT,
+            close_fds=True,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise RoarError(f"could not start roard: {exc}") from None
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        sock = _try_connect(str(where.socket))
+        if sock is not None:
+            return sock
+        time.sleep(0.01)
+    raise RoarError(
+        "roard did not come up",
+        f"see its log: {where.log} (or run `roard --log-stderr` to watch it start)",
+    )

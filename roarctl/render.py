@@ -1,0 +1,138 @@
+"""Human-readable rendering of roard's replies (the --json forms print the replies as they are)."""
+
+from __future__ import annotations
+
+import time
+
+import click
+
+from roard.protocol import ArtifactDetail, JobDetail, JobRow, StatusReply
+
+
+def when(ts: float | None) -> str:
+    return "-" if ts is None else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
+
+
+def duration(row: JobRow) -> str:
+    if row.ended is None:
+        return "-"
+    s = row.ended - row.started
+    return f"{s:.2f}s" if s < 60 else f"{int(s // 60)}m{int(s % 60):02d}s"
+
+
+def outcome(row: JobRow) -> str:
+    if row.status == "running":
+        return "running"
+    if row.signal:
+        return f"signal {row.signal}"
+    if row.exit_code is None:
+        return row.status
+    text = f"exit {row.exit_code}"
+    return text if row.status == "complete" else f"{text}, {row.status}"
+
+
+def size(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if value < 1000 or unit == "TB":
+            return f"{int(value)} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{value:.1f} TB"
+
+
+def log(jobs: list[JobRow]) -> None:
+    if not jobs:
+        click.echo("no jobs yet: put `roarctl run` in front of a command to record one")
+        return
+    for j in jobs:
+        click.echo(
+            f"{click.style(j.id, fg='yellow')}  {when(j.started)}  {duration(j):>8}  "
+            f"{outcome(j):<10} {j.inputs:>3} in {j.outputs:>3} out  {j.command}"
+        )
+
+
+def status(s: StatusReply) -> None:
+    d = s.daemon
+    click.echo(f"roard:   running (pid {d.pid}, version {d.version}, since {when(d.started)})")
+    click.echo(
+        f"store:   {d.store} ({size(d.store_bytes)}, {d.jobs} jobs, {d.artifacts} artifacts)"
+    )
+    click.echo(f"project: {s.project or '(none: not inside a git repository or roar project)'}")
+    if s.git is not None:
+        head = s.git.branch or "(detached)"
+        commit = (s.git.commit or "no commits")[:12]
+        dirty = "clean" if s.git.clean else f"{len(s.git.dirty)} uncommitted change(s)"
+        click.echo(f"git:     {head} @ {commit}, {dirty}")
+    if s.recent:
+        click.echo("\nrecent jobs:")
+        log(s.recent)
+
+
+def job(d: JobDetail, verbose: bool) -> None:
+    j = d.job
+    click.echo(f"job      {click.style(j.id, fg='yellow')}")
+    click.echo(f"command  {j.command}")
+    click.echo(f"cwd      {d.cwd}")
+    if j.project:
+        click.echo(f"project  {j.project}")
+    click.echo(f"started  {when(j.started)}   duration {duration(j)}   {outcome(j)}")
+    if d.git is not None:
+        g = d.git
+        click.echo(
+            f"git      {g.root}  {g.branch or '(detached)'} @ {(g.commit or '-')[:12]}"
+            f"{'' if g.clean else f'  dirty: {len(g.dirty)} file(s)'}"
+        )
+        for df in g.dirty:
+            click.echo(f"           {df.status:<9} {df.path}  {(df.hash or '')[:12]}")
+        for name, url in g.remotes.items():
+            click.echo(f"         remote {name} {url}")
+    click.echo(f"\ninputs ({len(d.inputs)})")
+    for r in d.inputs:
+        origin = f"  <- job {r.producer}" if r.producer else ""
+        click.echo(f"  {r.hash[:12]}  {size(r.size):>9}  {r.path}{origin}")
+    click.echo(f"outputs ({len(d.outputs)})")
+    for r in d.outputs:
+        click.echo(f"  {r.hash[:12]}  {size(r.size):>9}  {r.path}")
+    if d.processes:
+        click.echo(f"\nprocesses ({len(d.processes)})")
+        for p in d.processes[: 50 if not verbose else None]:
+            end = f"signal {p.signal}" if p.signal else f"exit {p.exit_code}"
+            click.echo(f"  {p.pid:>7} <- {p.ppid:<7} {end:<9} {' '.join(p.argv)[:100]}")
+    if d.blind_spots:
+        click.echo("\nnot observed: " + "; ".join(d.blind_spots))
+    f = d.filtered
+    if f.count:
+        rules = ", ".join(f"{n} {rule}" for rule, n in sorted(f.by_rule.items()))
+        click.echo(
+            f"\nfiltered  {f.count} system file(s): {rules}"
+            + ("" if verbose else "  (--verbose lists them)")
+        )
+        for path in f.paths:
+            click.echo(f"  {path}")
+    if d.packages:
+        for interp, pkgs in d.packages.items():
+            names = ", ".join(f"{p.name}=={p.version}" for p in pkgs[: None if verbose else 12])
+            more = "" if verbose or len(pkgs) <= 12 else f", ... ({len(pkgs)} in all)"
+            click.echo(f"\npackages  {interp}: {names}{more}")
+    if d.hardware is not None:
+        h = d.hardware
+        gpus = f", GPUs: {'; '.join(h.gpus)}" if h.gpus else ""
+        click.echo(
+            f"machine   {h.hostname}: {h.os}, {h.cpu} x{h.cpus}, {size(h.memory_bytes)} RAM{gpus}"
+        )
+    if d.env:
+        click.echo(f"env       {len(d.env)} variables (secrets redacted; --json lists them)")
+
+
+def artifact(a: ArtifactDetail) -> None:
+    click.echo(f"artifact {click.style(a.hash, fg='yellow')}  ({size(a.size)})")
+    for p in a.paths:
+        click.echo(f"  seen as {p}")
+    click.echo(f"produced by ({len(a.produced_by)})")
+    for r in a.produced_by:
+        click.echo(f"  job {r.id}  {when(r.started)}  {r.command}")
+    if not a.produced_by:
+        click.echo("  (no recorded job wrote this content: it came from outside roar)")
+    click.echo(f"read by ({len(a.read_by)})")
+    for r in a.read_by:
+        click.echo(f"  job {r.id}  {when(r.started)}  {r.command}")

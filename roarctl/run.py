@@ -1,0 +1,378 @@
+"""`roarctl run`: run a command exactly as the shell would, traced, and hand the record to roard.
+
+This process is the command's parent and its tracer (the C loop in roarctl._tracer), so the command
+keeps the terminal, process group, stdin and signals it would have had, and it never depends on
+roard being alive: if roard dies mid-run, the record is delivered to a restarted roard at the end,
+or spooled to disk for the next one.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import sys
+import time
+
+from roarctl import trace
+from roarctl.client import Client, DaemonGone
+from roarctl.errors import RoarError
+from roard.paths import paths
+from roard.protocol import (
+    Error,
+    ExecImage,
+    FileFact,
+    Proc,
+    Progress,
+    RunDone,
+    RunFiles,
+    RunFinish,
+    RunStart,
+    RunStarted,
+    frame,
+)
+
+CHUNK = 20000
+
+
+class _PathState:
+    __slots__ = ("deleted", "pre_existed", "pre_hash", "pre_size", "rdwr", "read", "written")
+
+    def __init__(self) -> None:
+        self.read = self.written = self.rdwr = self.deleted = False
+        self.pre_existed: bool | None = None
+        self.pre_hash: str | None = None
+        self.pre_size: int | None = None
+
+
+class Recorder:
+    """Folds tracer events into per-path facts and the process tree."""
+
+    def __init__(self, root_pid: int, started: float, exe: bytes, argv: list[bytes]) -> None:
+        self.files: dict[bytes, _PathState] = {}
+        self.procs: dict[int, Proc] = {
+            root_pid: Proc(pid=root_pid, ppid=os.getpid(), start=started)
+        }
+        self.threads: set[int] = set()
+        self.blind_spots: list[str] = []
+
+    def _state(self, path: bytes) -> _PathState:
+        st = self.files.get(path)
+        if st is None:
+            st = self.files[path] = _PathState()
+        return st
+
+    def _before_destroy(self, path: bytes, reads_content: bool = False) -> None:
+        """Called while the tracee is held, before it may overwrite or remove `path`."""
+        st = self._state(path)
+        if st.pre_existed is not None:
+            return
+        try:
+            info = os.stat(path)
+        except OSError:
+            st.pre_existed = False
+            return
+        st.pre_existed = True
+        if (st.read or reads_content) and os.path.isfile(path):
+            from roard.hashing import hash_file
+
+            try:
+                st.pre_hash, st.pre_size = hash_file(path), info.st_size
+            except OSError:
+                pass
+
+    def apply(self, ev: trace.Event) -> None:
+        kind = ev.kind
+        if kind == trace.OPEN:
+            path = os.path.normpath(ev.path)
+            flags = ev.arg
+            acc = flags & os.O_ACCMODE
+            if acc == os.O_RDONLY and not flags & os.O_TRUNC:
+                if ev.held:  # O_CREAT on a read-only open: may create the file
+                    self._before_destroy(path)
+                self._state(path).read = True
+            elif acc == os.O_RDWR and not flags & os.O_TRUNC:
+                self._before_destroy(path, reads_content=True)
+                self._state(path).rdwr = True
+            else:
+                self._before_destroy(path)
+                self._state(path).written = True
+        elif kind == trace.EXEC:
+            proc = self.procs.get(ev.pid)
+            if proc is None:
+                proc = self.procs[ev.pid] = Proc(pid=ev.pid, ppid=0, start=time.time())
+            argv = ev.data.split(b"\0")[:-1] if ev.data else []
+            proc.execs.append(ExecImage(path=ev.path, exe=ev.path2, argv=argv))
+        elif kind == trace.FORK:
+            if ev.flags:
+                self.threads.add(ev.arg)
+            else:
+                parent = ev.pid
+                self.procs[ev.arg] = Proc(pid=ev.arg, ppid=parent, start=time.time())
+        elif kind == trace.EXIT:
+            proc = self.procs.get(ev.pid)
+            if proc is not None and ev.pid not in self.threads:
+                proc.end, proc.wait_status = time.time(), ev.arg
+            self.threads.discard(ev.pid)
+        elif kind == trace.RENAME:
+            old, new = os.path.normpath(ev.path), os.path.normpath(ev.path2)
+            if self._state(old).read:
+                self._before_destroy(old)
+            self._before_destroy(new)
+            self._state(old).deleted = True
+            self._state(new).written = True
+        elif kind == trace.UNLINK:
+            path = os.path.normpath(ev.path)
+            if not ev.flags:
+                self._before_destroy(path)
+                self._state(path).deleted = True
+        elif kind == trace.TRUNCATE:
+            path = os.path.normpath(ev.path)
+            self._before_destroy(path)
+            self._state(path).written = True
+        elif kind == trace.LINK:
+            new = os.path.normpath(ev.path2)
+            self._before_destroy(new)
+            self._state(new).written = True
+        elif kind == trace.UNTRACED:
+            self.blind_spots.append(ev.data.decode("utf-8", "replace"))
+
+    def facts(self) -> list[FileFact]:
+        return [
+            FileFact(
+                path=p,
+                read=s.read,
+                written=s.written,
+                rdwr=s.rdwr,
+                deleted=s.deleted,
+                pre_existed=s.pre_existed,
+                pre_hash=s.pre_hash,
+                pre_size=s.pre_size,
+            )
+            for p, s in self.files.items()
+        ]
+
+
+def find_executable(name: str) -> bytes:
+    """PATH lookup as the shell does it; RoarError with exit 126/127 when it cannot run."""
+    if "/" in name:
+        if not os.path.exists(name):
+            raise RoarError(f"{name}: no such file or directory", exit_code=127)
+        if os.path.isdir(name) or not os.access(name, os.X_OK):
+            raise RoarError(f"{name}: permission denied (not an executable file)", exit_code=126)
+        return os.fsencode(name)
+    for d in os.environ.get("PATH", os.defpath).split(os.pathsep):
+        candidate = os.path.join(d or ".", name)
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return os.fsencode(candidate)
+    raise RoarError(f"{name}: command not found", "check the spelling, or your PATH", exit_code=127)
+
+
+def run(argv: list[str], quiet: bool = False, verbose: bool = False) -> int:
+    exe = find_executable(argv[0])
+    argv_b = [os.fsencode(a) for a in argv]
+    try:
+        cwd = os.getcwdb()
+    except FileNotFoundError:
+        raise RoarError(
+            "the current directory no longer exists", "cd somewhere that does"
+        ) from None
+    env = [k + b"=" + v for k, v in os.environb.items()]
+    started = time.time()
+    start = RunStart(argv=argv_b, cwd=cwd, env=env, started=started)
+
+    client, job_id = _announce(start, quiet)
+    old_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    old_quit = signal.signal(signal.SIGQUIT, signal.SIG_IGN)
+    began = time.monotonic()
+    tracer_ok = True
+    try:
+        tracer = trace.Tracer(exe, argv_b, env, cwd)
+    except trace.TraceStartError as exc:
+        signal.signal(signal.SIGINT, old_int)
+        signal.signal(signal.SIGQUIT, old_quit)
+        code = 127 if exc.errno == 2 else 126
+        raise RoarError(f"cannot run {argv[0]}: {exc.strerror or exc}", exit_code=code) from None
+    recorder = Recorder(tracer.root_pid, started, exe, argv_b)
+    try:
+        tracer.forward_signals()
+        try:
+            while batch := tracer.next_batch():
+                for ev in batch:
+                    recorder.apply(ev)
+        except OSError as exc:  # the tracer itself failed: the record is partial
+            tracer_ok = False
+            print(f"roarctl: warning: tracing stopped early: {exc}", file=sys.stderr)
+            _, status = os.waitpid(tracer.root_pid, 0)
+        else:
+            status = tracer.exit_status()
+    finally:
+        tracer.close()
+        signal.signal(signal.SIGINT, old_int)
+        signal.signal(signal.SIGQUIT, old_quit)
+    elapsed = time.monotonic() - began
+    root = recorder.procs[tracer.root_pid]
+    root.end, root.wait_status = time.time(), status
+    code = os.waitstatus_to_exitcode(status)
+    exit_code = 128 - code if code < 0 else code
+
+    finish = RunFinish(
+        job_id=job_id,
+        start=start,
+        ended=time.time(),
+        wait_status=status,
+        procs=list(recorder.procs.values()),
+        blind_spots=recorder.blind_spots,
+        tracer_ok=tracer_ok,
+    )
+    try:
+        done = _deliver(client, finish, recorder.facts(), quiet)
+    except KeyboardInterrupt:
+        if not quiet:
+            print(
+                "roarctl: not waiting; roard finishes the record in the background", file=sys.stderr
+            )
+        return exit_code
+    if not quiet:
+        if done is None:
+            print(
+                f"roar: job {job_id} spooled (roard unavailable; it is stored when roard "
+                "next starts)",
+                file=sys.stderr,
+            )
+        else:
+            _summary(done, elapsed, verbose)
+    return exit_code
+
+
+def _announce(start: RunStart, quiet: bool) -> tuple[Client | None, str]:
+    """Register the run with roard; a run goes ahead even when roard cannot be reached."""
+    try:
+        client = Client.connect()
+        reply = client.call(start)
+    except RoarError as exc:
+        print(
+            f"roarctl: warning: {exc.message}; the run is recorded when roard is back",
+            file=sys.stderr,
+        )
+        return None, secrets.token_hex(6)
+    assert isinstance(reply, RunStarted)
+    if not quiet:
+        for warning in reply.warnings:
+            print(f"roar: warning: {warning}", file=sys.stderr)
+    return client, reply.job_id
+
+
+def _deliver(
+    client: Client | None, finish: RunFinish, facts: list[FileFact], quiet: bool
+) -> RunDone | None:
+    """Send the record; on a lost daemon, restart it and send again; failing that, spool it."""
+    for attempt in range(2):
+        try:
+            if client is None:
+                client = Client.connect()
+            for i in range(0, len(facts), CHUNK):
+                client.send(RunFiles(job_id=finish.job_id, files=facts[i : i + CHUNK]))
+            client.send(finish)
+            bar = _ProgressBar(quiet)
+            while True:
+                reply = client.recv()
+                if isinstance(reply, Progress):
+                    bar.update(reply)
+                    continue
+                bar.close()
+                if isinstance(reply, Error):
+                    raise RoarError(reply.message, reply.hint)
+                assert isinstance(reply, RunDone)
+                return reply
+        except DaemonGone:
+            if client is not None:
+                client.close()
+            client = None
+            if attempt == 0:
+                continue
+        except RoarError as exc:
+            print(f"roarctl: warning: {exc.message}", file=sys.stderr)
+            break
+        finally:
+            if client is not None:
+                client.close()
+                client = None
+    _spool(finish, facts)
+    return None
+
+
+def _spool(finish: RunFinish, facts: list[FileFact]) -> None:
+    spool = paths().spool
+    spool.mkdir(parents=True, exist_ok=True, mode=0o700)
+    target = spool / f"{finish.job_id}.msgpack"
+    tmp = target.with_suffix(".tmp")
+    whole = RunFinish(
+        job_id=finish.job_id,
+        start=finish.start,
+        ended=finish.ended,
+        wait_status=finish.wait_status,
+        procs=finish.procs,
+        blind_spots=finish.blind_spots,
+        files=facts,
+        tracer_ok=finish.tracer_ok,
+    )
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(frame(whole)[4:])
+    os.replace(tmp, target)
+
+
+def _summary(done: RunDone, elapsed: float, verbose: bool) -> None:
+    job = done.job
+    status = "" if job.status == "complete" else f" · {job.status}"
+    line = (
+        f"roar: job {job.id} · {job.inputs} input{'s' * (job.inputs != 1)} · "
+        f"{job.outputs} output{'s' * (job.outputs != 1)} · {_duration(elapsed)}{status}"
+    )
+    if verbose:
+        line += f" · {done.filtered} system files filtered"
+    print(line, file=sys.stderr)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.2f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"
+
+
+class _ProgressBar:
+    """A one-line bar on stderr, shown only on a terminal and only once work passes a second."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.enabled = not quiet and sys.stderr.isatty()
+        self.shown = False
+        self.began = time.monotonic()
+
+    def update(self, p: Progress) -> None:
+        if not self.enabled or time.monotonic() - self.began < 1.0 or p.total <= 0:
+            return
+        frac = min(1.0, p.done / p.total)
+        width = 30
+        filled = int(frac * width)
+        sys.stderr.write(
+            f"\rroar: {p.label} [{'#' * filled}{' ' * (width - filled)}] {frac:4.0%} "
+            f"{_size(p.done)}/{_size(p.total)}"
+        )
+        sys.stderr.flush()
+        self.shown = True
+
+    def close(self) -> None:
+        if self.shown:
+            sys.stderr.write("\r\033[K")
+            sys.stderr.flush()
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:.0f}{unit}" if unit == "B" else f"{n:.1f}{unit}"
+        n /= 1000
+    return f"{n:.1f}TB"
