@@ -1,0 +1,40 @@
+# The Makefile mirrors CI: .ci/run runs `make install` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+SRC := roard roarctl native tests bench demo
+
+.PHONY: install demo test lint format bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml setup.py native/tracer.c native/tracer.h native/build_tracer.py
+	@command -v $${CC:-cc} >/dev/null 2>&1 || command -v gcc >/dev/null 2>&1 || \
+		{ echo "roar needs a C compiler for its tracer: sudo apt-get install gcc python3-dev"; exit 1; }
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "roar needs Python 3.11 or newer"'
+	$(PYTHON) -m venv $(VENV) || { echo "cannot create a venv: sudo apt-get install python3-venv"; exit 1; }
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	@touch $@
+	@echo "roar installed in $(VENV): $(VENV)/bin/roarctl (alias: $(VENV)/bin/roar)"
+
+demo: install
+	bash demo/run.sh
+
+test: install
+	$(PY) -m pytest -q
+
+lint: install
+	$(VENV)/bin/ruff check $(SRC)
+	$(VENV)/bin/ruff format --check $(SRC)
+	$(VENV)/bin/mypy
+
+format: install
+	$(VENV)/bin/ruff check --fix $(SRC)
+	$(VENV)/bin/ruff format $(SRC)
+
+bench: install
+	$(PY) bench/run.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info roarctl/_tracer*.so
