@@ -200,6 +200,7 @@ typedef struct {
 } task_t;
 
 #define REAPED_RING 64
+#define DEFERRED_MAX 64
 
 struct roar_tracer {
     pid_t root;
@@ -218,10 +219,14 @@ struct roar_tracer {
     pid_t held;               /* tracee stopped at a held event */
     pid_t saved_pid;          /* a status collected by roar_start, handled first */
     int saved_status;
-    pid_t deferred_untraced;  /* UNTRACED event that did not fit the batch */
-    const char *deferred_reason;
+    /* string-less events (EXIT, UNTRACED) that did not fit the batch */
+    roar_event deferred[DEFERRED_MAX];
+    int ndeferred;
 
-    pid_t reaped[REAPED_RING]; /* unknown pids reaped before their FORK event */
+    /* unknown pids we reaped: a tracee killed before its parent's fork event
+     * was collected, or a child of the caller that is not ours */
+    pid_t reaped[REAPED_RING];
+    int reaped_status[REAPED_RING];
     unsigned int reaped_pos;
 
     sbuf raw, p1, p2, argv;
@@ -589,16 +594,32 @@ static roar_event *emit(roar_tracer *t, int kind, int pid)
     return e;
 }
 
+/* An event without arena strings (data must be static): appended, or deferred to
+ * the next batch when this one is full. */
+static void emit_simple(roar_tracer *t, int kind, int pid, long long arg, int flags,
+                        const char *data)
+{
+    if (!t->ev)
+        return;
+    roar_event *e = emit(t, kind, pid);
+    if (!e) {
+        if (t->ndeferred >= DEFERRED_MAX)
+            return;
+        e = &t->deferred[t->ndeferred++];
+        memset(e, 0, sizeof *e);
+        e->kind = kind;
+        e->pid = pid;
+        e->path = e->path2 = "";
+    }
+    e->arg = arg;
+    e->flags = flags;
+    e->data = data ? data : "";
+    e->data_len = data ? (unsigned int)strlen(data) : 0;
+}
+
 static void emit_untraced(roar_tracer *t, int pid, const char *reason)
 {
-    roar_event *e = emit(t, ROAR_EV_UNTRACED, pid);
-    if (!e) {
-        t->deferred_untraced = pid;
-        t->deferred_reason = reason;
-        return;
-    }
-    e->data = reason;
-    e->data_len = (unsigned int)strlen(reason);
+    emit_simple(t, ROAR_EV_UNTRACED, pid, 0, 0, reason);
 }
 
 static void cont(pid_t tid, int sig)
@@ -653,13 +674,13 @@ static int write_intent(long long flags)
 static void exec_pending(roar_tracer *t, pid_t tid, int dirfd, uint64_t path, uint64_t argv,
                          int empty_ok)
 {
-    if (resolve(t, tid, dirfd, path, empty_ok, &t->p1) < 0)
-        return;
-    read_argv(t, tid, argv, &t->argv);
     task_t *e = task_find(t, tid);
     if (!e)
         return;
-    task_clear_exec(e);
+    task_clear_exec(e); /* forget an earlier attempt (failed PATH-search step) */
+    if (resolve(t, tid, dirfd, path, empty_ok, &t->p1) < 0)
+        return;
+    read_argv(t, tid, argv, &t->argv);
     e->exec_path = malloc(t->p1.len + 1);
     e->exec_argv = malloc(t->argv.len + 1);
     if (!e->exec_path || !e->exec_argv) {
@@ -762,11 +783,14 @@ static void on_seccomp(roar_tracer *t, pid_t tid)
     cont(tid, 0);
 }
 
-static int reaped_take(roar_tracer *t, pid_t pid)
+/* If pid was reaped while unknown, forget it and return 1 with its status. */
+static int reaped_take(roar_tracer *t, pid_t pid, int *status)
 {
     for (int i = 0; i < REAPED_RING; i++)
         if (t->reaped[i] == pid) {
             t->reaped[i] = 0;
+            if (status)
+                *status = t->reaped_status[i];
             return 1;
         }
     return 0;
@@ -807,16 +831,16 @@ static void on_fork(roar_tracer *t, pid_t tid, int event)
     }
     task_t *p = task_find(t, tid);
     int ptgid = p ? p->tgid : tid;
-    if (!reaped_take(t, child)) {
+    int dead_status;
+    int dead = reaped_take(t, child, &dead_status);
+    if (!dead) {
         task_t *c = task_add(t, child, thread ? ptgid : child);
         if (c)
             c->tgid = thread ? ptgid : child;
     }
-    roar_event *e = emit(t, ROAR_EV_FORK, tid);
-    if (e) {
-        e->arg = child;
-        e->flags = thread;
-    }
+    emit_simple(t, ROAR_EV_FORK, tid, child, thread, NULL);
+    if (dead) /* it died before we heard of it: report its exit after the fork */
+        emit_simple(t, ROAR_EV_EXIT, child, dead_status, thread, NULL);
     cont(tid, 0);
 }
 
@@ -874,24 +898,22 @@ static void on_exec(roar_tracer *t, pid_t pid)
 static void on_exit_status(roar_tracer *t, pid_t pid, int st)
 {
     task_t *e = task_find(t, pid);
-    int thread = e ? (e->tgid != pid) : 0;
     if (!e) {
-        /* Not (yet) known: possibly a new tracee killed before its fork event
-         * was collected.  Remember it so the FORK does not resurrect it. */
-        t->reaped[t->reaped_pos++ % REAPED_RING] = pid;
-    } else {
-        task_del(t, pid);
+        /* Not (yet) known: a new tracee killed before its parent's fork event was
+         * collected (its EXIT then follows that FORK), or not ours: no event. */
+        unsigned int i = t->reaped_pos++ % REAPED_RING;
+        t->reaped[i] = pid;
+        t->reaped_status[i] = st;
+        return;
     }
+    int thread = e->tgid != pid;
+    task_del(t, pid);
     if (pid == t->root) {
         t->root_status = st;
         if (g_fwd_owner == t)
             g_fwd_pid = 0; /* root reaped: its pid may be reused, stop forwarding */
     }
-    roar_event *ev = emit(t, ROAR_EV_EXIT, pid);
-    if (ev) {
-        ev->arg = st;
-        ev->flags = thread;
-    }
+    emit_simple(t, ROAR_EV_EXIT, pid, st, thread, NULL);
 }
 
 static void handle_status(roar_tracer *t, pid_t pid, int st)
@@ -905,7 +927,7 @@ static void handle_status(roar_tracer *t, pid_t pid, int st)
     if (!task_find(t, pid)) {
         /* Only tracees report ptrace stops: an auto-attached child whose
          * parent's fork event we have not collected yet. */
-        reaped_take(t, pid);
+        reaped_take(t, pid, NULL); /* pid reuse: forget an old unknown exit */
         task_add(t, pid, pid);
     }
     int sig = WSTOPSIG(st);
@@ -1205,10 +1227,12 @@ int roar_next(roar_tracer *t, roar_event *events, int cap)
     t->evcap = cap;
     t->nev = 0;
     t->stop_batch = 0;
-    if (t->deferred_untraced) {
-        pid_t p = t->deferred_untraced;
-        t->deferred_untraced = 0;
-        emit_untraced(t, p, t->deferred_reason);
+    if (t->ndeferred) {
+        int k = t->ndeferred < cap ? t->ndeferred : cap;
+        memcpy(events, t->deferred, (size_t)k * sizeof *events);
+        memmove(t->deferred, t->deferred + k, (size_t)(t->ndeferred - k) * sizeof *events);
+        t->ndeferred -= k;
+        t->nev = k;
     }
     while (t->nev < cap && !t->stop_batch) {
         pid_t pid;

@@ -99,8 +99,8 @@ class Tracer:
     """Start ``path`` with ``argv``/``env`` in ``cwd`` under the tracer.
 
     Use it from the thread that created it (ptrace requests are per thread).  While
-    it runs, this process must not leave SIGCHLD ignored, and it should not rely on
-    reaping other children of its own: the tracer waits for any child.
+    it runs, this process should not have other children of its own that it means to
+    wait for: the tracer waits for any child (waitpid(-1)) and may reap them.
     """
 
     def __init__(

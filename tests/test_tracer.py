@@ -460,3 +460,37 @@ def test_background_child_outlives_root(tmp_path):
     (late,) = opens_of(events, real(tmp_path) + b"/late.txt")
     assert events.index(late) > root_exit
     assert (tmp_path / "late.txt").read_bytes() == b"late\n"
+
+
+def test_batch_size_does_not_change_events(tmp_path, monkeypatch):
+    code = (
+        b"import os, subprocess\n"
+        b"open('a', 'w').write('1')\n"
+        b"os.rename('a', 'b')\n"
+        b"subprocess.run(['/bin/true'])\n"
+        b"open('b').read()\n"
+    )
+
+    def shape(events: list[Event]) -> list[tuple[int, bytes, bytes, int]]:
+        return [(e.kind, e.path, e.path2, e.held) for e in events if e.kind != trace.FORK]
+
+    big, _, _ = run([PY, b"-c", code], tmp_path)
+    (tmp_path / "b").unlink()
+    monkeypatch.setattr(trace, "BATCH_CAP", 1)
+    small, _, _ = run([PY, b"-c", code], tmp_path)
+    assert shape(small) == shape(big)
+    assert len(small) == len(big)
+
+
+def test_held_tracee_can_be_killed(tmp_path):
+    def on_held(e: Event) -> None:
+        if e.path.endswith(b"/victim.txt"):
+            os.kill(e.pid, signal.SIGKILL)
+
+    code = b"open('victim.txt', 'w').write('never')\n"
+    events, status, root = run([PY, b"-c", code], tmp_path, on_held=on_held)
+    assert os.WIFSIGNALED(status)
+    assert os.WTERMSIG(status) == signal.SIGKILL
+    assert not (tmp_path / "victim.txt").exists()  # killed before its open ran
+    assert events[-1].kind == trace.EXIT
+    assert events[-1].pid == root
