@@ -9,7 +9,6 @@ from typing import Any
 import click
 
 from roarctl.errors import RoarError
-from roarctl.errors import show as show_error
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -37,7 +36,7 @@ def cli() -> None:
     environment and machine they ran on, so any result can be traced back.
 
     \b
-    Quick start:
+    Examples:
       roarctl run python preprocess.py     # run as usual; roar observes
       roarctl log                          # jobs in this project, newest first
       roarctl show data/clean.csv          # where did this file come from?
@@ -257,7 +256,8 @@ def daemon_install_service(unit_dir: str | None) -> None:
     )
 
 
-def main() -> None:
+def click_main() -> None:
+    """Run the click command line; RoarError propagates to roarctl.entry.main."""
     try:
         cli.main(standalone_mode=False)
     except click.ClickException as exc:
@@ -267,10 +267,3 @@ def main() -> None:
         sys.exit(130)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
-    except RoarError as exc:
-        sys.exit(show_error(exc))
-    except BrokenPipeError:
-        sys.stderr.close()
-        sys.exit(141)
-    except KeyboardInterrupt:
-        sys.exit(130)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import errno
 import os
 import socket
-import subprocess
 import sys
 import time
 
@@ -119,8 +118,10 @@ def _try_connect(path: str) -> socket.socket | None:
 
 def start_daemon(where: Paths) -> socket.socket:
     """Start roard in the background and wait until its socket answers."""
+    import subprocess
+
     try:
-        subprocess.run(
+        started = subprocess.run(
             [sys.executable, "-m", "roard", "--detach"],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
@@ -131,6 +132,12 @@ def start_daemon(where: Paths) -> socket.socket:
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise RoarError(f"could not start roard: {exc}") from None
+    if started.returncode != 0:
+        reason = started.stderr.decode(errors="replace").strip().removeprefix("roard: error: ")
+        raise RoarError(
+            f"could not start roard: {reason or 'it exited at once'}",
+            f"its log may say more: {where.log}",
+        )
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         sock = _try_connect(str(where.socket))

@@ -9,7 +9,6 @@ or spooled to disk for the next one.
 from __future__ import annotations
 
 import os
-import secrets
 import signal
 import sys
 import time
@@ -48,7 +47,7 @@ class _PathState:
 class Recorder:
     """Folds tracer events into per-path facts and the process tree."""
 
-    def __init__(self, root_pid: int, started: float, exe: bytes, argv: list[bytes]) -> None:
+    def __init__(self, root_pid: int, started: float) -> None:
         self.files: dict[bytes, _PathState] = {}
         self.procs: dict[int, Proc] = {
             root_pid: Proc(pid=root_pid, ppid=os.getpid(), start=started)
@@ -193,23 +192,23 @@ def run(argv: list[str], quiet: bool = False, verbose: bool = False) -> int:
         signal.signal(signal.SIGQUIT, old_quit)
         code = 127 if exc.errno == 2 else 126
         raise RoarError(f"cannot run {argv[0]}: {exc.strerror or exc}", exit_code=code) from None
-    recorder = Recorder(tracer.root_pid, started, exe, argv_b)
+    recorder = Recorder(tracer.root_pid, started)
     try:
         tracer.forward_signals()
         try:
             while batch := tracer.next_batch():
                 for ev in batch:
                     recorder.apply(ev)
-        except OSError as exc:  # the tracer itself failed: the record is partial
+        except OSError as exc:  # the tracer itself failed: keep what was seen, as partial
             tracer_ok = False
-            print(f"roarctl: warning: tracing stopped early: {exc}", file=sys.stderr)
-            _, status = os.waitpid(tracer.root_pid, 0)
-        else:
-            status = tracer.exit_status()
+            print(f"roarctl: warning: tracing failed: {exc}", file=sys.stderr)
     finally:
-        tracer.close()
+        status = tracer.exit_status()
+        tracer.close()  # after a tracer failure this kills what is left of the command
         signal.signal(signal.SIGINT, old_int)
         signal.signal(signal.SIGQUIT, old_quit)
+    if status < 0:  # never reaped: killed by close() above
+        status = signal.SIGKILL  # the raw wait status of a process killed by SIGKILL
     elapsed = time.monotonic() - began
     root = recorder.procs[tracer.root_pid]
     root.end, root.wait_status = time.time(), status
@@ -255,7 +254,7 @@ def _announce(start: RunStart, quiet: bool) -> tuple[Client | None, str]:
             f"roarctl: warning: {exc.message}; the run is recorded when roard is back",
             file=sys.stderr,
         )
-        return None, secrets.token_hex(6)
+        return None, os.urandom(6).hex()
     assert isinstance(reply, RunStarted)
     if not quiet:
         for warning in reply.warnings:

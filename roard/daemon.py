@@ -9,6 +9,7 @@ import signal
 import socket
 import struct
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -53,7 +54,9 @@ class Daemon:
     stop: anyio.Event = field(default_factory=anyio.Event)
 
 
-async def run(paths: Paths, *, echo_logs: bool = False) -> None:
+async def run(
+    paths: Paths, *, echo_logs: bool = False, on_ready: Callable[[], None] = lambda: None
+) -> None:
     """Start roard: lock, logs, store (migrate, recover), socket, spool; serve until stopped."""
     private_dir(paths.runtime)
     lock = _lock(paths.lock)
@@ -75,6 +78,7 @@ async def run(paths: Paths, *, echo_logs: bool = False) -> None:
             )
             await _ingest_spool(d)
             _notify_systemd(b"READY=1")
+            on_ready()
             async with anyio.create_task_group() as tg:
                 tg.start_soon(_stop_on_signal, d)
                 tg.start_soon(_watch_config, d)

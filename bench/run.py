@@ -1,0 +1,138 @@
+"""`make bench`: wall-time ratios of `roarctl run CMD` (and `strace -f`) to the bare CMD.
+
+Each workload runs N paired rounds (bare and traced back to back, order alternating) and reports
+the median ratio, so machine noise hits both sides alike. A private HOME/XDG tree keeps the
+benchmark's jobs out of your store; its daemon is started before timing and stopped after.
+
+    python bench/run.py [--rounds 7] [--only prep2000,cpu]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+BIN = Path(sys.executable).parent
+ROARCTL = str(BIN / "roarctl")
+PY = os.path.realpath(sys.executable)  # the real interpreter, not a shim
+
+PREP = """
+import csv, glob, json, sys
+total = 0.0
+for name in sorted(glob.glob(sys.argv[1] + "/*.csv")):
+    with open(name, newline="") as f:
+        for row in csv.reader(f):
+            total += float(row[1])
+json.dump({"total": total}, open(sys.argv[2], "w"))
+"""
+CPU = """
+n = 0
+for i in range(9_000_000):
+    n += i % 7
+print(n)
+"""
+IMPORTS = (
+    "import json, csv, decimal, fractions, statistics, datetime, pathlib, argparse, logging, "
+    "subprocess, threading, asyncio, email.message, http.client, urllib.request, xml.etree."
+    "ElementTree, sqlite3, zipfile, tarfile, unittest"
+)
+TARGETS = {"prep2000": 3.5, "forky300": 2.0, "cpu": 1.05, "imports": 1.6}
+
+
+def workloads(work: Path) -> dict[str, list[str]]:
+    data = work / "csv"
+    if not data.exists():
+        data.mkdir()
+        for i in range(2000):
+            (data / f"part{i:04d}.csv").write_text(f"{i},{i * 0.5}\n{i + 1},{i * 0.25}\n")
+    (work / "in.txt").write_text("hello\n" * 10)
+    (work / "prep.py").write_text(PREP)
+    (work / "cpu.py").write_text(CPU)
+    return {
+        "prep2000": [PY, str(work / "prep.py"), str(data), str(work / "out.json")],
+        "forky300": ["sh", "-c", "for i in $(seq 300); do cat in.txt > /dev/null; done"],
+        "cpu": [PY, str(work / "cpu.py")],
+        "imports": [PY, "-c", IMPORTS],
+    }
+
+
+def timed(argv: list[str], cwd: Path, env: dict[str, str]) -> float:
+    began = time.perf_counter()
+    subprocess.run(argv, cwd=cwd, env=env, stdout=subprocess.DEVNULL, check=True)
+    return time.perf_counter() - began
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--only", default="")
+    args = parser.parse_args()
+    base = Path(tempfile.mkdtemp(prefix="roar-bench-"))
+    runtime = base / "run"
+    runtime.mkdir(mode=0o700)
+    env = {
+        **os.environ,
+        "HOME": str(base),
+        "XDG_RUNTIME_DIR": str(runtime),
+        "XDG_DATA_HOME": str(base / "data"),
+        "XDG_STATE_HOME": str(base / "state"),
+        "XDG_CONFIG_HOME": str(base / "config"),
+    }
+    strace = shutil.which("strace")
+    roar = [ROARCTL, "run", "-q", "--"]
+    tracers = {"roar": roar}
+    if strace:
+        tracers["strace"] = [strace, "-f", "-qq", "-o", "/dev/null", "-e", "trace=%file,%process"]
+    try:
+        subprocess.run([ROARCTL, "daemon", "start"], env=env, check=True, capture_output=True)
+        chosen = {
+            k: v for k, v in workloads(base).items() if not args.only or k in args.only.split(",")
+        }
+        print(
+            f"{'workload':<10} {'bare s':>8} "
+            + " ".join(f"{t + ' x':>9}" for t in tracers)
+            + f" {'target':>7}"
+        )
+        for name, argv in chosen.items():
+            timed(argv, base, env)  # warm caches
+            for prefix in tracers.values():
+                timed(prefix + argv, base, env)
+            bare_times: list[float] = []
+            ratios: dict[str, list[float]] = {t: [] for t in tracers}
+            for i in range(args.rounds):
+                for t, prefix in tracers.items():
+                    if i % 2:
+                        traced, bare = timed(prefix + argv, base, env), timed(argv, base, env)
+                    else:
+                        bare, traced = timed(argv, base, env), timed(prefix + argv, base, env)
+                    bare_times.append(bare)
+                    ratios[t].append(traced / bare)
+            cells = " ".join(f"{statistics.median(r):>8.2f}x" for r in ratios.values())
+            print(
+                f"{name:<10} {statistics.median(bare_times):>8.3f} {cells} "
+                f"{'<= ' + str(TARGETS[name]):>7}",
+                flush=True,
+            )
+        fixed = []
+        for _ in range(max(args.rounds, 9)):
+            bare = timed(["/bin/true"], base, env)
+            fixed.append(timed([*roar, "/bin/true"], base, env) - bare)
+        print(
+            f"fixed cost of `roarctl run /bin/true`: {statistics.median(fixed) * 1000:.0f} ms"
+            " (target <= 100 ms)"
+        )
+    finally:
+        subprocess.run([ROARCTL, "daemon", "stop"], env=env, capture_output=True)
+        shutil.rmtree(base, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,186 @@
+"""roard as a service: socket activation, shutdown, config reload, spool, units, hash cache."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import BIN, Roar, _alive
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _wait(predicate, timeout: float = 10.0) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_socket_activation_uses_the_passed_socket(roar: Roar) -> None:
+    roar.socket.parent.mkdir(mode=0o700)
+    roar.chown(roar.socket.parent)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(roar.socket))
+    roar.chown(roar.socket)
+    listener.listen()
+    os.set_inheritable(listener.fileno(), True)
+    # systemd passes the socket as fd 3 with LISTEN_PID/LISTEN_FDS naming the daemon's pid.
+    script = (
+        f"import os; os.dup2({listener.fileno()}, 3); os.environ['LISTEN_PID'] = str(os.getpid())"
+        f"; os.environ['LISTEN_FDS'] = '1'; os.execv({str(BIN / 'roard')!r}, ['roard'])"
+    )
+    daemon = subprocess.Popen(
+        [*roar.prefix(), sys.executable, "-c", script],
+        env=roar.env,
+        pass_fds=[listener.fileno()],
+        stderr=subprocess.PIPE,
+    )
+    listener.close()
+    try:
+        status = roar.json("daemon", "status")
+        assert status["running"] and status["pid"] == daemon.pid
+        job = roar.run("true")
+        assert job["job"]["exit_code"] == 0
+    finally:
+        roar.stop()
+        daemon.wait(timeout=10)
+
+
+def test_sigterm_shuts_down_cleanly(roar: Roar) -> None:
+    roar("daemon", "start")
+    pid = roar.daemon_pid()
+    assert pid
+    os.kill(pid, signal.SIGTERM)
+    assert _wait(lambda: not _alive(pid))
+    assert not roar.socket.exists()
+    log = (roar.home / ".local/state/roar/roard.log").read_text()
+    assert '"event": "roard.stop"' in log
+    assert roar("daemon", "status", check=False).returncode == 3
+
+
+def test_config_reload_applies_new_filters(roar: Roar) -> None:
+    scratch = roar.work / "scratch"
+    scratch.mkdir()
+    (scratch / "big.bin").write_text("x")
+    (roar.work / "keep.txt").write_text("y")
+    roar.chown(roar.work)
+    roar("daemon", "start")
+    job = roar.run("cat", "scratch/big.bin", "keep.txt")
+    assert len(job["inputs"]) == 2
+    config = roar.home / ".config/roar/config.toml"
+    log = roar.home / ".local/state/roar/roard.log"
+    config.write_text(f'[filters]\nexclude = ["{scratch}/*"]\n')
+    roar.chown(config)
+    assert _wait(lambda: "config.reloaded" in log.read_text())
+    job = roar.run("cat", "scratch/big.bin", "keep.txt")
+    assert [os.path.basename(i["path"]) for i in job["inputs"]] == ["keep.txt"]
+    assert job["filtered"]["by_rule"]["config"] == 1
+    verbose = roar.json("show", job["job"]["id"], "-v")
+    assert str(scratch / "big.bin") in verbose["job"]["filtered"]["paths"]
+
+
+def test_hash_cache_is_not_fooled_by_touch_d(roar: Roar) -> None:
+    data = roar.work / "data.txt"
+    data.write_text("aaaa")
+    roar.chown(data)
+    first = roar.run("cat", "data.txt")["inputs"][0]["hash"]
+    again = roar.run("cat", "data.txt")["inputs"][0]["hash"]
+    assert again == first
+    before = data.stat()
+    data.write_text("bbbb")  # same size, new content
+    os.utime(data, ns=(before.st_atime_ns, before.st_mtime_ns))  # what `touch -d` does
+    assert data.stat().st_mtime_ns == before.st_mtime_ns
+    changed = roar.run("cat", "data.txt")["inputs"][0]["hash"]
+    assert changed != first
+
+
+def test_run_is_spooled_when_no_daemon_can_start_and_stored_later(roar: Roar) -> None:
+    blocker = roar.home / "not-a-dir"
+    blocker.write_text("")
+    roar.chown(blocker)
+    broken = {"XDG_DATA_HOME": str(blocker)}  # the store cannot be created: roard cannot start
+    proc = roar("run", "sh", "-c", "echo hi > spooled.txt; exit 4", env=broken, check=False)
+    assert proc.returncode == 4
+    assert (roar.work / "spooled.txt").read_text() == "hi\n"
+    assert "spooled" in proc.stderr and "Traceback" not in proc.stderr
+    spool = list((roar.home / ".local/state/roar/spool").glob("*.msgpack"))
+    assert len(spool) == 1
+    job = roar.last_job()  # a working daemon starts and ingests the spool
+    assert job["job"]["exit_code"] == 4 and job["job"]["status"] == "recovered"
+    assert [os.path.basename(o["path"]) for o in job["outputs"]] == ["spooled.txt"]
+    assert not list((roar.home / ".local/state/roar/spool").glob("*.msgpack"))
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze missing")
+def test_systemd_units_verify(tmp_path: Path) -> None:
+    runtime = tmp_path / "rt"
+    runtime.mkdir(mode=0o700)
+    env = {**os.environ, "XDG_RUNTIME_DIR": str(runtime)}
+    repo_units = [str(ROOT / "systemd/roard.service"), str(ROOT / "systemd/roard.socket")]
+    check = subprocess.run(
+        ["systemd-analyze", "--user", "verify", *repo_units],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert check.returncode == 0, check.stderr
+    target = tmp_path / "units"
+    out = subprocess.run(
+        [str(BIN / "roarctl"), "daemon", "install-service", "--dir", str(target)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "wrote" in out.stdout
+    service = (target / "roard.service").read_text()
+    assert f"ExecStart={BIN / 'roard'}" in service
+    check = subprocess.run(
+        [
+            "systemd-analyze",
+            "--user",
+            "verify",
+            str(target / "roard.service"),
+            str(target / "roard.socket"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert check.returncode == 0, check.stderr
+    broken = target / "broken.service"
+    broken.write_text("[Service]\nExecStart=relative/path\n")
+    bad = subprocess.run(
+        ["systemd-analyze", "--user", "verify", str(broken)],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert bad.returncode != 0  # the check itself can fail
+
+
+def test_roard_help_and_cli_help_have_examples() -> None:
+    for argv in (
+        [str(BIN / "roard"), "--help"],
+        [str(BIN / "roarctl"), "run", "--help"],
+        [str(BIN / "roarctl"), "show", "--help"],
+        [str(BIN / "roar"), "--help"],
+    ):
+        out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+        assert "xample" in out, argv
+
+
+def test_cli_usage_errors_are_clean() -> None:
+    proc = subprocess.run([str(BIN / "roarctl"), "run"], capture_output=True, text=True)
+    assert proc.returncode == 2 and "Missing argument" in proc.stderr
+    proc = subprocess.run([str(BIN / "roarctl"), "nosuch"], capture_output=True, text=True)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
