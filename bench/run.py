@@ -34,7 +34,7 @@ json.dump({"total": total}, open(sys.argv[2], "w"))
 """
 CPU = """
 n = 0
-for i in range(9_000_000):
+for i in range(17_000_000):
     n += i % 7
 print(n)
 """

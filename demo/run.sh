@@ -5,6 +5,9 @@ here=$(cd "$(dirname "$0")" && pwd)
 bin=${ROAR_BIN:-$here/../.venv/bin}
 work=$(mktemp -d "${TMPDIR:-/tmp}/roar-demo.XXXXXX")
 cd "$work"
+# Use the real interpreter: a pyenv shim is a bash script that runs a dozen processes first.
+real_python=$(python3 -c 'import sys; print(sys.executable)')
+export PATH="$(dirname "$real_python"):$PATH"
 git init -q . && cp "$here"/preprocess.py "$here"/train.py "$here"/evaluate.py .
 python3 - <<'PY'
 import random

@@ -1244,9 +1244,10 @@ int roar_next(roar_tracer *t, roar_event *events, int cap)
         } else {
             if (t->ntasks == 0)
                 break;
-            pid = waitpid(-1, &st, __WALL | (t->nev ? WNOHANG : 0));
-            if (pid == 0)
-                break;
+            /* Block until the batch is full, an event is held, or every tracee is gone:
+             * returning to Python after each event costs a round trip per syscall stop,
+             * and nothing on the Python side needs events sooner. */
+            pid = waitpid(-1, &st, __WALL);
             if (pid < 0) {
                 if (errno == EINTR)
                     continue;

@@ -343,15 +343,17 @@ def _duration(seconds: float) -> str:
 
 
 class _ProgressBar:
-    """A one-line bar on stderr, shown only on a terminal and only once work passes a second."""
+    """A one-line bar on stderr, shown only on a terminal and only once work passes a second
+    (ROAR_PROGRESS_AFTER seconds)."""
 
     def __init__(self, quiet: bool) -> None:
         self.enabled = not quiet and sys.stderr.isatty()
+        self.after = float(os.environ.get("ROAR_PROGRESS_AFTER", "1.0"))
         self.shown = False
         self.began = time.monotonic()
 
     def update(self, p: Progress) -> None:
-        if not self.enabled or time.monotonic() - self.began < 1.0 or p.total <= 0:
+        if not self.enabled or time.monotonic() - self.began < self.after or p.total <= 0:
             return
         frac = min(1.0, p.done / p.total)
         width = 30

@@ -28,6 +28,8 @@ _PYTHON = re.compile(
     rb"/lib/python\d+(\.\d+)?t?/|/site-packages/|/dist-packages/|/__pycache__/|\.pyc$|/pyvenv\.cfg$"
 )
 _SHARED_LIB = re.compile(rb"\.so(\.\d+)*$")
+# Tool managers' own files (pyenv shims and hooks, rustup and nvm toolchains): not user data.
+_TOOLCHAIN = re.compile(rb"/\.pyenv/|/\.rustup/|/\.nvm/|/\.cargo/registry/")
 
 
 class Filters:
@@ -52,6 +54,8 @@ class Filters:
             return "shared-library"
         if path.startswith(SYSTEM):
             return "system"
+        if _TOOLCHAIN.search(path):
+            return "toolchain"
         if any(fnmatch.fnmatchcase(path, pat) for pat in self.exclude):
             return "config"
         return None

@@ -200,9 +200,11 @@ async def finish(
 ) -> RunDone:
     began = time.monotonic()
     c = await anyio.to_thread.run_sync(classify, facts, d.filters)
+    t_classify = time.monotonic()
     to_hash = [p for p, (h, _) in c.inputs.items() if h is None]
     to_hash += list(c.outputs) + list(c.rdwr)
     hashed = await hash_files(d, to_hash, progress)
+    t_hash = time.monotonic()
 
     inputs: dict[bytes, tuple[str, int]] = {}
     outputs: dict[bytes, tuple[str, int, str | None]] = {}
@@ -223,6 +225,7 @@ async def finish(
             outputs[path] = (*hashed[path][:2], before)
 
     pkgs = await _packages(d, req.procs)
+    t_packages = time.monotonic()
     status_row = await d.store.scalar("SELECT status FROM jobs WHERE id = ?", (req.job_id,))
     if status_row is None:  # the daemon lost this run (store replaced); rebuild it from the finish
         await start_record(d, req)
@@ -276,6 +279,7 @@ async def finish(
                 req.job_id,
             ),
         )
+    t_written = time.monotonic()
     log.info(
         "run.finish",
         job=req.job_id,
@@ -285,6 +289,10 @@ async def finish(
         filtered=filtered.count,
         hashed=len(hashed),
         seconds=round(time.monotonic() - began, 3),
+        classify=round(t_classify - began, 3),
+        hash=round(t_hash - t_classify, 3),
+        packages=round(t_packages - t_hash, 3),
+        write=round(t_written - t_packages, 3),
     )
     from roard import queries
 
@@ -329,9 +337,15 @@ def split_status(wait_status: int) -> tuple[int | None, int | None]:
 
 
 def proc_views(procs: list[Proc]) -> list[ProcView]:
+    """The process tree for display; a child that never exec'd shows its parent's image."""
+    image = {p.pid: p.execs[-1] for p in procs if p.execs}
+    parent = {p.pid: p.ppid for p in procs}
     views = []
     for p in procs:
-        last = p.execs[-1] if p.execs else None
+        last, pid = image.get(p.pid), p.pid
+        while last is None and pid in parent and parent[pid] != pid:
+            pid = parent[pid]
+            last = image.get(pid)
         code, sig = split_status(p.wait_status) if p.wait_status is not None else (None, None)
         views.append(
             ProcView(
@@ -352,7 +366,7 @@ async def _packages(d: Daemon, procs: list[Proc]) -> dict[str, str]:
         os.fsdecode(image.path)
         for p in procs
         for image in p.execs
-        if packages.is_python(os.fsdecode(image.path))
+        if packages.is_python(os.fsdecode(image.exe))  # the program that ran, not a shim
     }
     result = {}
     for interp in sorted(interpreters):
@@ -394,7 +408,7 @@ async def hash_files(
     def report(n: int) -> None:
         nonlocal last_sent
         now = time.monotonic()
-        if progress is not None and now - began > 0.5 and now - last_sent > 0.1:
+        if progress is not None and now - began > 0.25 and now - last_sent > 0.1:
             last_sent = now
             anyio.from_thread.run(progress, Progress(label="hashing", done=done + n, total=total))
 

@@ -7,7 +7,7 @@ import signal
 import sys
 import time
 
-from conftest import Roar, git_repo
+from conftest import ROARCTL, Roar, git_repo
 
 PY = sys.executable
 
@@ -293,3 +293,16 @@ def test_init_marks_project_without_dirtying_git(roar: Roar) -> None:
     status = roar.json("status", cwd=repo)
     assert status["project"] == str(repo)
     assert status["git"]["clean"] is True
+
+
+def test_progress_bar_while_hashing_on_a_terminal(roar: Roar) -> None:
+    big = roar.work / "big.bin"
+    with open(big, "wb") as f:  # 2 GB, sparse: hashing takes a while, the disk is not used
+        f.truncate(2 * 1024**3)
+    roar.chown(big)
+    proc = roar.exec(
+        ["script", "-qec", f"{ROARCTL} run cat big.bin > /dev/null", "/dev/null"],
+        env={"ROAR_PROGRESS_AFTER": "0"},
+    )
+    assert "roar: hashing [" in proc.stdout  # script puts the pty's output on stdout
+    assert "1 input" in proc.stdout
