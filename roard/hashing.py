@@ -55,20 +55,22 @@ def hash_file(path: bytes | str, progress: Callable[[int], None] | None = None) 
 async def cached(store: Store, keys: Iterable[Key]) -> dict[Key, str]:
     """The cached hashes that are still valid for these stat keys."""
     wanted = {(k.dev, k.ino): k for k in keys}
+    by_dev: dict[int, list[int]] = {}
+    for dev, ino in wanted:
+        by_dev.setdefault(dev, []).append(ino)
     found: dict[Key, str] = {}
-    items = list(wanted)
-    for start in range(0, len(items), 400):
-        chunk = items[start : start + 400]
-        where = " OR ".join(["(dev = ? AND ino = ?)"] * len(chunk))
-        params = [v for pair in chunk for v in pair]
-        rows = await store.rows(
-            f"SELECT dev, ino, size, mtime_ns, ctime_ns, hash FROM hash_cache WHERE {where}",
-            params,
-        )
-        for dev, ino, size, mtime_ns, ctime_ns, digest in rows:
-            key = wanted[(dev, ino)]
-            if key == Key(dev, ino, size, mtime_ns, ctime_ns):
-                found[key] = digest
+    for dev, inodes in by_dev.items():
+        for start in range(0, len(inodes), 500):
+            chunk = inodes[start : start + 500]
+            rows = await store.rows(
+                "SELECT ino, size, mtime_ns, ctime_ns, hash FROM hash_cache"
+                f" WHERE dev = ? AND ino IN ({','.join('?' * len(chunk))})",
+                [dev, *chunk],
+            )
+            for ino, size, mtime_ns, ctime_ns, digest in rows:
+                key = wanted[(dev, ino)]
+                if key == Key(dev, ino, size, mtime_ns, ctime_ns):
+                    found[key] = digest
     return found
 
 

@@ -38,6 +38,7 @@ from roard.protocol import (
 
 if TYPE_CHECKING:
     from roard.daemon import Daemon
+    from roard.store import _Tx
 
 SendProgress = Callable[[Progress], Coroutine[Any, Any, None]]
 DIRTY_HASH_LIMIT = (
@@ -136,16 +137,37 @@ class Classified:
     rdwr: dict[bytes, str] = field(default_factory=dict)  # path -> content hash before the run
     filtered: dict[str, int] = field(default_factory=dict)
     filtered_paths: list[bytes] = field(default_factory=list)
+    stats: dict[bytes, os.stat_result] = field(default_factory=dict)  # end state, for hashing
+
+
+def resolve(path: bytes, dirs: dict[bytes, bytes]) -> tuple[bytes, os.stat_result | None]:
+    """realpath(path) and its stat (None if it does not exist), resolving each directory once."""
+    head, tail = os.path.split(path)
+    real_head = dirs.get(head)
+    if real_head is None:
+        real_head = dirs[head] = os.path.realpath(head)
+    full = os.path.join(real_head, tail) if tail else real_head
+    try:
+        st = os.lstat(full)
+    except OSError:
+        return full, None
+    if stat.S_ISLNK(st.st_mode):  # a symlink is recorded as its resolved target
+        full = os.path.realpath(full)
+        try:
+            st = os.stat(full)
+        except OSError:
+            return full, None
+    return full, st
 
 
 def classify(facts: list[FileFact], filters: Filters) -> Classified:
     """Decide, per resolved path, whether it was an input, an output, both, or neither."""
     merged: dict[bytes, _Merged] = {}
-    realpath_cache: dict[bytes, bytes] = {}
+    stats: dict[bytes, os.stat_result | None] = {}
+    dirs: dict[bytes, bytes] = {}
     for fact in facts:
-        path = realpath_cache.get(fact.path)
-        if path is None:
-            path = realpath_cache[fact.path] = os.path.realpath(fact.path)
+        path, st = resolve(fact.path, dirs)
+        stats[path] = st
         m = merged.setdefault(path, _Merged())
         m.read |= fact.read
         m.written |= fact.written
@@ -157,20 +179,16 @@ def classify(facts: list[FileFact], filters: Filters) -> Classified:
     out = Classified()
     for path, m in merged.items():
         rule = filters.rule(path)
-        if rule is None:
-            try:
-                st = os.stat(path)
-            except OSError:
-                st = None
-            if st is not None and not stat.S_ISREG(st.st_mode):
-                rule = "not-a-file"
-        else:
-            st = None
+        st = stats[path]
+        if rule is None and st is not None and not stat.S_ISREG(st.st_mode):
+            rule = "not-a-file"
         if rule is not None:
             out.filtered[rule] = out.filtered.get(rule, 0) + 1
             out.filtered_paths.append(path)
             continue
         exists = st is not None
+        if st is not None:
+            out.stats[path] = st
         if m.written:
             if exists:
                 out.outputs[path] = m.pre_hash if m.pre_existed else None
@@ -203,7 +221,7 @@ async def finish(
     t_classify = time.monotonic()
     to_hash = [p for p, (h, _) in c.inputs.items() if h is None]
     to_hash += list(c.outputs) + list(c.rdwr)
-    hashed = await hash_files(d, to_hash, progress)
+    hashed = await hash_files(d, to_hash, progress, stats=c.stats)
     t_hash = time.monotonic()
 
     inputs: dict[bytes, tuple[str, int]] = {}
@@ -240,24 +258,10 @@ async def finish(
         paths=[os.fsdecode(p) for p in c.filtered_paths[:10000]],
     )
     now = time.time()
+    staged: list[Staged] = [(0, p, h, size, None) for p, (h, size) in inputs.items()]
+    staged += [(1, p, h, size, prev) for p, (h, size, prev) in outputs.items()]
     async with d.store.write() as db:
-        await db.executemany(
-            "INSERT INTO artifacts (hash, size, first_seen) VALUES (?, ?, ?)"
-            " ON CONFLICT DO NOTHING",
-            [
-                (h, size, now)
-                for h, size in {*inputs.values(), *((o[0], o[1]) for o in outputs.values())}
-            ],
-        )
-        await db.execute("DELETE FROM job_io WHERE job_id = ?", (req.job_id,))
-        await db.executemany(
-            "INSERT INTO job_io (job_id, role, path, hash, previous) VALUES (?, 'in', ?, ?, NULL)",
-            [(req.job_id, p, h) for p, (h, _) in inputs.items()],
-        )
-        await db.executemany(
-            "INSERT INTO job_io (job_id, role, path, hash, previous) VALUES (?, 'out', ?, ?, ?)",
-            [(req.job_id, p, h, prev) for p, (h, _, prev) in outputs.items()],
-        )
+        await write_io(db, req.job_id, staged, now)
         await db.executemany(
             hashing.CACHE_UPSERT, [(*key, h) for h, _, key in hashed.values() if key is not None]
         )
@@ -299,6 +303,37 @@ async def finish(
     row = await queries.job_row(d, req.job_id)
     assert row is not None
     return RunDone(job=row, filtered=filtered.count)
+
+
+Staged = tuple[int, bytes, str, int, str | None]  # role, path, hash, size, previous hash
+
+
+async def write_io(db: _Tx, job_id: str, staged: list[Staged], now: float) -> None:
+    """A job's inputs and outputs, set-based: staged rows, then paths, artifacts and links."""
+    await db.execute(
+        "CREATE TEMP TABLE IF NOT EXISTS io_stage"
+        " (role INTEGER, path BLOB, hash TEXT, size INTEGER, previous TEXT)"
+    )
+    await db.execute("DELETE FROM io_stage")
+    await db.executemany("INSERT INTO io_stage VALUES (?, ?, ?, ?, ?)", staged)
+    await db.execute(
+        "INSERT INTO paths (path) SELECT DISTINCT path FROM io_stage WHERE true"
+        " ON CONFLICT DO NOTHING"
+    )
+    await db.execute(
+        "INSERT INTO artifacts (hash, size, first_seen) SELECT hash, max(size), ? FROM io_stage"
+        " GROUP BY hash ON CONFLICT DO NOTHING",
+        (now,),
+    )
+    seq = "(SELECT seq FROM jobs WHERE id = ?)"
+    await db.execute(f"DELETE FROM job_io WHERE job = {seq}", (job_id,))
+    await db.execute(
+        f"INSERT INTO job_io (job, role, path, artifact, previous) SELECT {seq}, s.role, p.id,"
+        " a.id, s.previous FROM io_stage s JOIN paths p ON p.path = s.path"
+        " JOIN artifacts a ON a.hash = s.hash",
+        (job_id,),
+    )
+    await db.execute("DELETE FROM io_stage")
 
 
 async def start_record(d: Daemon, req: RunFinish) -> None:
@@ -379,15 +414,22 @@ async def _packages(d: Daemon, procs: list[Proc]) -> dict[str, str]:
 
 
 async def hash_files(
-    d: Daemon, paths: list[bytes], progress: SendProgress | None, limit: int | None = None
+    d: Daemon,
+    paths: list[bytes],
+    progress: SendProgress | None,
+    limit: int | None = None,
+    stats: dict[bytes, os.stat_result] | None = None,
 ) -> dict[bytes, tuple[str, int, Key | None]]:
-    """Hash files (content hash, size, cache key to store) using and feeding the hash cache."""
+    """Hash files (content hash, size, cache key to store) using and feeding the hash cache.
+    `stats` may carry stat results already taken, to spare a second stat per file."""
     keys: dict[bytes, Key] = {}
     for path in paths:
-        try:
-            st = os.stat(path)
-        except OSError:
-            continue
+        st = stats.get(path) if stats is not None else None
+        if st is None:
+            try:
+                st = os.stat(path)
+            except OSError:
+                continue
         if stat.S_ISREG(st.st_mode) and (limit is None or st.st_size <= limit):
             keys[path] = Key.of(st)
     known = await hashing.cached(d.store, keys.values())

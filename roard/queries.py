@@ -80,6 +80,12 @@ async def log(d: Daemon, cwd: bytes, limit: int, all_projects: bool) -> list[Job
     return [_row(r) for r in rows]
 
 
+_LAST_AT_PATH = (
+    "SELECT a.hash FROM paths p JOIN job_io io ON io.path = p.id JOIN jobs j ON j.seq = io.job"
+    " JOIN artifacts a ON a.id = io.artifact WHERE p.path = ? ORDER BY j.started DESC LIMIT 1"
+)
+
+
 def _prefix_range(prefix: str) -> tuple[str, str]:
     return prefix, prefix + "\uffff"
 
@@ -111,11 +117,7 @@ async def resolve(d: Daemon, target: str, cwd: bytes) -> tuple[str, str]:
             digest = hashed[path][0]
             if await d.store.scalar("SELECT 1 FROM artifacts WHERE hash = ?", (digest,)):
                 return "artifact", digest
-            recorded = await d.store.scalar(
-                "SELECT io.hash FROM job_io io JOIN jobs j ON j.id = io.job_id WHERE io.path = ?"
-                " ORDER BY j.started DESC LIMIT 1",
-                (path,),
-            )
+            recorded = await d.store.scalar(_LAST_AT_PATH, (path,))
             hint = (
                 "the file was changed outside roar since it was recorded; "
                 f"the recorded content is {recorded[:12]}"
@@ -126,13 +128,9 @@ async def resolve(d: Daemon, target: str, cwd: bytes) -> tuple[str, str]:
             raise NotFound(f"no record of the current content of {show_path(path)}", hint)
     elif os.path.exists(path):
         raise NotFound(f"{show_path(path)} is not a regular file")
-    recorded = await d.store.rows(
-        "SELECT io.hash FROM job_io io JOIN jobs j ON j.id = io.job_id WHERE io.path = ?"
-        " ORDER BY j.started DESC LIMIT 1",
-        (path,),
-    )
+    recorded = await d.store.scalar(_LAST_AT_PATH, (path,))
     if recorded:
-        return "artifact", recorded[0][0]
+        return "artifact", recorded
     raise NotFound(
         f"nothing matches '{target}': not a job id, an artifact hash or a recorded path",
         "`roarctl log` lists jobs; `roarctl show <job>` lists a job's files and their hashes",
@@ -150,19 +148,18 @@ async def job_detail(d: Daemon, job_id: str, verbose: bool) -> JobDetail:
         raise NotFound(f"no job {job_id}")
     cwd, argv, git, env_blob, hw_blob, pkgs, procs, blind, filtered = rows[0]
     io = await d.store.rows(
-        "SELECT io.role, io.path, io.hash, a.size, io.previous FROM job_io io"
-        " JOIN artifacts a ON a.hash = io.hash WHERE io.job_id = ? ORDER BY io.path",
+        "SELECT io.role, p.path, a.hash, a.size, io.previous,"
+        # for an input: the latest other job, started no later than this one, that wrote it
+        " CASE io.role WHEN 0 THEN (SELECT pj.id FROM job_io o JOIN jobs pj ON pj.seq = o.job"
+        "   WHERE o.artifact = io.artifact AND o.role = 1 AND o.job != io.job"
+        "   AND pj.started <= j.started ORDER BY pj.started DESC LIMIT 1) END"
+        " FROM jobs j JOIN job_io io ON io.job = j.seq JOIN paths p ON p.id = io.path"
+        " JOIN artifacts a ON a.id = io.artifact WHERE j.id = ? ORDER BY p.path",
         (job_id,),
     )
     inputs, outputs = [], []
-    for role, path, digest, size, previous in io:
-        if role == "in":
-            producer = await d.store.scalar(
-                "SELECT io.job_id FROM job_io io JOIN jobs j ON j.id = io.job_id"
-                " WHERE io.hash = ? AND io.role = 'out' AND io.job_id != ? AND j.started <= ?"
-                " ORDER BY j.started DESC LIMIT 1",
-                (digest, job_id, row.started),
-            )
+    for role, path, digest, size, previous, producer in io:
+        if role == 0:
             inputs.append(IORecord(path=show_path(path), hash=digest, size=size, producer=producer))
         else:
             outputs.append(
@@ -198,20 +195,22 @@ async def _blob(d: Daemon, digest: str | None, typ: Any, default: Any) -> Any:
 
 
 async def artifact_detail(d: Daemon, digest: str) -> ArtifactDetail:
-    size = await d.store.scalar("SELECT size FROM artifacts WHERE hash = ?", (digest,))
-    if size is None:
+    found = await d.store.rows("SELECT id, size FROM artifacts WHERE hash = ?", (digest,))
+    if not found:
         raise NotFound(f"no artifact {digest}")
+    artifact_id, size = found[0]
     rows = await d.store.rows(
-        "SELECT io.role, io.path, j.id, j.command, j.started FROM job_io io"
-        " JOIN jobs j ON j.id = io.job_id WHERE io.hash = ? ORDER BY j.started",
-        (digest,),
+        "SELECT io.role, p.path, j.id, j.command, j.started FROM job_io io"
+        " JOIN jobs j ON j.seq = io.job JOIN paths p ON p.id = io.path"
+        " WHERE io.artifact = ? ORDER BY j.started",
+        (artifact_id,),
     )
     produced: list[JobRef] = []
     read: list[JobRef] = []
     paths: list[str] = []
     for role, path, job_id, command, started in rows:
         ref = JobRef(id=job_id, command=command, started=started, path=show_path(path))
-        (produced if role == "out" else read).append(ref)
+        (produced if role == 1 else read).append(ref)
         if ref.path not in paths:
             paths.append(ref.path)
     return ArtifactDetail(hash=digest, size=size, paths=paths, produced_by=produced, read_by=read)

@@ -16,7 +16,8 @@ import aiosqlite
 import anyio
 
 MIGRATIONS: list[str] = [
-    # 1: projects, jobs, artifacts, what each job read and wrote, the hash cache, shared blobs.
+    # 1: projects, jobs, artifacts, paths, what each job read and wrote, the hash cache, blobs.
+    # job_io holds only integers so that a run with thousands of files dirties few pages.
     """
     CREATE TABLE projects (
         id INTEGER PRIMARY KEY,
@@ -28,7 +29,8 @@ MIGRATIONS: list[str] = [
         body BLOB NOT NULL          -- msgpack
     );
     CREATE TABLE jobs (
-        id TEXT PRIMARY KEY,
+        seq INTEGER PRIMARY KEY,
+        id TEXT NOT NULL UNIQUE,    -- what users see: 12 hex digits
         project_id INTEGER REFERENCES projects(id),
         status TEXT NOT NULL,       -- running | complete | interrupted | recovered | partial
         command TEXT NOT NULL,      -- display form, redacted
@@ -52,19 +54,24 @@ MIGRATIONS: list[str] = [
     CREATE INDEX jobs_by_project ON jobs(project_id, started);
     CREATE INDEX jobs_by_status ON jobs(status);
     CREATE TABLE artifacts (
-        hash TEXT PRIMARY KEY,
+        id INTEGER PRIMARY KEY,
+        hash TEXT NOT NULL UNIQUE,  -- blake3 hex
         size INTEGER NOT NULL,
         first_seen REAL NOT NULL
     );
+    CREATE TABLE paths (
+        id INTEGER PRIMARY KEY,
+        path BLOB NOT NULL UNIQUE   -- absolute, resolved; bytes because paths need not be UTF-8
+    );
     CREATE TABLE job_io (
-        job_id TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
-        role TEXT NOT NULL CHECK (role IN ('in', 'out')),
-        path BLOB NOT NULL,
-        hash TEXT NOT NULL REFERENCES artifacts(hash),
+        job INTEGER NOT NULL REFERENCES jobs(seq) ON DELETE CASCADE,
+        role INTEGER NOT NULL CHECK (role IN (0, 1)),   -- 0: input, 1: output
+        path INTEGER NOT NULL REFERENCES paths(id),
+        artifact INTEGER NOT NULL REFERENCES artifacts(id),
         previous TEXT,              -- for an output that replaced a file: the old content's hash
-        PRIMARY KEY (job_id, role, path)
+        PRIMARY KEY (job, role, path)
     ) WITHOUT ROWID;
-    CREATE INDEX job_io_by_hash ON job_io(hash, role);
+    CREATE INDEX job_io_by_artifact ON job_io(artifact, role);
     CREATE INDEX job_io_by_path ON job_io(path);
     CREATE TABLE hash_cache (
         dev INTEGER NOT NULL,

@@ -11,8 +11,8 @@ from conftest import Roar
 
 DATA = Path(__file__).parent / "data"
 V1_JOBS = {
-    "23bd06adc4e6": "sh -c 'sort clean.csv > model.txt'",
-    "1ef04872ed6b": "cp raw.csv clean.csv",
+    "2056f9624071": "sh -c 'sort clean.csv > model.txt'",
+    "9841fb2c98eb": "cp raw.csv clean.csv",
 }
 V1_MODEL = "5f78b206e07f092fea2d7f3cc9e87058efe3cb10d641b88bfbd6126a6ef41c1b"
 
@@ -29,11 +29,11 @@ def test_schema_1_database_still_loads(roar: Roar) -> None:
     jobs = roar.json("log", "--all")
     assert {j["id"]: j["command"] for j in jobs} == V1_JOBS
     model = roar.json("show", V1_MODEL[:12])["artifact"]
-    assert [j["id"] for j in model["produced_by"]] == ["23bd06adc4e6"]
-    job = roar.json("show", "23bd06adc4e6")["job"]
+    assert [j["id"] for j in model["produced_by"]] == ["2056f9624071"]
+    job = roar.json("show", "2056f9624071")["job"]
     assert job["git"]["branch"] == "main"
     clean = next(i for i in job["inputs"] if i["path"].endswith("clean.csv"))
-    assert clean["producer"] == "1ef04872ed6b"
+    assert clean["producer"] == "9841fb2c98eb"
     # and the upgraded store takes new runs beside the old ones
     roar.run("true")
     assert len(roar.json("log", "--all")) == 3
