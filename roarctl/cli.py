@@ -267,3 +267,7 @@ def click_main() -> None:
         sys.exit(130)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
+
+
+# Commands defined in their own modules register on `cli` when imported.
+from roarctl import pipeline, settings  # noqa: E402, F401

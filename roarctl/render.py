@@ -6,7 +6,17 @@ import time
 
 import click
 
-from roard.protocol import ArtifactDetail, JobDetail, JobRow, StatusReply
+from roard.protocol import (
+    ArtifactDetail,
+    DagReply,
+    DiffReply,
+    IORecord,
+    JobDetail,
+    JobRow,
+    LineageNode,
+    PopReply,
+    StatusReply,
+)
 
 
 def when(ts: float | None) -> str:
@@ -45,10 +55,13 @@ def log(jobs: list[JobRow]) -> None:
         click.echo("no jobs yet: put `roarctl run` in front of a command to record one")
         return
     for j in jobs:
+        step = (j.step or "-") + ("*" if j.superseded else "")
         click.echo(
-            f"{click.style(j.id, fg='yellow')}  {when(j.started)}  {duration(j):>8}  "
+            f"{click.style(j.id, fg='yellow')}  {step:<5} {when(j.started)}  {duration(j):>8}  "
             f"{outcome(j):<10} {j.inputs:>3} in {j.outputs:>3} out  {j.command}"
         )
+    if any(j.superseded for j in jobs):
+        click.echo("(* superseded: the step was run again since)")
 
 
 def status(s: StatusReply) -> None:
@@ -63,6 +76,12 @@ def status(s: StatusReply) -> None:
         commit = (s.git.commit or "no commits")[:12]
         dirty = "clean" if s.git.clean else f"{len(s.git.dirty)} uncommitted change(s)"
         click.echo(f"git:     {head} @ {commit}, {dirty}")
+    if s.session is not None:
+        click.echo(f"session: {s.session} ({s.steps} step(s))")
+    for line in s.stale:
+        click.echo(click.style(f"stale:   {line}", fg="red"))
+    for line in s.modified:
+        click.echo(click.style(f"changed: {line}", fg="red"))
     if s.recent:
         click.echo("\nrecent jobs:")
         log(s.recent)
@@ -136,3 +155,78 @@ def artifact(a: ArtifactDetail) -> None:
     click.echo(f"read by ({len(a.read_by)})")
     for r in a.read_by:
         click.echo(f"  job {r.id}  {when(r.started)}  {r.command}")
+
+
+def records(recs: list[IORecord], indent: str = "") -> None:
+    if not recs:
+        click.echo(f"{indent}(none)")
+    for r in recs:
+        origin = f"  <- job {r.producer}" if r.producer else ""
+        click.echo(f"{indent}{r.hash[:12]}  {size(r.size):>9}  {r.path}{origin}")
+
+
+def pop(p: PopReply, preview: bool) -> None:
+    verb = "would remove" if preview else "removed"
+    click.echo(f"roar: {verb} job {p.job.id} {p.job.step or ''} ({p.job.command})")
+    for path in p.deleted:
+        click.echo(f"  {'would delete' if preview else 'deleted'} {path}")
+    for path in p.kept:
+        click.echo(
+            f"  kept {path} (read by another job)" if "changed" not in path else f"  kept {path}"
+        )
+
+
+def dag(d: DagReply, artifacts: bool) -> None:
+    if not d.steps:
+        click.echo("this session has no steps yet: `roarctl run CMD` records one")
+        return
+    click.echo(f"session {d.session}" + (f" of {d.project}" if d.project else ""))
+    for s in d.steps:
+        marks = []
+        if s.stale_reason:
+            marks.append(click.style(f"stale: {s.stale_reason}", fg="red"))
+        if s.superseded:
+            marks.append(f"re-run {len(s.superseded)}x")
+        if s.job.exit_code not in (0, None):
+            marks.append(f"exit {s.job.exit_code}")
+        deps = f"  <- {', '.join(s.depends_on)}" if s.depends_on else ""
+        tail = f"  [{'; '.join(marks)}]" if marks else ""
+        click.echo(f"{click.style(s.ref, fg='cyan'):>6}  {s.job.id}  {s.job.command}{deps}{tail}")
+        if artifacts:
+            for r in s.inputs:
+                click.echo(f"          in   {r.hash[:12]}  {r.path}")
+            for r in s.outputs:
+                click.echo(f"          out  {r.hash[:12]}  {r.path}")
+
+
+def tree(root: LineageNode) -> None:
+    def line(node: LineageNode) -> str:
+        more = " ..." if node.truncated else ""
+        if node.kind == "job":
+            return f"{click.style('job ' + node.id, fg='yellow')}  {node.label}{more}"
+        return f"{node.label}  {node.id[:12]}{more}"
+
+    click.echo(line(root))
+
+    def walk(node: LineageNode, prefix: str) -> None:
+        for i, child in enumerate(node.children):
+            last = i == len(node.children) - 1
+            click.echo(f"{prefix}{'└── ' if last else '├── '}{line(child)}")
+            walk(child, prefix + ("    " if last else "│   "))
+
+    walk(root, "")
+
+
+def diff(d: DiffReply) -> None:
+    if d.same:
+        click.echo(
+            f"jobs {d.a} and {d.b}: same code, command, inputs, packages, environment and machine"
+        )
+        return
+    click.echo(f"--- job {d.a}\n+++ job {d.b}")
+    for e in d.entries:
+        click.echo(click.style(e.field, bold=True))
+        click.echo(f"  - {e.a if e.a is not None else '(absent)'}")
+        click.echo(f"  + {e.b if e.b is not None else '(absent)'}")
+        if e.note:
+            click.echo(f"    {e.note}")

@@ -167,7 +167,82 @@ def find_executable(name: str) -> bytes:
     raise RoarError(f"{name}: command not found", "check the spelling, or your PATH", exit_code=127)
 
 
-def run(argv: list[str], quiet: bool = False, verbose: bool = False) -> int:
+def apply_overrides(step: str, argv: list[str], overrides: list[str]) -> list[str]:
+    """Replace `--name value` / `--name=value` arguments; an override matching nothing is an
+    error, never ignored."""
+    pairs: list[tuple[str, str]] = []
+    i = 0
+    while i < len(overrides):
+        arg = overrides[i]
+        if not arg.startswith("--") or arg == "--":
+            raise RoarError(
+                f"'{arg}' is not an override",
+                "write overrides as --name=value or --name value",
+                exit_code=2,
+            )
+        if "=" in arg:
+            name, value = arg[2:].split("=", 1)
+            i += 1
+        elif i + 1 < len(overrides):
+            name, value = arg[2:], overrides[i + 1]
+            i += 2
+        else:
+            raise RoarError(f"{arg} needs a value", exit_code=2)
+        pairs.append((name, value))
+    out = list(argv)
+    for name, value in pairs:
+        flag = f"--{name}"
+        for j, a in enumerate(out):
+            if a == flag and j + 1 < len(out):
+                out[j + 1] = value
+                break
+            if a.startswith(flag + "="):
+                out[j] = f"{flag}={value}"
+                break
+        else:
+            import shlex
+
+            raise RoarError(
+                f"{flag} matches no argument of {step}: {shlex.join(argv)}",
+                "an override replaces an argument the step already has",
+                exit_code=2,
+            )
+    return out
+
+
+def rerun(ref: str, overrides: list[str], quiet: bool, verbose: bool) -> int:
+    """`roarctl run @N [--name=value ...]`: run a recorded step again, in its directory."""
+    from roard.protocol import GetStep, StepReply
+
+    with Client.connect() as c:
+        step = c.call(GetStep(cwd=os.getcwdb(), ref=ref))
+    assert isinstance(step, StepReply)
+    if any("<redacted>" in a for a in step.argv):
+        raise RoarError(
+            f"{step.ref}'s command held a secret that roar did not store",
+            "run the command again yourself under `roarctl run`",
+        )
+    argv = apply_overrides(step.ref, step.argv, overrides)
+    try:
+        os.chdir(step.cwd)
+    except OSError as exc:
+        raise RoarError(f"cannot enter {step.cwd}, where {step.ref} ran: {exc.strerror}") from None
+    if not quiet:
+        import shlex
+
+        print(f"roar: re-running {step.ref}: {shlex.join(argv)}", file=sys.stderr)
+    return run(argv, quiet, verbose, kind=step.kind, step=int(step.ref.lstrip("@Bb")))
+
+
+def run(
+    argv: list[str],
+    quiet: bool = False,
+    verbose: bool = False,
+    kind: str = "run",
+    step: int | None = None,
+) -> int:
+    if step is None and argv[0].startswith("@"):
+        return rerun(argv[0], argv[1:], quiet, verbose)
     exe = find_executable(argv[0])
     argv_b = [os.fsencode(a) for a in argv]
     try:
@@ -178,9 +253,13 @@ def run(argv: list[str], quiet: bool = False, verbose: bool = False) -> int:
         ) from None
     env = [k + b"=" + v for k, v in os.environb.items()]
     started = time.time()
-    start = RunStart(argv=argv_b, cwd=cwd, env=env, started=started)
+    start = RunStart(argv=argv_b, cwd=cwd, env=env, started=started, kind=kind, step=step)
 
-    client, job_id = _announce(start, quiet)
+    client, job_id, inject = _announce(start, quiet)
+    if inject:  # the project's `roarctl env set` variables
+        names = {e.split(b"=", 1)[0] for e in inject}
+        env = [e for e in env if e.split(b"=", 1)[0] not in names] + inject
+        start = RunStart(argv=argv_b, cwd=cwd, env=env, started=started, kind=kind, step=step)
     old_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
     old_quit = signal.signal(signal.SIGQUIT, signal.SIG_IGN)
     began = time.monotonic()
@@ -244,22 +323,27 @@ def run(argv: list[str], quiet: bool = False, verbose: bool = False) -> int:
     return exit_code
 
 
-def _announce(start: RunStart, quiet: bool) -> tuple[Client | None, str]:
+def _announce(start: RunStart, quiet: bool) -> tuple[Client | None, str, list[bytes]]:
     """Register the run with roard; a run goes ahead even when roard cannot be reached."""
     try:
         client = Client.connect()
         reply = client.call(start)
     except RoarError as exc:
+        if start.step is not None:  # re-running a step needs the daemon's answer
+            raise
         print(
             f"roarctl: warning: {exc.message}; the run is recorded when roard is back",
             file=sys.stderr,
         )
-        return None, os.urandom(6).hex()
+        return None, os.urandom(6).hex(), []
     assert isinstance(reply, RunStarted)
+    if reply.refuse:
+        client.close()
+        raise RoarError(f"not running: {reply.refuse}")
     if not quiet:
         for warning in reply.warnings:
             print(f"roar: warning: {warning}", file=sys.stderr)
-    return client, reply.job_id
+    return client, reply.job_id, reply.inject
 
 
 def _deliver(
@@ -325,8 +409,9 @@ def _spool(finish: RunFinish, facts: list[FileFact]) -> None:
 def _summary(done: RunDone, elapsed: float, verbose: bool) -> None:
     job = done.job
     status = "" if job.status == "complete" else f" · {job.status}"
+    step = f" · {job.step}" if job.step else ""
     line = (
-        f"roar: job {job.id} · {job.inputs} input{'s' * (job.inputs != 1)} · "
+        f"roar: job {job.id}{step} · {job.inputs} input{'s' * (job.inputs != 1)} · "
         f"{job.outputs} output{'s' * (job.outputs != 1)} · {_duration(elapsed)}{status}"
     )
     if verbose:

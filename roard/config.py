@@ -6,6 +6,12 @@ include = ["/etc/myapp/*"]      # globs kept even where a default rule would fil
 
 [log]
 level = "info"                  # debug | info | warning | error
+
+[hygiene]
+committed_code_only = false     # refuse to run when the git tree has uncommitted changes
+
+A project's .roar/config.toml takes the same form: its [filters] add to the user's, and its
+[hygiene] rules apply to runs in that project.
 """
 
 from __future__ import annotations
@@ -25,9 +31,14 @@ class LogConfig(msgspec.Struct, forbid_unknown_fields=True):
     level: str = "info"
 
 
+class HygieneConfig(msgspec.Struct, forbid_unknown_fields=True):
+    committed_code_only: bool = False
+
+
 class Config(msgspec.Struct, forbid_unknown_fields=True):
     filters: FilterConfig = msgspec.field(default_factory=FilterConfig)
     log: LogConfig = msgspec.field(default_factory=LogConfig)
+    hygiene: HygieneConfig = msgspec.field(default_factory=HygieneConfig)
 
 
 class ConfigError(Exception):

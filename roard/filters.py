@@ -40,6 +40,15 @@ class Filters:
         self.include = [p.encode() for p in include]
         self.own = tuple(own)  # roar's own files (its store, logs)
 
+    def extended(self, exclude: Sequence[str], include: Sequence[str]) -> Filters:
+        """These filters plus a project's own rules."""
+        if not exclude and not include:
+            return self
+        out = Filters((), (), self.own)
+        out.exclude = self.exclude + [p.encode() for p in exclude]
+        out.include = self.include + [p.encode() for p in include]
+        return out
+
     def rule(self, path: bytes) -> str | None:
         """The name of the rule that filters this (resolved, absolute) path, or None to keep it."""
         if any(fnmatch.fnmatchcase(path, pat) for pat in self.include):

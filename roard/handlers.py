@@ -10,30 +10,48 @@ import anyio
 import msgspec
 from anyio.abc import ByteStream
 
-from roard import __version__, jobs, project, queries
-from roard.capture import git
+from roard import __version__, diff, jobs, lineage, project, queries, sessions
+from roard.capture import git, redact
 from roard.logs import log
 from roard.protocol import (
+    CollectionOp,
+    CollectionReply,
     DaemonInfo,
+    Diff,
+    EnvOp,
+    EnvReply,
     Error,
+    GetDag,
+    GetInputs,
+    GetLineage,
     GetLog,
     GetStatus,
+    GetStep,
     Hello,
     Init,
     InitDone,
+    InputsReply,
+    IORecord,
+    LabelOp,
+    LabelReply,
+    LineageReply,
     LogReply,
     Ok,
     Ping,
+    Pop,
     Progress,
     Request,
+    Reset,
     RunFiles,
     RunFinish,
     RunStart,
+    SessionInfo,
     Show,
     ShowArtifact,
     ShowJob,
     Shutdown,
     StatusReply,
+    StepReply,
     frame,
     show_path,
 )
@@ -59,6 +77,8 @@ class Connection:
 async def handle(d: Daemon, conn: Connection, request: Request) -> None:
     try:
         await _dispatch(d, conn, request)
+    except sessions.StepNotFound as exc:
+        await conn.send(Error(code="not-found", message=str(exc)))
     except queries.Ambiguous as exc:
         await conn.send(Error(code="ambiguous", message=str(exc), hint=exc.hint))
     except queries.NotFound as exc:
@@ -117,6 +137,157 @@ async def _dispatch(d: Daemon, conn: Connection, request: Request) -> None:
         case RunFinish():
             await conn.send(await finish_run(d, request, conn))
             conn.runs.discard(request.job_id)
+        case Reset(cwd=cwd):
+            project_id, name = await _project(d, cwd)
+            session = await sessions.new(d, project_id)
+            await conn.send(
+                SessionInfo(session=session, project=name, message=f"started session {session}")
+            )
+        case Pop(cwd=cwd, delete_outputs=delete, dry_run=dry_run):
+            session = await sessions.current(d, (await _project(d, cwd))[0])
+            await conn.send(await sessions.pop(d, session, delete, dry_run))
+        case GetStep(cwd=cwd, ref=step_ref):
+            await conn.send(await _step(d, cwd, step_ref))
+        case GetDag(cwd=cwd):
+            session = await sessions.current(d, (await _project(d, cwd))[0])
+            await conn.send(await sessions.graph(d, session))
+        case GetLineage(target=target, cwd=cwd, downstream=down, depth=depth):
+            kind, key = await queries.resolve(d, target, cwd)
+            tree = await lineage.walk(d, kind, key, down, depth)
+            await conn.send(LineageReply(root=tree, downstream=down))
+        case GetInputs(target=target, cwd=cwd, unsourced=unsourced):
+            kind, key = await queries.resolve(d, target, cwd)
+            tree = await lineage.walk(d, kind, key, False, 0)
+            found = await lineage.with_sizes(d, lineage.root_inputs(tree, unsourced))
+            await conn.send(InputsReply(inputs=found))
+        case Diff(a=a, b=b, cwd=cwd):
+            await conn.send(await diff.compare(d, a, b, cwd))
+        case EnvOp():
+            await conn.send(await _env(d, request))
+        case LabelOp():
+            await conn.send(await _labels(d, request))
+        case CollectionOp():
+            await conn.send(await _collections(d, request))
+
+
+async def _project(d: Daemon, cwd: bytes) -> tuple[int | None, str | None]:
+    root = project.find_root(cwd)
+    if root is None:
+        return None, None
+    return await d.store.project_id(root), show_path(root)
+
+
+async def _step(d: Daemon, cwd: bytes, step_ref: str) -> StepReply:
+    session = await sessions.current(d, (await _project(d, cwd))[0])
+    try:
+        job_id = await sessions.resolve_step(d, session, step_ref)
+    except sessions.StepNotFound as exc:
+        raise queries.NotFound(str(exc), "`roarctl dag` lists the session's steps") from None
+    rows = await d.store.rows("SELECT argv, cwd, kind FROM jobs WHERE id = ?", (job_id,))
+    argv, job_cwd, kind = rows[0]
+    return StepReply(
+        ref=step_ref.upper(),
+        job_id=job_id,
+        argv=msgspec.msgpack.decode(argv, type=list[str]),
+        cwd=show_path(job_cwd),
+        kind=kind,
+    )
+
+
+async def _env(d: Daemon, req: EnvOp) -> EnvReply:
+    project_id, root = await _project(d, req.cwd)
+    if project_id is None or root is None:
+        raise queries.NotFound(
+            "not inside a project",
+            "cd into a git repository or run `roarctl init`: env variables belong to a project",
+        )
+    if req.op == "set":
+        if not req.name or "=" in req.name:
+            raise queries.NotFound(f"invalid variable name '{req.name}'")
+        async with d.store.write() as db:
+            await db.execute(
+                "INSERT INTO project_env (project_id, name, value) VALUES (?, ?, ?)"
+                " ON CONFLICT DO UPDATE SET value = excluded.value",
+                (project_id, req.name, req.value),
+            )
+    elif req.op == "unset":
+        async with d.store.write() as db:
+            cur = await db.execute(
+                "DELETE FROM project_env WHERE project_id = ? AND name = ?",
+                (project_id, req.name),
+            )
+            if cur.rowcount == 0:
+                raise queries.NotFound(f"{req.name} is not set in {root}")
+    rows = await d.store.rows(
+        "SELECT name, value FROM project_env WHERE project_id = ? ORDER BY name", (project_id,)
+    )
+    values = dict(rows)
+    if req.op == "get":
+        if req.name not in values:
+            raise queries.NotFound(
+                f"{req.name} is not set in {root}", "`roarctl env list` shows what is set"
+            )
+        return EnvReply(project=root, values={req.name: values[req.name]})
+    return EnvReply(project=root, values={k: redact.REDACTED for k in values})
+
+
+async def _label_target(d: Daemon, target: str, cwd: bytes) -> str:
+    kind, key = await queries.resolve(d, target, cwd)
+    return f"{kind}:{key}"
+
+
+async def _labels(d: Daemon, req: LabelOp) -> LabelReply:
+    target = await _label_target(d, req.target, req.cwd)
+    if req.op == "set":
+        async with d.store.write() as db:
+            await db.executemany(
+                "INSERT INTO labels (target, key, value) VALUES (?, ?, ?)"
+                " ON CONFLICT DO UPDATE SET value = excluded.value",
+                [(target, k, v) for k, v in req.pairs.items()],
+            )
+    elif req.op == "rm":
+        async with d.store.write() as db:
+            await db.executemany(
+                "DELETE FROM labels WHERE target = ? AND key = ?", [(target, k) for k in req.pairs]
+            )
+    rows = await d.store.rows(
+        "SELECT key, value FROM labels WHERE target = ? ORDER BY key", (target,)
+    )
+    return LabelReply(target=target, labels=dict(rows))
+
+
+async def _collections(d: Daemon, req: CollectionOp) -> CollectionReply:
+    if req.op == "add":
+        if not req.name:
+            raise queries.NotFound("a collection needs a name")
+        for target in req.targets:
+            kind, key = await queries.resolve(d, target, req.cwd)
+            if kind != "artifact":
+                raise queries.NotFound(
+                    f"'{target}' is a job, not an artifact",
+                    "collections hold artifacts: give files or hashes",
+                )
+            path = os.path.realpath(os.path.join(req.cwd, os.fsencode(target)))
+            async with d.store.write() as db:
+                await db.execute(
+                    "INSERT INTO collections (name, artifact, path) SELECT ?, id, ?"
+                    " FROM artifacts WHERE hash = ? ON CONFLICT DO NOTHING",
+                    (req.name, path if os.path.exists(path) else None, key),
+                )
+    where, params = ("WHERE c.name = ?", [req.name]) if req.name else ("", [])
+    rows = await d.store.rows(
+        "SELECT c.name, c.path, a.hash, a.size FROM collections c JOIN artifacts a"
+        f" ON a.id = c.artifact {where} ORDER BY c.name, c.path",
+        params,
+    )
+    if req.name and not rows and req.op != "add":
+        raise queries.NotFound(f"no collection '{req.name}'")
+    out: dict[str, list[IORecord]] = {}
+    for name, path, digest, size in rows:
+        out.setdefault(name, []).append(
+            IORecord(path=show_path(path or b""), hash=digest, size=size)
+        )
+    return CollectionReply(collections=out)
 
 
 async def finish_run(d: Daemon, req: RunFinish, conn: Connection | None) -> msgspec.Struct:
@@ -151,6 +322,17 @@ async def _status(d: Daemon, req: GetStatus) -> StatusReply:
     root = project.find_root(req.cwd)
     state = await anyio.to_thread.run_sync(git.git_state, os.fsdecode(req.cwd))
     recent = await queries.log(d, req.cwd, req.limit, all_projects=root is None)
+    project_id = await d.store.project_id(root) if root is not None else None
+    session = await sessions.current(d, project_id)
+    graph = await sessions.graph(d, session)
+    stale = [f"{s.ref}: {s.stale_reason}" for s in graph.steps if s.stale_reason]
+    recorded = {os.fsencode(r.path): r.hash for s in graph.steps for r in s.outputs}
+    now = await jobs.hash_files(d, list(recorded), None)
+    modified = [
+        f"{show_path(path)}: " + ("missing" if path not in now else "modified outside roar")
+        for path, digest in recorded.items()
+        if path not in now or now[path][0] != digest
+    ]
     return StatusReply(
         daemon=DaemonInfo(
             pid=os.getpid(),
@@ -165,4 +347,8 @@ async def _status(d: Daemon, req: GetStatus) -> StatusReply:
         project=None if root is None else show_path(root),
         git=state,
         recent=recent,
+        session=session,
+        steps=len(graph.steps),
+        stale=stale,
+        modified=sorted(modified),
     )

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import msgspec
 
-from roard import hashing, project
+from roard import hashing, project, sessions
 from roard.capture import git, hardware, packages, redact
 from roard.filters import Filters
 from roard.hashing import Key
@@ -55,8 +55,19 @@ async def start(d: Daemon, req: RunStart) -> RunStarted:
     cwd = os.fsdecode(req.cwd)
     root = project.find_root(req.cwd)
     project_id = await d.store.project_id(root) if root is not None else None
+    rules = project.load_config(root).hygiene if root is not None else None
     state = await anyio.to_thread.run_sync(git.git_state, cwd)
     warnings: list[str] = []
+    if state is not None and not state.clean and rules is not None and rules.committed_code_only:
+        names = ", ".join(f.path for f in state.dirty[:5])
+        more = "" if len(state.dirty) <= 5 else f" and {len(state.dirty) - 5} more"
+        return RunStarted(
+            job_id="",
+            project=os.fsdecode(root) if root else None,
+            refuse=f"hygiene.committed_code_only is set and {state.root} has uncommitted "
+            f"changes ({names}{more}): commit them, or turn the rule off with "
+            "`roarctl config set hygiene.committed_code_only false`",
+        )
     if state is not None:
         state = await _hash_dirty(d, state)
         if not state.clean:
@@ -64,22 +75,38 @@ async def start(d: Daemon, req: RunStart) -> RunStarted:
                 f"uncommitted changes in {len(state.dirty)} file(s) of {state.root} (recorded)"
             )
     argv = redact.redact_argv(req.argv)
-    env_blob = await put_blob(d, redact.redact_env(req.env))
+    command = redact.command_display(argv)
+    session = await sessions.current(d, project_id)
+    step = await sessions.assign_step(d, session, req.kind, command, req.step)
+    inject = [
+        f"{name}={value}".encode()
+        for name, value in await d.store.rows(
+            "SELECT name, value FROM project_env WHERE project_id IS ? ORDER BY name",
+            (project_id,),
+        )
+    ]
+    injected = {e.split(b"=", 1)[0] for e in inject}
+    env = [e for e in req.env if e.split(b"=", 1)[0] not in injected] + inject
+    env_blob = await put_blob(d, redact.redact_env(env))  # what the command really receives
     hw_blob = await put_blob(d, hardware.hardware())
     async with d.store.write() as db:
         await db.execute(
             "INSERT INTO jobs (id, project_id, status, command, argv, cwd, started, git, env_blob,"
-            " hardware_blob) VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?)",
+            " hardware_blob, session_id, step, kind)"
+            " VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 job_id,
                 project_id,
-                redact.command_display(argv),
+                command,
                 _pack(argv),
                 req.cwd,
                 req.started,
                 None if state is None else _pack(state),
                 env_blob,
                 hw_blob,
+                session,
+                step,
+                req.kind,
             ),
         )
     log.info("run.start", job=job_id, project=None if root is None else os.fsdecode(root))
@@ -87,6 +114,8 @@ async def start(d: Daemon, req: RunStart) -> RunStarted:
         job_id=job_id,
         project=None if root is None else os.fsdecode(root),
         warnings=warnings,
+        step=sessions.ref(req.kind, step),
+        inject=inject,
     )
 
 
@@ -217,7 +246,12 @@ async def finish(
     d: Daemon, req: RunFinish, facts: list[FileFact], progress: SendProgress
 ) -> RunDone:
     began = time.monotonic()
-    c = await anyio.to_thread.run_sync(classify, facts, d.filters)
+    root = project.find_root(req.start.cwd)
+    filters = d.filters
+    if root is not None:
+        own = project.load_config(root).filters
+        filters = filters.extended(own.exclude, own.include)
+    c = await anyio.to_thread.run_sync(classify, facts, filters)
     t_classify = time.monotonic()
     to_hash = [p for p, (h, _) in c.inputs.items() if h is None]
     to_hash += list(c.outputs) + list(c.rdwr)
@@ -342,19 +376,25 @@ async def start_record(d: Daemon, req: RunFinish) -> None:
     root = project.find_root(s.cwd)
     project_id = await d.store.project_id(root) if root is not None else None
     argv = redact.redact_argv(s.argv)
+    command = redact.command_display(argv)
     env_blob = await put_blob(d, redact.redact_env(s.env))
+    session = await sessions.current(d, project_id)
+    step = await sessions.assign_step(d, session, s.kind, command, None)
     async with d.store.write() as db:
         await db.execute(
-            "INSERT INTO jobs (id, project_id, status, command, argv, cwd, started, env_blob)"
-            " VALUES (?, ?, 'interrupted', ?, ?, ?, ?, ?)",
+            "INSERT INTO jobs (id, project_id, status, command, argv, cwd, started, env_blob,"
+            " session_id, step, kind) VALUES (?, ?, 'interrupted', ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 req.job_id,
                 project_id,
-                redact.command_display(argv),
+                command,
                 _pack(argv),
                 s.cwd,
                 s.started,
                 env_blob,
+                session,
+                step,
+                s.kind,
             ),
         )
 

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
+
+from roard import config
+from roard.config import Config
 
 CONFIG_TEMPLATE = """\
 # roar project configuration. Everything here is optional.
@@ -23,6 +27,14 @@ def find_root(cwd: bytes) -> bytes | None:
         if parent == path:
             return None
         path = parent
+
+
+def load_config(root: bytes) -> Config:
+    """The project's .roar/config.toml (defaults when absent or invalid: runs never fail on it)."""
+    try:
+        return config.load(Path(os.fsdecode(os.path.join(root, b".roar", b"config.toml"))))
+    except config.ConfigError:
+        return Config()
 
 
 def init(cwd: bytes) -> tuple[bytes, bytes, bool]:

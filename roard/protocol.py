@@ -95,6 +95,73 @@ class RunStart(msgspec.Struct, tag=True):
     cwd: bytes
     env: list[bytes]  # KEY=VALUE, as the command receives it; redacted by roard before storing
     started: float
+    kind: str = "run"  # run | build (setup steps, run first on reproduction)
+    step: int | None = None  # re-running a recorded step (`run @N`): its number
+
+
+class Reset(msgspec.Struct, tag=True):
+    """Start a new session in the project of cwd."""
+
+    cwd: bytes
+
+
+class Pop(msgspec.Struct, tag=True):
+    """Remove the session's most recent job record (files only with delete_outputs)."""
+
+    cwd: bytes
+    delete_outputs: bool = False
+    dry_run: bool = True  # True: say what would be removed, remove nothing
+
+
+class GetStep(msgspec.Struct, tag=True):
+    """A recorded step's command, to run it again (`roarctl run @N --x=y`)."""
+
+    cwd: bytes
+    ref: str
+
+
+class GetDag(msgspec.Struct, tag=True):
+    cwd: bytes
+
+
+class GetLineage(msgspec.Struct, tag=True):
+    target: str
+    cwd: bytes
+    downstream: bool = False
+    depth: int = 0  # 0: unlimited
+
+
+class GetInputs(msgspec.Struct, tag=True):
+    target: str
+    cwd: bytes
+    unsourced: bool = False
+
+
+class Diff(msgspec.Struct, tag=True):
+    a: str
+    b: str
+    cwd: bytes
+
+
+class EnvOp(msgspec.Struct, tag=True):
+    cwd: bytes
+    op: str  # set | get | list | unset
+    name: str = ""
+    value: str = ""
+
+
+class LabelOp(msgspec.Struct, tag=True):
+    cwd: bytes
+    op: str  # set | get | rm
+    target: str
+    pairs: dict[str, str] = {}  # set: key -> value; rm/get: keys (values ignored)
+
+
+class CollectionOp(msgspec.Struct, tag=True):
+    cwd: bytes
+    op: str  # add | show | list
+    name: str = ""
+    targets: list[str] = []
 
 
 class RunFiles(msgspec.Struct, tag=True):
@@ -116,7 +183,26 @@ class RunFinish(msgspec.Struct, tag=True):
 
 
 Request = (
-    Hello | Ping | Shutdown | Init | GetStatus | GetLog | Show | RunStart | RunFiles | RunFinish
+    Hello
+    | Ping
+    | Shutdown
+    | Init
+    | GetStatus
+    | GetLog
+    | Show
+    | RunStart
+    | RunFiles
+    | RunFinish
+    | Reset
+    | Pop
+    | GetStep
+    | GetDag
+    | GetLineage
+    | GetInputs
+    | Diff
+    | EnvOp
+    | LabelOp
+    | CollectionOp
 )
 
 
@@ -165,6 +251,11 @@ class JobRow(msgspec.Struct):
     signal: int | None
     inputs: int
     outputs: int
+    step: str | None = None  # @N or @BN within its session
+    session: int | None = None
+    kind: str = "run"
+    superseded: bool = False  # a later job re-ran the same step
+    stale: bool = False  # an upstream step re-ran with different outputs
 
 
 class IORecord(msgspec.Struct):
@@ -260,6 +351,91 @@ class RunStarted(msgspec.Struct, tag=True):
     job_id: str
     project: str | None
     warnings: list[str] = []
+    step: str | None = None
+    inject: list[bytes] = []  # KEY=VALUE from `roarctl env set`, added to the command's env
+    refuse: str | None = None  # a hygiene rule refuses this run: the reason
+
+
+class SessionInfo(msgspec.Struct, tag=True):
+    session: int
+    project: str | None
+    message: str = ""
+
+
+class PopReply(msgspec.Struct, tag=True):
+    job: JobRow
+    removed: bool
+    deleted: list[str] = []  # output files deleted (or that would be)
+    kept: list[str] = []  # outputs kept because another job read them
+
+
+class StepReply(msgspec.Struct, tag=True):
+    ref: str
+    job_id: str
+    argv: list[str]
+    cwd: str
+    kind: str
+
+
+class DagStep(msgspec.Struct):
+    ref: str
+    job: JobRow
+    depends_on: list[str]
+    inputs: list[IORecord]
+    outputs: list[IORecord]
+    superseded: list[str] = []  # earlier job ids of this step
+    stale_reason: str | None = None
+
+
+class DagReply(msgspec.Struct, tag=True):
+    session: int | None
+    project: str | None
+    steps: list[DagStep]
+
+
+class LineageNode(msgspec.Struct):
+    kind: str  # artifact | job
+    id: str  # hash or job id
+    label: str  # path or command
+    children: list[LineageNode] = []
+    truncated: bool = False  # depth limit reached or already shown above
+
+
+class LineageReply(msgspec.Struct, tag=True):
+    root: LineageNode
+    downstream: bool
+
+
+class InputsReply(msgspec.Struct, tag=True):
+    inputs: list[IORecord]
+
+
+class DiffEntry(msgspec.Struct):
+    field: str  # code | command | inputs | packages | env | hardware | ...
+    a: str | None
+    b: str | None
+    note: str = ""
+
+
+class DiffReply(msgspec.Struct, tag=True):
+    a: str
+    b: str
+    same: bool
+    entries: list[DiffEntry]
+
+
+class EnvReply(msgspec.Struct, tag=True):
+    project: str
+    values: dict[str, str]  # redacted unless asked for one value with `get`
+
+
+class LabelReply(msgspec.Struct, tag=True):
+    target: str
+    labels: dict[str, str]
+
+
+class CollectionReply(msgspec.Struct, tag=True):
+    collections: dict[str, list[IORecord]]
 
 
 class Progress(msgspec.Struct, tag=True):
@@ -279,6 +455,10 @@ class StatusReply(msgspec.Struct, tag=True):
     project: str | None
     git: GitState | None
     recent: list[JobRow]
+    session: int | None = None
+    steps: int = 0
+    stale: list[str] = []  # "@2: @1 re-ran and changed ..."
+    modified: list[str] = []  # "<path>: modified outside roar" / "<path>: missing"
 
 
 class LogReply(msgspec.Struct, tag=True):
@@ -305,6 +485,16 @@ Reply = (
     | LogReply
     | ShowJob
     | ShowArtifact
+    | SessionInfo
+    | PopReply
+    | StepReply
+    | DagReply
+    | LineageReply
+    | InputsReply
+    | DiffReply
+    | EnvReply
+    | LabelReply
+    | CollectionReply
 )
 
 _encoder = msgspec.msgpack.Encoder()

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from roard import project
+from roard import project, sessions
 from roard.protocol import (
     ArtifactDetail,
     FilteredSummary,
@@ -29,7 +29,10 @@ if TYPE_CHECKING:
 _HEX = re.compile(r"^[0-9a-f]{4,64}$")
 _ROW = (
     "SELECT j.id, j.command, p.root, j.status, j.started, j.ended, j.exit_code, j.signal,"
-    " j.n_inputs, j.n_outputs FROM jobs j LEFT JOIN projects p ON p.id = j.project_id"
+    " j.n_inputs, j.n_outputs, j.step, j.session_id, j.kind,"
+    " EXISTS (SELECT 1 FROM jobs n WHERE n.session_id = j.session_id AND n.kind = j.kind"
+    "   AND n.step = j.step AND n.started > j.started)"
+    " FROM jobs j LEFT JOIN projects p ON p.id = j.project_id"
 )
 
 
@@ -55,6 +58,10 @@ def _row(r: Any) -> JobRow:
         signal=r[7],
         inputs=r[8],
         outputs=r[9],
+        step=sessions.ref(r[12], r[10]),
+        session=r[11],
+        kind=r[12],
+        superseded=bool(r[13]),
     )
 
 
@@ -93,6 +100,14 @@ def _prefix_range(prefix: str) -> tuple[str, str]:
 async def resolve(d: Daemon, target: str, cwd: bytes) -> tuple[str, str]:
     """('job', id) or ('artifact', hash) for a job id, hash, unique prefix of either, or a path."""
     t = target.strip().lower()
+    if t.startswith("@"):
+        root = project.find_root(cwd)
+        project_id = await d.store.project_id(root) if root is not None else None
+        session = await sessions.current(d, project_id)
+        try:
+            return "job", await sessions.resolve_step(d, session, t)
+        except sessions.StepNotFound as exc:
+            raise NotFound(str(exc), "`roarctl dag` lists the session's steps") from None
     if _HEX.match(t):
         lo, hi = _prefix_range(t)
         jobs = await d.store.rows("SELECT id FROM jobs WHERE id >= ? AND id < ? LIMIT 5", (lo, hi))

@@ -83,6 +83,37 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (dev, ino)
     ) WITHOUT ROWID;
     """,
+    # 2: sessions and steps (@1, @B1), labels, named collections, project env vars.
+    """
+    CREATE TABLE sessions (
+        id INTEGER PRIMARY KEY,
+        project_id INTEGER REFERENCES projects(id),   -- NULL: runs outside any project
+        started REAL NOT NULL
+    );
+    CREATE INDEX sessions_by_project ON sessions(project_id, id);
+    ALTER TABLE jobs ADD COLUMN session_id INTEGER REFERENCES sessions(id);
+    ALTER TABLE jobs ADD COLUMN step INTEGER;             -- position in the session's pipeline
+    ALTER TABLE jobs ADD COLUMN kind TEXT NOT NULL DEFAULT 'run';  -- run | build
+    CREATE INDEX jobs_by_session ON jobs(session_id, kind, step, started);
+    CREATE TABLE labels (
+        target TEXT NOT NULL,       -- 'job:<id>' or 'artifact:<hash>'
+        key TEXT NOT NULL,
+        value TEXT NOT NULL,
+        PRIMARY KEY (target, key)
+    ) WITHOUT ROWID;
+    CREATE TABLE collections (
+        name TEXT NOT NULL,
+        artifact INTEGER NOT NULL REFERENCES artifacts(id),
+        path BLOB,
+        PRIMARY KEY (name, artifact)
+    ) WITHOUT ROWID;
+    CREATE TABLE project_env (
+        project_id INTEGER NOT NULL REFERENCES projects(id),
+        name TEXT NOT NULL,
+        value TEXT NOT NULL,        -- injected into runs; shown redacted everywhere
+        PRIMARY KEY (project_id, name)
+    ) WITHOUT ROWID;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -1,0 +1,214 @@
+"""Pipeline commands: build, reset, pop, dag, lineage, inputs, diff, export."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from roarctl.cli import CONTEXT, _client, _emit_json, _json_option, cli
+
+
+@cli.command(
+    context_settings={**CONTEXT, "ignore_unknown_options": True, "allow_interspersed_args": False}
+)
+@click.option("-q", "--quiet", is_flag=True, help="Print nothing of roar's own.")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+def build(command: tuple[str, ...], quiet: bool) -> None:
+    """Run a setup COMMAND as a build step (@B1, @B2, ...): recorded like `run`, and run first
+    when the pipeline is reproduced.
+
+    \b
+    Examples:
+      roarctl build pip install -e .
+      roarctl build make
+    """
+    from roarctl.run import run
+
+    sys.exit(run(list(command), quiet=quiet, kind="build"))
+
+
+@cli.command(context_settings=CONTEXT)
+@_json_option
+def reset(as_json: bool) -> None:
+    """Start a new session in this project: the next run is step @1 of a new pipeline.
+
+    \b
+    Example:
+      roarctl reset && roarctl run python prepare.py
+    """
+    from roard.protocol import Reset, SessionInfo
+
+    with _client() as c:
+        reply = c.call(Reset(cwd=os.getcwdb()))
+    assert isinstance(reply, SessionInfo)
+    _emit_json(reply) if as_json else click.echo(f"roar: {reply.message}")
+
+
+@cli.command(context_settings=CONTEXT)
+@click.option("--delete-outputs", is_flag=True, help="Also delete the job's output files.")
+@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
+@_json_option
+def pop(delete_outputs: bool, yes: bool, as_json: bool) -> None:
+    """Undo the session's most recent job: remove its record.
+
+    Files stay unless --delete-outputs is given; even then a file another job read, or one
+    changed since it was recorded, is never deleted.
+
+    \b
+    Examples:
+      roarctl pop
+      roarctl pop --delete-outputs -y
+    """
+    from roarctl import render
+    from roard.protocol import Pop, PopReply
+
+    cwd = os.getcwdb()
+    with _client() as c:
+        preview = c.call(Pop(cwd=cwd, delete_outputs=delete_outputs, dry_run=True))
+        assert isinstance(preview, PopReply)
+        if not yes and not as_json:
+            render.pop(preview, preview=True)
+            if not click.confirm(
+                "remove this job's record"
+                + (" and delete those files" if preview.deleted else "")
+                + "?",
+                default=False,
+            ):
+                raise SystemExit(1)
+        reply = c.call(Pop(cwd=cwd, delete_outputs=delete_outputs, dry_run=False))
+    assert isinstance(reply, PopReply)
+    _emit_json(reply) if as_json else render.pop(reply, preview=False)
+
+
+@cli.command(context_settings=CONTEXT)
+@click.option("--artifacts", is_flag=True, help="List each step's inputs and outputs.")
+@click.option("--format", "fmt", type=click.Choice(["text", "dot", "mermaid"]), default="text")
+@_json_option
+def dag(artifacts: bool, fmt: str, as_json: bool) -> None:
+    """Show the session's pipeline: its steps, what each depends on, and which are stale
+    (an upstream step re-ran with different outputs) or superseded (re-run since).
+
+    \b
+    Examples:
+      roarctl dag --artifacts
+      roarctl dag --format dot | dot -Tsvg > pipeline.svg
+      roarctl dag --format mermaid
+    """
+    from roarctl import export, render
+    from roard.protocol import DagReply, GetDag
+
+    with _client() as c:
+        reply = c.call(GetDag(cwd=os.getcwdb()))
+    assert isinstance(reply, DagReply)
+    if as_json:
+        _emit_json(reply)
+    elif fmt == "dot":
+        click.echo(export.dag_dot(reply), nl=False)
+    elif fmt == "mermaid":
+        click.echo(export.dag_mermaid(reply), nl=False)
+    else:
+        render.dag(reply, artifacts)
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("target")
+@click.option("--downstream", is_flag=True, help="What was made from TARGET, not what made it.")
+@click.option("--depth", type=click.IntRange(min=0), default=0, help="Job levels (0: all).")
+@_json_option
+def lineage(target: str, downstream: bool, depth: int, as_json: bool) -> None:
+    """Show the lineage of TARGET (job id, @N, artifact hash or prefix, or path) as a tree:
+    upstream by default, or --downstream.
+
+    \b
+    Examples:
+      roarctl lineage model.pt
+      roarctl lineage @1 --downstream --depth 2
+    """
+    from roarctl import render
+    from roard.protocol import GetLineage, LineageReply
+
+    with _client() as c:
+        reply = c.call(
+            GetLineage(target=target, cwd=os.getcwdb(), downstream=downstream, depth=depth)
+        )
+    assert isinstance(reply, LineageReply)
+    _emit_json(reply) if as_json else render.tree(reply.root)
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("target")
+@click.option("--unsourced", is_flag=True, help="Only inputs no recorded job produced.")
+@_json_option
+def inputs(target: str, unsourced: bool, as_json: bool) -> None:
+    """List the root inputs TARGET depends on. With --unsourced, only those no recorded job
+    produced: you will need them to reproduce TARGET elsewhere.
+
+    \b
+    Examples:
+      roarctl inputs metrics.json
+      roarctl inputs @3 --unsourced --json
+    """
+    from roarctl import render
+    from roard.protocol import GetInputs, InputsReply
+
+    with _client() as c:
+        reply = c.call(GetInputs(target=target, cwd=os.getcwdb(), unsourced=unsourced))
+    assert isinstance(reply, InputsReply)
+    _emit_json(reply.inputs) if as_json else render.records(reply.inputs)
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("a")
+@click.argument("b")
+@_json_option
+def diff(a: str, b: str, as_json: bool) -> None:
+    """Show what differs in the provenance of A and B (jobs, @N, artifacts or paths): code,
+    command, inputs (with the first place their histories diverge), packages, environment,
+    machine.
+
+    \b
+    Examples:
+      roarctl diff model-a.pt model-b.pt
+      roarctl diff @2 3f2a9c
+    """
+    from roarctl import render
+    from roard.protocol import Diff, DiffReply
+
+    with _client() as c:
+        reply = c.call(Diff(a=a, b=b, cwd=os.getcwdb()))
+    assert isinstance(reply, DiffReply)
+    _emit_json(reply) if as_json else render.diff(reply)
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("target")
+@click.option(
+    "--format",
+    "fmt",
+    required=True,
+    type=click.Choice(["prov-json", "openlineage", "dot", "mermaid"]),
+)
+def export(target: str, fmt: str) -> None:
+    """Export TARGET's upstream lineage as W3C PROV-JSON, OpenLineage run events (JSON lines,
+    for Marquez and other lineage tools), Graphviz dot or Mermaid.
+
+    \b
+    Examples:
+      roarctl export model.pt --format prov-json > model.prov.json
+      roarctl export @3 --format openlineage | curl -X POST ... (one event per line)
+    """
+    from roarctl import export as formats
+    from roard.protocol import GetLineage, LineageReply, Show, ShowJob
+
+    cwd = os.getcwdb()
+    with _client() as c:
+        reply = c.call(GetLineage(target=target, cwd=cwd))
+        assert isinstance(reply, LineageReply)
+        details = {}
+        for job_id in formats.job_ids(reply.root):
+            shown = c.call(Show(target=job_id, cwd=cwd))
+            assert isinstance(shown, ShowJob)
+            details[job_id] = shown.detail
+    click.echo(formats.render(fmt, reply.root, details), nl=False)

@@ -1,0 +1,139 @@
+"""`roarctl diff A B`: what differs in the provenance of two jobs (or of the jobs that made two
+artifacts): code, command, inputs (followed upstream to the first divergence), packages,
+environment, machine, outcome."""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+from roard import queries
+from roard.protocol import DiffEntry, DiffReply, JobDetail
+
+if TYPE_CHECKING:
+    from roard.daemon import Daemon
+
+MAX_UPSTREAM = 25
+
+
+async def _job_of(d: Daemon, target: str, cwd: bytes) -> str:
+    kind, key = await queries.resolve(d, target, cwd)
+    if kind == "job":
+        return key
+    detail = await queries.artifact_detail(d, key)
+    if not detail.produced_by:
+        raise queries.NotFound(
+            f"no recorded job produced {target}", "diff compares how things were made"
+        )
+    return detail.produced_by[-1].id
+
+
+def _code(j: JobDetail) -> str | None:
+    """The commit plus uncommitted changes to tracked files. Untracked files (often the
+    outputs of earlier steps) are not code; those the job read are compared as its inputs."""
+    g = j.git
+    if g is None:
+        return None
+    dirty = ", ".join(
+        f"{f.path}@{(f.hash or '-')[:12]}" for f in g.dirty if f.status != "untracked"
+    )
+    return f"{g.commit or '(no commit)'}" + (f" + uncommitted: {dirty}" if dirty else "")
+
+
+def _rel(path: str, cwd: str) -> str:
+    return os.path.relpath(path, cwd) if path.startswith(cwd.rstrip("/") + "/") else path
+
+
+async def compare(d: Daemon, a: str, b: str, cwd: bytes) -> DiffReply:
+    ja, jb = await _job_of(d, a, cwd), await _job_of(d, b, cwd)
+    da = await queries.job_detail(d, ja, False)
+    db = await queries.job_detail(d, jb, False)
+    entries: list[DiffEntry] = []
+    code_a, code_b = _code(da), _code(db)
+    if code_a != code_b:
+        entries.append(DiffEntry(field="code", a=code_a, b=code_b))
+    if da.argv != db.argv:
+        changed = [f"{x} -> {y}" for x, y in zip(da.argv, db.argv, strict=False) if x != y]
+        if len(da.argv) != len(db.argv):
+            changed.append(f"{len(da.argv)} vs {len(db.argv)} arguments")
+        entries.append(
+            DiffEntry(field="command", a=da.job.command, b=db.job.command, note="; ".join(changed))
+        )
+    entries += await _inputs(d, da, db, 0)
+    entries += _packages(da, db)
+    for key in sorted(set(da.env) | set(db.env)):
+        if da.env.get(key) != db.env.get(key):
+            entries.append(DiffEntry(field=f"env {key}", a=da.env.get(key), b=db.env.get(key)))
+    hw_a, hw_b = _machine(da), _machine(db)
+    if hw_a != hw_b:
+        entries.append(DiffEntry(field="hardware", a=hw_a, b=hw_b))
+    if (da.job.exit_code, da.job.signal) != (db.job.exit_code, db.job.signal):
+        entries.append(
+            DiffEntry(field="outcome", a=f"exit {da.job.exit_code}", b=f"exit {db.job.exit_code}")
+        )
+    return DiffReply(a=ja, b=jb, same=not entries, entries=entries)
+
+
+async def _inputs(d: Daemon, da: JobDetail, db: JobDetail, depth: int) -> list[DiffEntry]:
+    """Inputs that differ, by path relative to each job's cwd; for each, follow the producers
+    upstream and name the first place the two histories diverge."""
+    ins_a = {_rel(r.path, da.cwd): r for r in da.inputs}
+    ins_b = {_rel(r.path, db.cwd): r for r in db.inputs}
+    entries = []
+    for path in sorted(set(ins_a) | set(ins_b)):
+        ra, rb = ins_a.get(path), ins_b.get(path)
+        if ra and rb and ra.hash == rb.hash:
+            continue
+        note = ""
+        if ra and rb:
+            note = await _divergence(d, ra.producer, rb.producer, path, depth)
+        entries.append(
+            DiffEntry(
+                field=f"input {path}",
+                a=ra.hash if ra else None,
+                b=rb.hash if rb else None,
+                note=note,
+            )
+        )
+    return entries
+
+
+async def _divergence(d: Daemon, pa: str | None, pb: str | None, path: str, depth: int) -> str:
+    if pa is None or pb is None or depth >= MAX_UPSTREAM:
+        return f"first divergence: {path} itself (no recorded job made it differently)"
+    if pa == pb:
+        return f"first divergence: {path} was changed after job {pa} wrote it"
+    ja = await queries.job_detail(d, pa, False)
+    jb = await queries.job_detail(d, pb, False)
+    if ja.argv != jb.argv:
+        return (
+            f"first divergence: the command that made {path} ({ja.job.command} vs {jb.job.command})"
+        )
+    for e in await _inputs(d, ja, jb, depth + 1):  # the most upstream difference first
+        if e.note:
+            return e.note
+        return (
+            f"first divergence: {e.field.removeprefix('input ')}, an input of the jobs "
+            f"that made {path}"
+        )
+    if _code(ja) != _code(jb):
+        return f"first divergence: the code of the jobs that made {path} ({pa} vs {pb})"
+    return f"first divergence: the jobs that made {path} ({pa} vs {pb}) read the same inputs"
+
+
+def _machine(j: JobDetail) -> str | None:
+    h = j.hardware
+    if h is None:
+        return None
+    gpus = f", GPUs {'; '.join(h.gpus)}" if h.gpus else ""
+    return f"{h.hostname}: {h.cpu} x{h.cpus}, {h.memory_bytes} B RAM{gpus}"
+
+
+def _packages(da: JobDetail, db: JobDetail) -> list[DiffEntry]:
+    pa = {p.name: p.version for pkgs in da.packages.values() for p in pkgs}
+    pb = {p.name: p.version for pkgs in db.packages.values() for p in pkgs}
+    return [
+        DiffEntry(field=f"package {name}", a=pa.get(name), b=pb.get(name))
+        for name in sorted(set(pa) | set(pb))
+        if pa.get(name) != pb.get(name)
+    ]
