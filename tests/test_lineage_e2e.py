@@ -324,3 +324,25 @@ def test_completion_scripts(roar: Roar) -> None:
     for shell in ("bash", "zsh", "fish"):
         out = roar("completion", shell).stdout
         assert "_ROARCTL_COMPLETE" in out
+
+
+def test_config_set_get_list_and_project_filters_apply(roar: Roar) -> None:
+    repo = project(roar)
+    (repo / "scratch").mkdir()
+    (repo / "scratch/tmp.bin").write_text("x")
+    roar.chown(repo)
+    roar("config", "set", "filters.exclude", f"{repo}/scratch/*", cwd=repo)
+    assert roar.json("config", "get", "filters.exclude", cwd=repo) == [f"{repo}/scratch/*"]
+    assert ".roar" not in roar.exec(["git", "status", "--porcelain"], cwd=repo).stdout
+    job = roar.run("cat", "scratch/tmp.bin", "raw.csv", cwd=repo)
+    assert [os.path.basename(i["path"]) for i in job["inputs"]] == ["raw.csv"]
+    assert job["filtered"]["by_rule"]["config"] == 1
+    roar("config", "set", "--user", "log.level", "debug", cwd=repo)
+    rows = {r["key"]: r for r in roar.json("config", "list", cwd=repo)}
+    assert rows["log.level"]["value"] == "debug"
+    assert rows["log.level"]["source"].endswith(".config/roar/config.toml")
+    assert rows["filters.exclude"]["source"].endswith(".roar/config.toml")
+    bad = roar("config", "set", "hygiene.committed_code_only", "maybe", cwd=repo, check=False)
+    assert bad.returncode == 2 and "true or false" in bad.stderr
+    unknown = roar("config", "set", "nope.key", "1", cwd=repo, check=False)
+    assert unknown.returncode == 2
