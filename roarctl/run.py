@@ -13,6 +13,8 @@ import signal
 import sys
 import time
 
+import msgspec
+
 from roarctl import trace
 from roarctl.client import Client, DaemonGone
 from roarctl.errors import RoarError
@@ -390,16 +392,7 @@ def _spool(finish: RunFinish, facts: list[FileFact]) -> None:
     spool.mkdir(parents=True, exist_ok=True, mode=0o700)
     target = spool / f"{finish.job_id}.msgpack"
     tmp = target.with_suffix(".tmp")
-    whole = RunFinish(
-        job_id=finish.job_id,
-        start=finish.start,
-        ended=finish.ended,
-        wait_status=finish.wait_status,
-        procs=finish.procs,
-        blind_spots=finish.blind_spots,
-        files=facts,
-        tracer_ok=finish.tracer_ok,
-    )
+    whole = msgspec.structs.replace(finish, files=facts)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as f:
         f.write(frame(whole)[4:])

@@ -27,11 +27,11 @@ if TYPE_CHECKING:
     from roard.daemon import Daemon
 
 _HEX = re.compile(r"^[0-9a-f]{4,64}$")
-_ROW = (
+ROW_SELECT = (
     "SELECT j.id, j.command, p.root, j.status, j.started, j.ended, j.exit_code, j.signal,"
     " j.n_inputs, j.n_outputs, j.step, j.session_id, j.kind,"
     " EXISTS (SELECT 1 FROM jobs n WHERE n.session_id = j.session_id AND n.kind = j.kind"
-    "   AND n.step = j.step AND n.started > j.started)"
+    "   AND n.step = j.step AND n.started > j.started), j.seq"
     " FROM jobs j LEFT JOIN projects p ON p.id = j.project_id"
 )
 
@@ -46,7 +46,8 @@ class Ambiguous(NotFound):
     pass
 
 
-def _row(r: Any) -> JobRow:
+def row_of(r: Any) -> JobRow:
+    """A JobRow from a ROW_SELECT result row (its last column, j.seq, is for callers)."""
     return JobRow(
         id=r[0],
         command=r[1],
@@ -72,19 +73,19 @@ def _unpack(body: bytes | None, typ: Any, default: Any = None) -> Any:
 
 
 async def job_row(d: Daemon, job_id: str) -> JobRow | None:
-    rows = await d.store.rows(_ROW + " WHERE j.id = ?", (job_id,))
-    return _row(rows[0]) if rows else None
+    rows = await d.store.rows(ROW_SELECT + " WHERE j.id = ?", (job_id,))
+    return row_of(rows[0]) if rows else None
 
 
 async def log(d: Daemon, cwd: bytes, limit: int, all_projects: bool) -> list[JobRow]:
     root = None if all_projects else project.find_root(cwd)
     if root is None:
-        rows = await d.store.rows(_ROW + " ORDER BY j.started DESC LIMIT ?", (limit,))
+        rows = await d.store.rows(ROW_SELECT + " ORDER BY j.started DESC LIMIT ?", (limit,))
     else:
         rows = await d.store.rows(
-            _ROW + " WHERE p.root = ? ORDER BY j.started DESC LIMIT ?", (root, limit)
+            ROW_SELECT + " WHERE p.root = ? ORDER BY j.started DESC LIMIT ?", (root, limit)
         )
-    return [_row(r) for r in rows]
+    return [row_of(r) for r in rows]
 
 
 _LAST_AT_PATH = (

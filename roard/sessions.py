@@ -105,12 +105,6 @@ class _Job:
     outputs: list[IORecord] = field(default_factory=list)
 
 
-_JOBS = (
-    "SELECT j.seq, j.id, j.command, p.root, j.status, j.started, j.ended, j.exit_code,"
-    " j.signal, j.n_inputs, j.n_outputs, j.step, j.session_id, j.kind"
-    " FROM jobs j LEFT JOIN projects p ON p.id = j.project_id"
-    " WHERE j.session_id = ? ORDER BY j.started"
-)
 _IO = (
     "SELECT io.job, io.role, pa.path, a.hash, a.size FROM jobs j JOIN job_io io ON io.job = j.seq"
     " JOIN paths pa ON pa.id = io.path JOIN artifacts a ON a.id = io.artifact"
@@ -122,24 +116,13 @@ async def graph(d: Daemon, session: int) -> DagReply:
     """Current job per step, in order, with dependencies, superseded jobs and staleness."""
     jobs: dict[int, _Job] = {}
     project = None
-    for r in await d.store.rows(_JOBS, (session,)):
-        row = JobRow(
-            id=r[1],
-            command=r[2],
-            project=None if r[3] is None else show_path(r[3]),
-            status=r[4],
-            started=r[5],
-            ended=r[6],
-            exit_code=r[7],
-            signal=r[8],
-            inputs=r[9],
-            outputs=r[10],
-            step=ref(r[13], r[11]),
-            session=r[12],
-            kind=r[13],
-        )
+    from roard import queries
+
+    sql = queries.ROW_SELECT + " WHERE j.session_id = ? ORDER BY j.started"
+    for r in await d.store.rows(sql, (session,)):
+        row = queries.row_of(r)
         project = row.project
-        jobs[r[0]] = _Job(seq=r[0], row=row)
+        jobs[r[-1]] = _Job(seq=r[-1], row=row)
     for seq, role, path, digest, size in await d.store.rows(_IO, (session,)):
         rec = IORecord(path=show_path(path), hash=digest, size=size)
         (jobs[seq].outputs if role == 1 else jobs[seq].inputs).append(rec)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from roard.capture.git import git_state, git_top_level
+from roard.capture.git import git_state
 from roard.capture.hardware import hardware
 from roard.capture.packages import is_python, python_packages
 from roard.capture.redact import (
@@ -240,11 +240,9 @@ def test_git_clean_repo(repo: Path) -> None:
     assert state.clean and state.dirty == [] and state.remotes == {}
 
 
-def test_git_subdirectory_and_top_level(repo: Path) -> None:
+def test_git_subdirectory(repo: Path) -> None:
     state = git_state(str(repo / "sub"))
     assert state is not None and state.root == str(repo)
-    assert git_top_level(str(repo / "sub")) == str(repo)
-    assert git_top_level(str(repo / "sub" / "c.txt")) == str(repo)
     file_state = git_state(str(repo / "sub" / "c.txt"))
     assert file_state is not None and file_state.root == str(repo)
 
@@ -304,7 +302,6 @@ def test_git_unborn_and_not_a_repo(tmp_path: Path) -> None:
     plain.mkdir()
     assert git_state(str(plain)) is None
     assert git_state(str(tmp_path / "missing")) is None
-    assert git_top_level(str(plain)) is None or git_top_level(str(plain)) != str(plain)
 
 
 # ---------------------------------------------------------------- packages

@@ -1,12 +1,11 @@
 """The git state of the directory a run started in: commit, branch, remotes, dirty files.
 
-pygit2 takes ~70 ms to import, so it is imported inside git_state(); git_top_level() is the
-cheap check for hot paths and needs nothing but os.
+pygit2 takes ~70 ms to import, so it is imported inside git_state(). (Finding a project's root
+without pygit2 is roard.project.find_root.)
 """
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING
 
 from roard.capture.redact import redact_text
@@ -14,22 +13,6 @@ from roard.protocol import DirtyFile, GitState
 
 if TYPE_CHECKING:
     import pygit2
-
-
-def git_top_level(path: str) -> str | None:
-    """The nearest ancestor of path (itself included) holding a `.git` entry, or None.
-
-    A `.git` file (worktree, submodule) counts as well as a directory. Purely lexical on the
-    absolute path: symlinks are not resolved, so the answer is under the path given.
-    """
-    d = os.path.abspath(path)
-    while True:
-        if os.path.lexists(os.path.join(d, ".git")):
-            return d
-        parent = os.path.dirname(d)
-        if parent == d:
-            return None
-        d = parent
 
 
 def _show(name: str) -> str:
