@@ -19,7 +19,7 @@ import anyio
 import msgspec
 
 from roard import hashing, project, sessions
-from roard.capture import git, hardware, packages, redact
+from roard.capture import git, hardware, packages, redact, trackers
 from roard.filters import Filters
 from roard.hashing import Key
 from roard.logs import log
@@ -34,6 +34,7 @@ from roard.protocol import (
     RunFinish,
     RunStart,
     RunStarted,
+    TrackerRun,
 )
 
 if TYPE_CHECKING:
@@ -277,6 +278,7 @@ async def finish(
             outputs[path] = (*hashed[path][:2], before)
 
     pkgs = await _packages(d, req.procs)
+    runs = await _trackers(d, req.job_id, [*outputs, *c.filtered_paths])
     t_packages = time.monotonic()
     status_row = await d.store.scalar("SELECT status FROM jobs WHERE id = ?", (req.job_id,))
     if status_row is None:  # the daemon lost this run (store replaced); rebuild it from the finish
@@ -301,8 +303,8 @@ async def finish(
         )
         await db.execute(
             "UPDATE jobs SET status = ?, ended = ?, exit_code = ?, signal = ?, n_inputs = ?,"
-            " n_outputs = ?, packages = ?, processes = ?, blind_spots = ?, filtered = ?"
-            " WHERE id = ?",
+            " n_outputs = ?, packages = ?, processes = ?, blind_spots = ?, filtered = ?,"
+            " trackers = ? WHERE id = ?",
             (
                 status,
                 req.ended,
@@ -314,6 +316,7 @@ async def finish(
                 _pack(proc_views(req.procs)),
                 _pack(sorted(set(req.blind_spots))),
                 _pack(filtered),
+                _pack(runs),
                 req.job_id,
             ),
         )
@@ -433,6 +436,14 @@ def proc_views(procs: list[Proc]) -> list[ProcView]:
             )
         )
     return views
+
+
+async def _trackers(d: Daemon, job_id: str, written: list[bytes]) -> list[TrackerRun]:
+    """Experiment-tracker runs the job wrote, from their files and the (redacted) env."""
+    blob = await d.store.scalar("SELECT env_blob FROM jobs WHERE id = ?", (job_id,))
+    body = await d.store.scalar("SELECT body FROM blobs WHERE hash = ?", (blob,))
+    env = msgspec.msgpack.decode(body, type=dict[str, str]) if body else {}
+    return await anyio.to_thread.run_sync(trackers.detect, written, env)
 
 
 async def _packages(d: Daemon, procs: list[Proc]) -> dict[str, str]:

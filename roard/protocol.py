@@ -275,6 +275,16 @@ class ProcView(msgspec.Struct):
     signal: int | None = None
 
 
+class TrackerRun(msgspec.Struct):
+    """An experiment tracker's run that a job wrote (W&B, MLflow, Neptune, TensorBoard)."""
+
+    tool: str  # "wandb" | "mlflow" | "neptune" | "tensorboard"
+    run_id: str | None  # the tool's own run id
+    url: str | None  # where to look at it: app URL, MLflow UI/run directory, TensorBoard logdir
+    project: str | None  # W&B entity/project, MLflow experiment id (or name), Neptune project
+    source: str  # the file or directory (or "env NAME") the facts came from
+
+
 class FilteredSummary(msgspec.Struct):
     count: int = 0
     by_rule: dict[str, int] = {}
@@ -294,6 +304,7 @@ class JobDetail(msgspec.Struct):
     processes: list[ProcView] = []
     blind_spots: list[str] = []
     filtered: FilteredSummary = msgspec.field(default_factory=FilteredSummary)
+    trackers: list[TrackerRun] = []
 
 
 class JobRef(msgspec.Struct):

@@ -94,6 +94,7 @@ MIGRATIONS: list[str] = [
     ALTER TABLE jobs ADD COLUMN session_id INTEGER REFERENCES sessions(id);
     ALTER TABLE jobs ADD COLUMN step INTEGER;             -- position in the session's pipeline
     ALTER TABLE jobs ADD COLUMN kind TEXT NOT NULL DEFAULT 'run';  -- run | build
+    ALTER TABLE jobs ADD COLUMN trackers BLOB;            -- msgpack list[TrackerRun]
     CREATE INDEX jobs_by_session ON jobs(session_id, kind, step, started);
     CREATE TABLE labels (
         target TEXT NOT NULL,       -- 'job:<id>' or 'artifact:<hash>'

@@ -346,3 +346,30 @@ def test_config_set_get_list_and_project_filters_apply(roar: Roar) -> None:
     assert bad.returncode == 2 and "true or false" in bad.stderr
     unknown = roar("config", "set", "nope.key", "1", cwd=repo, check=False)
     assert unknown.returncode == 2
+
+
+def test_experiment_tracker_runs_are_recorded(roar: Roar) -> None:
+    script = (
+        "import os\n"
+        "os.makedirs('tb/train', exist_ok=True)\n"
+        "open('tb/train/events.out.tfevents.1700000000.host.1.0', 'wb').write(b'x')\n"
+        "d = 'wandb/run-20261124_101500-abc123xy/files'\n"
+        "os.makedirs(d, exist_ok=True)\n"
+        "open(d + '/wandb-metadata.json', 'w').write('{}')\n"
+        "os.makedirs('runs/exp1', exist_ok=True)\n"  # not TensorBoard: no event files
+        "open('runs/exp1/metrics.csv', 'w').write('a')\n"
+    )
+    run_id = "0123456789abcdef0123456789abcdef"
+    job = roar.run(
+        PY,
+        "-c",
+        script,
+        env={"WANDB_ENTITY": "ana", "WANDB_PROJECT": "churn", "MLFLOW_RUN_ID": run_id},
+    )
+    runs = {t["tool"]: t for t in job["trackers"]}
+    assert set(runs) == {"tensorboard", "wandb", "mlflow"}
+    assert runs["wandb"]["run_id"] == "abc123xy"
+    assert runs["wandb"]["url"] == "https://wandb.ai/ana/churn/runs/abc123xy"
+    assert runs["tensorboard"]["url"] == str(roar.work / "tb/train")
+    assert runs["mlflow"]["run_id"] == run_id and runs["mlflow"]["source"] == "env MLFLOW_RUN_ID"
+    assert job["env"]["MLFLOW_RUN_ID"] == run_id  # a run id is an identifier, not a secret

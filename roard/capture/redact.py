@@ -194,12 +194,18 @@ def redact_env(env: list[bytes]) -> dict[str, str]:
         name, _, value = _decode(raw).partition("=")
         if name in out:
             continue
-        if value and is_secret_name(name):
+        if name in RUN_IDS and re.fullmatch(r"[\w.-]{1,128}", value):
+            out[name] = value  # an experiment tracker's run id: an identifier, not a secret
+        elif value and is_secret_name(name):
             out[name] = REDACTED
         else:
             out[name] = redact_text(value)
     return out
 
+
+# Experiment trackers' run ids look like tokens (MLflow's are 32 hex digits) but are what
+# lets `show` link a job to its run; they are kept when they are plain identifiers.
+RUN_IDS = frozenset({"MLFLOW_RUN_ID", "WANDB_RUN_ID", "NEPTUNE_CUSTOM_RUN_ID"})
 
 _FLAG = re.compile(r"(?P<dashes>--?)(?P<name>[A-Za-z][\w.-]+)(?:=(?P<value>.*))?", re.S)
 _ASSIGN = re.compile(r"(?P<name>[A-Za-z_][\w.-]*)=(?P<value>.*)", re.S)
