@@ -146,18 +146,25 @@ def job(d: JobDetail, verbose: bool) -> None:
         click.echo(f"env       {len(d.env)} variables (secrets redacted; --json lists them)")
 
 
+SHOWN = 20  # rows of a long list shown as text; --json has them all
+
+
+def _capped(rows: list[str]) -> list[str]:
+    if len(rows) <= SHOWN:
+        return rows
+    return [*rows[:SHOWN], f"  ... {len(rows) - SHOWN} more (--json lists all)"]
+
+
 def artifact(a: ArtifactDetail) -> None:
-    click.echo(f"artifact {click.style(a.hash, fg='yellow')}  ({size(a.size)})")
-    for p in a.paths:
-        click.echo(f"  seen as {p}")
-    click.echo(f"produced by ({len(a.produced_by)})")
-    for r in a.produced_by:
-        click.echo(f"  job {r.id}  {when(r.started)}  {r.command}")
+    lines = [f"artifact {click.style(a.hash, fg='yellow')}  ({size(a.size)})"]
+    lines += _capped([f"  seen as {p}" for p in a.paths])
+    lines.append(f"produced by ({len(a.produced_by)})")
+    lines += _capped([f"  job {r.id}  {when(r.started)}  {r.command}" for r in a.produced_by])
     if not a.produced_by:
-        click.echo("  (no recorded job wrote this content: it came from outside roar)")
-    click.echo(f"read by ({len(a.read_by)})")
-    for r in a.read_by:
-        click.echo(f"  job {r.id}  {when(r.started)}  {r.command}")
+        lines.append("  (no recorded job wrote this content: it came from outside roar)")
+    lines.append(f"read by ({len(a.read_by)})")
+    lines += _capped([f"  job {r.id}  {when(r.started)}  {r.command}" for r in a.read_by])
+    click.echo("\n".join(lines))
 
 
 def records(recs: list[IORecord], indent: str = "") -> None:

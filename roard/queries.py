@@ -236,5 +236,6 @@ async def artifact_detail(d: Daemon, digest: str) -> ArtifactDetail:
 
 async def counts(d: Daemon) -> tuple[int, int]:
     jobs = await d.store.scalar("SELECT count(*) FROM jobs")
-    arts = await d.store.scalar("SELECT count(*) FROM artifacts")
+    # Artifact rows are never deleted, so max(id) is their count without scanning an index.
+    arts = await d.store.scalar("SELECT coalesce(max(id), 0) FROM artifacts")
     return int(jobs), int(arts)
