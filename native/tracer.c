@@ -8,6 +8,10 @@
  * Stops handled: seccomp stops, fork/vfork/clone/exec event stops, signal-delivery
  * stops (signal re-injected), group-stops (PTRACE_LISTEN), the initial stop of
  * auto-attached children, and exits.
+ *
+ * While one traced task does the work, the tracer and that task are pinned to one
+ * CPU (cross-CPU wakeups double the cost of a stop); parallel work is never
+ * confined.  Policy and the ROAR_PIN=0 opt-out: tracer.h, roar_start.
  */
 #define _GNU_SOURCE
 #include "tracer.h"
@@ -22,13 +26,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/uio.h>
+#include <sys/un.h>
 #include <sys/user.h>
 #include <sys/wait.h>
 
@@ -75,7 +82,7 @@
 enum sc_kind {
     SC_OPEN = 1, SC_CREAT, SC_OPENAT, SC_OPENAT2, SC_EXECVE, SC_EXECVEAT,
     SC_RENAME, SC_RENAMEAT, SC_RENAMEAT2, SC_LINK, SC_LINKAT, SC_SYMLINK,
-    SC_SYMLINKAT, SC_UNLINK, SC_UNLINKAT, SC_TRUNCATE, SC_IO_URING, SC_PTRACE
+    SC_SYMLINKAT, SC_UNLINK, SC_UNLINKAT, SC_TRUNCATE, SC_IO_URING, SC_PTRACE, SC_AFFINITY
 };
 
 static const struct { long nr; int kind; } SYSCALLS[] = {
@@ -135,13 +142,28 @@ static const struct { long nr; int kind; } SYSCALLS[] = {
 #endif
 };
 #define NSYSCALLS ((int)(sizeof SYSCALLS / sizeof SYSCALLS[0]))
-#define FILTER_MAX (NSYSCALLS + 8)
+
+/* Also stopped at while CPU co-location is on (see tracer.h): a program that asks
+ * for (or sets) its affinity must see (or replace) its real mask, not our pin. */
+static const long AFFINITY_SYSCALLS[] = {
+#ifdef SYS_sched_getaffinity
+    SYS_sched_getaffinity,
+#endif
+#ifdef SYS_sched_setaffinity
+    SYS_sched_setaffinity,
+#endif
+};
+#define NAFFINITY ((int)(sizeof AFFINITY_SYSCALLS / sizeof AFFINITY_SYSCALLS[0]))
+#define FILTER_MAX (NSYSCALLS + NAFFINITY + 8)
 
 static int sc_kind_of(long nr)
 {
     for (int i = 0; i < NSYSCALLS; i++)
         if (SYSCALLS[i].nr == nr)
             return SYSCALLS[i].kind;
+    for (int i = 0; i < NAFFINITY; i++)
+        if (AFFINITY_SYSCALLS[i] == nr)
+            return SC_AFFINITY;
     return 0;
 }
 
@@ -232,6 +254,20 @@ struct roar_tracer {
     sbuf raw, p1, p2, argv;
     struct sock_filter filter[FILTER_MAX];
     unsigned short filter_len;
+
+    /* CPU co-location (policy in tracer.h) */
+    int pin;                  /* PIN_OFF, PIN_ON or PIN_IDLE */
+    int tracer_pinned;        /* the tracer thread runs on `one` */
+    pid_t pinned;             /* the tracee that runs on `one`, 0: none */
+    cpu_set_t *orig, *one;    /* caller's original mask; just the chosen CPU */
+    cpu_set_t *tmp;           /* scratch mask */
+    size_t mask_size;         /* bytes of each mask */
+    int mask_cpus;            /* CPUs each mask has room for */
+    int claim_fd;             /* the chosen CPU's claim (cpu_claim), -1: none */
+    long long last_stop;      /* CLOCK_MONOTONIC ns of the last stop (or resume) */
+    int fast;                 /* PIN_IDLE: consecutive stops less than PIN_FAST_NS apart */
+    pid_t stale;              /* unpinned since its last stop: a child it forked just
+                                 before may still carry the pin */
 };
 
 static long page_size;
@@ -548,6 +584,236 @@ static int proc_tgid(pid_t tid)
     return s ? atoi(s + 6) : -1;
 }
 
+/* ------------------------------------------------------------------------- */
+/* CPU co-location (policy in tracer.h)                                        */
+
+enum { PIN_OFF = 0, PIN_ON = 1, PIN_IDLE = 2 };
+#define PIN_IDLE_NS 1000000000LL /* no stop for this long: unpin (co-location gains nothing) */
+#define PIN_FAST_NS 2000000LL    /* stops closer than this ... */
+#define PIN_REARM 64             /* ... this many times in a row: pin again */
+
+static long long mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static int set_mask(roar_tracer *t, pid_t tid, const cpu_set_t *m)
+{
+    return sched_setaffinity(tid, t->mask_size, m);
+}
+
+/* Some live tracee other than `except` (the only one when ntasks == 1), 0 if none. */
+static pid_t any_task(roar_tracer *t, pid_t except)
+{
+    for (unsigned int i = 0; i < t->tcap; i++)
+        if (t->tasks[i].tid && t->tasks[i].tid != except)
+            return t->tasks[i].tid;
+    return 0;
+}
+
+/* Claim `cpu` against other roar tracers on this machine (whatever their user) by
+ * binding the abstract socket "roar-pin-cpu-N": freed when closed or when this
+ * process dies.  Returns the fd, -1 when claims are unavailable here (pin anyway),
+ * -2 when another tracer holds the CPU. */
+static int cpu_claim(int cpu)
+{
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    struct sockaddr_un a;
+    memset(&a, 0, sizeof a);
+    a.sun_family = AF_UNIX;
+    int n = snprintf(a.sun_path + 1, sizeof a.sun_path - 1, "roar-pin-cpu-%d", cpu);
+    socklen_t len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
+    if (bind(fd, (struct sockaddr *)&a, len) == 0)
+        return fd;
+    int e = errno;
+    close(fd);
+    return e == EADDRINUSE ? -2 : -1;
+}
+
+/* Choose and claim the CPU to co-locate on: the tracer's current CPU if it is in the
+ * original mask and free, else the next free one in the mask.  -1: none is free. */
+static int pin_choose(roar_tracer *t)
+{
+    int n = t->mask_cpus;
+    int first = sched_getcpu();
+    if (first < 0 || first >= n)
+        first = 0;
+    for (int k = 0; k < n; k++) {
+        int cpu = (first + k) % n;
+        if (!CPU_ISSET_S((size_t)cpu, t->mask_size, t->orig))
+            continue;
+        int fd = cpu_claim(cpu);
+        if (fd == -2)
+            continue;
+        t->claim_fd = fd;
+        CPU_ZERO_S(t->mask_size, t->one);
+        CPU_SET_S((size_t)cpu, t->mask_size, t->one);
+        return 0;
+    }
+    return -1;
+}
+
+/* Give the pinned tracee and the tracer back the original mask, free the CPU
+ * claim (idempotent). */
+static void pin_release(roar_tracer *t)
+{
+    if (t->pinned) {
+        set_mask(t, t->pinned, t->orig); /* ESRCH: it is exiting, nothing to restore */
+        t->stale = t->pinned;
+        t->pinned = 0;
+    }
+    if (t->tracer_pinned) {
+        set_mask(t, t->tracer_tid, t->orig);
+        t->tracer_pinned = 0;
+    }
+    if (t->claim_fd >= 0) {
+        close(t->claim_fd);
+        t->claim_fd = -1;
+    }
+}
+
+/* Stop co-locating for the rest of the run: every live tracee (new ones included:
+ * they inherited their parent's mask) and the tracer get the original mask back. */
+static void pin_off(roar_tracer *t)
+{
+    if (t->pin == PIN_ON)
+        for (unsigned int i = 0; i < t->tcap; i++)
+            if (t->tasks[i].tid && t->tasks[i].tid != t->pinned)
+                set_mask(t, t->tasks[i].tid, t->orig);
+    pin_release(t);
+    t->pin = PIN_OFF;
+}
+
+/* Run `tid` (0: none yet) on the tracer's CPU, claiming one first if needed. */
+static void pin_colocate(roar_tracer *t, pid_t tid)
+{
+    if (!t->tracer_pinned) {
+        if (pin_choose(t) < 0) { /* every CPU is taken by other roar runs */
+            t->pin = PIN_IDLE;
+            t->fast = 0;
+            return;
+        }
+        if (set_mask(t, t->tracer_tid, t->one) < 0) {
+            pin_off(t);
+            return;
+        }
+        t->tracer_pinned = 1;
+    }
+    if (tid && tid != t->pinned) {
+        if (set_mask(t, tid, t->one) < 0 && errno != ESRCH) {
+            pin_off(t);
+            return;
+        }
+        t->pinned = tid;
+    }
+}
+
+/* At every stop or exit collected while co-location is on or idle. */
+static void pin_tick(roar_tracer *t)
+{
+    long long now = mono_ns(), gap = now - t->last_stop;
+    t->last_stop = now;
+    if (t->pin == PIN_ON) {
+        if (gap > PIN_IDLE_NS) { /* a second without a stop: nothing to gain, unpin */
+            pin_release(t);
+            t->pin = PIN_IDLE;
+            t->fast = 0;
+        }
+    } else if (t->pin == PIN_IDLE) {
+        t->fast = gap < PIN_FAST_NS ? t->fast + 1 : 0;
+        if (t->fast >= PIN_REARM && t->ntasks == 1) {
+            t->pin = PIN_ON;
+            pin_colocate(t, any_task(t, 0));
+        }
+    }
+}
+
+/* A new task `child` is in the table.  thread: 1, 0, or -1 when not known yet.
+ * Called while t->pin is on or idle, or t->stale is set. */
+static void pin_new_task(roar_tracer *t, pid_t child, int thread)
+{
+    if (t->stale && t->pin != PIN_ON && sched_getaffinity(child, t->mask_size, t->tmp) == 0 &&
+        CPU_EQUAL_S(t->mask_size, t->tmp, t->one))
+        set_mask(t, child, t->orig); /* forked by t->stale while it still had the pin */
+    if (t->pin == PIN_OFF)
+        return;
+    if (thread == 1 || t->ntasks > 2) {
+        pin_off(t);
+        return;
+    }
+    if (t->pin != PIN_ON || t->ntasks != 2)
+        return; /* idle: every task already has the original mask */
+    if (thread < 0 && proc_tgid(child) != child) {
+        pin_off(t);
+        return;
+    }
+    /* A lone process forked: the child (which inherited the pin) makes the stops
+     * from now on; the parent, usually waiting for it, gets the original mask.  The
+     * parent making a traced syscall while the child lives ends co-location. */
+    pid_t parent = any_task(t, child);
+    if (set_mask(t, child, t->one) < 0 && errno != ESRCH) {
+        pin_off(t);
+        return;
+    }
+    if (parent && set_mask(t, parent, t->orig) < 0 && errno != ESRCH) {
+        pin_off(t);
+        return;
+    }
+    t->pinned = child;
+}
+
+/* A traced syscall or exec by `tid`: a second busy task means parallel work. */
+static inline void pin_active(roar_tracer *t, pid_t tid)
+{
+    if (t->pin == PIN_ON && t->ntasks >= 2 && tid != t->pinned)
+        pin_off(t);
+}
+
+/* `tid` left the table. */
+static void pin_gone(roar_tracer *t, pid_t tid)
+{
+    if (tid == t->pinned)
+        t->pinned = 0;
+    if (t->ntasks == 0)
+        pin_release(t);
+    else if (t->pin == PIN_ON && t->ntasks == 1)
+        pin_colocate(t, any_task(t, 0));
+}
+
+/* At roar_start, before the fork (the child inherits the tracer's pin). */
+static void pin_init(roar_tracer *t)
+{
+    const char *env = getenv("ROAR_PIN");
+    if (env && strcmp(env, "0") == 0)
+        return;
+    int n = 1024;
+    cpu_set_t *orig;
+    for (;;) { /* the calling thread's mask, however many CPUs the kernel has */
+        orig = CPU_ALLOC(n);
+        if (!orig)
+            return;
+        if (sched_getaffinity(0, CPU_ALLOC_SIZE(n), orig) == 0)
+            break;
+        CPU_FREE(orig);
+        if (errno != EINVAL || n >= (1 << 22))
+            return;
+        n *= 2;
+    }
+    size_t sz = CPU_ALLOC_SIZE(n);
+    t->orig = orig;
+    if (CPU_COUNT_S(sz, orig) < 2 || !(t->one = CPU_ALLOC(n)) || !(t->tmp = CPU_ALLOC(n)))
+        return; /* one CPU: already co-located */
+    t->mask_cpus = n;
+    t->mask_size = sz;
+    t->pin = PIN_ON;
+    t->last_stop = mono_ns();
+    pin_colocate(t, 0);
+}
+
 /* Syscall number and arguments at a seccomp stop. */
 static int get_syscall(pid_t tid, long *nr, uint64_t a[6])
 {
@@ -703,6 +969,8 @@ static void on_seccomp(roar_tracer *t, pid_t tid)
         cont(tid, 0);
         return;
     }
+    if (t->pin)
+        pin_active(t, tid);
     switch (sc_kind_of(nr)) {
     case SC_OPEN: {
         int fl = (int)a[1];
@@ -771,6 +1039,10 @@ static void on_seccomp(roar_tracer *t, pid_t tid)
     case SC_PTRACE:
         emit_untraced(t, tid, "nested ptrace");
         break;
+    case SC_AFFINITY: /* before the call runs: it must see (or replace) the real mask */
+        if (t->pin)
+            pin_off(t);
+        break;
     default:
         emit_untraced(t, tid, "unexpected seccomp stop");
         break;
@@ -834,9 +1106,14 @@ static void on_fork(roar_tracer *t, pid_t tid, int event)
     int dead_status;
     int dead = reaped_take(t, child, &dead_status);
     if (!dead) {
+        int was_known = task_find(t, child) != NULL;
         task_t *c = task_add(t, child, thread ? ptgid : child);
         if (c)
             c->tgid = thread ? ptgid : child;
+        if ((t->pin || t->stale) && (thread || !was_known))
+            pin_new_task(t, child, thread);
+    } else if (t->pin && thread) {
+        pin_off(t);
     }
     emit_simple(t, ROAR_EV_FORK, tid, child, thread, NULL);
     if (dead) /* it died before we heard of it: report its exit after the fork */
@@ -859,8 +1136,13 @@ static void on_exec(roar_tracer *t, pid_t pid)
         src->exec_path = src->exec_argv = NULL;
         src->has_exec = 0;
     }
-    if ((pid_t)former != pid)
+    if (t->pin)
+        pin_active(t, (pid_t)former);
+    if ((pid_t)former != pid) {
         task_del(t, (int)former); /* the execing thread took over the leader's tid */
+        if (t->pin)
+            pin_gone(t, (pid_t)former);
+    }
     task_t *pt = task_add(t, pid, pid);
     if (pt) {
         pt->tgid = pid;
@@ -908,6 +1190,8 @@ static void on_exit_status(roar_tracer *t, pid_t pid, int st)
     }
     int thread = e->tgid != pid;
     task_del(t, pid);
+    if (t->pin)
+        pin_gone(t, pid);
     if (pid == t->root) {
         t->root_status = st;
         if (g_fwd_owner == t)
@@ -916,7 +1200,7 @@ static void on_exit_status(roar_tracer *t, pid_t pid, int st)
     emit_simple(t, ROAR_EV_EXIT, pid, st, thread, NULL);
 }
 
-static void handle_status(roar_tracer *t, pid_t pid, int st)
+static void dispatch_status(roar_tracer *t, pid_t pid, int st)
 {
     if (WIFEXITED(st) || WIFSIGNALED(st)) {
         on_exit_status(t, pid, st);
@@ -929,6 +1213,8 @@ static void handle_status(roar_tracer *t, pid_t pid, int st)
          * parent's fork event we have not collected yet. */
         reaped_take(t, pid, NULL); /* pid reuse: forget an old unknown exit */
         task_add(t, pid, pid);
+        if (t->pin || t->stale)
+            pin_new_task(t, pid, -1);
     }
     int sig = WSTOPSIG(st);
     int event = (int)((unsigned int)st >> 16);
@@ -959,28 +1245,42 @@ static void handle_status(roar_tracer *t, pid_t pid, int st)
     }
 }
 
+static void handle_status(roar_tracer *t, pid_t pid, int st)
+{
+    if (t->pin)
+        pin_tick(t);
+    dispatch_status(t, pid, st);
+    if (pid == t->stale) /* its stop since the unpin is handled: any child it forked */
+        t->stale = 0;    /* before is known now */
+}
+
 /* ------------------------------------------------------------------------- */
 /* Seccomp filter                                                             */
 
-static void build_filter(roar_tracer *t)
+static void build_filter(roar_tracer *t, int with_affinity)
 {
     struct sock_filter *f = t->filter;
     int n = 0;
     int x32 = ROAR_X32_CHECK;
+    int nr = NSYSCALLS + (with_affinity ? NAFFINITY : 0);
+    long nrs[NSYSCALLS + NAFFINITY];
+    for (int i = 0; i < NSYSCALLS; i++)
+        nrs[i] = SYSCALLS[i].nr;
+    for (int i = NSYSCALLS; i < nr; i++)
+        nrs[i] = AFFINITY_SYSCALLS[i - NSYSCALLS];
     f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
                                           offsetof(struct seccomp_data, arch));
     f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ROAR_AUDIT_ARCH, 0,
-                                          (unsigned char)(1 + x32 + NSYSCALLS));
+                                          (unsigned char)(1 + x32 + nr));
     f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
                                           offsetof(struct seccomp_data, nr));
 #if ROAR_X32_CHECK
     f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, __X32_SYSCALL_BIT,
-                                          (unsigned char)NSYSCALLS, 0);
+                                          (unsigned char)nr, 0);
 #endif
-    for (int i = 0; i < NSYSCALLS; i++)
-        f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K,
-                                              (unsigned int)SYSCALLS[i].nr,
-                                              (unsigned char)(NSYSCALLS - i), 0);
+    for (int i = 0; i < nr; i++)
+        f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (unsigned int)nrs[i],
+                                              (unsigned char)(nr - i), 0);
     f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
     f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_TRACE);
     t->filter_len = (unsigned short)n;
@@ -993,6 +1293,12 @@ static void free_tracer(roar_tracer *t)
 {
     if (!t)
         return;
+    t->pinned = 0; /* any tracee left is dead by now */
+    if (t->orig)
+        pin_release(t); /* the tracer thread gets its original mask back */
+    CPU_FREE(t->orig);
+    CPU_FREE(t->one);
+    CPU_FREE(t->tmp);
     if (t->tasks)
         for (unsigned int i = 0; i < t->tcap; i++)
             task_clear_exec(&t->tasks[i]);
@@ -1049,6 +1355,7 @@ roar_tracer *roar_start(const char *path, char *const argv[], char *const envp[]
         return NULL;
     }
     t->root_status = -1;
+    t->claim_fd = -1;
     t->tcap = 64;
     t->tasks = calloc(t->tcap, sizeof *t->tasks);
     if (!t->tasks) {
@@ -1056,7 +1363,9 @@ roar_tracer *roar_start(const char *path, char *const argv[], char *const envp[]
         *err = ENOMEM;
         return NULL;
     }
-    build_filter(t);
+    t->tracer_tid = (pid_t)syscall(SYS_gettid);
+    pin_init(t); /* before the fork: the child inherits the tracer's pin */
+    build_filter(t, t->pin != PIN_OFF);
     struct sock_fprog prog = {.len = t->filter_len, .filter = t->filter};
 
     int syncp[2], errp[2];
@@ -1119,8 +1428,9 @@ roar_tracer *roar_start(const char *path, char *const argv[], char *const envp[]
     close(syncp[0]);
     close(errp[1]);
     t->root = pid;
-    t->tracer_tid = (pid_t)syscall(SYS_gettid);
     task_add(t, pid, pid);
+    if (t->tracer_pinned)
+        t->pinned = pid; /* it inherited the pin */
     long opts = PTRACE_O_TRACESECCOMP | PTRACE_O_TRACEFORK | PTRACE_O_TRACEVFORK |
                 PTRACE_O_TRACECLONE | PTRACE_O_TRACEEXEC | PTRACE_O_EXITKILL;
     int st;
@@ -1219,6 +1529,8 @@ int roar_next(roar_tracer *t, roar_event *events, int cap)
     if ((pid_t)syscall(SYS_gettid) != t->tracer_tid)
         return -EPERM; /* not the thread that called roar_start */
     if (t->held) {
+        if (t->pin) /* the time it was held (hashing) is not the tracee's */
+            t->last_stop = mono_ns();
         cont(t->held, 0);
         t->held = 0;
     }
@@ -1257,6 +1569,9 @@ int roar_next(roar_tracer *t, roar_event *events, int cap)
                             task_clear_exec(&t->tasks[i]);
                     memset(t->tasks, 0, t->tcap * sizeof *t->tasks);
                     t->ntasks = 0;
+                    t->pinned = 0;
+                    if (t->pin)
+                        pin_release(t);
                     break;
                 }
                 int e = errno;

@@ -35,6 +35,31 @@ typedef struct {
     const char *data;   /* EXEC: argv, each NUL-terminated; UNTRACED: reason */
 } roar_event;
 
+/* roar_start forks and execs path under the tracer; NULL with *err set on failure.
+ *
+ * CPU co-location.  A ptrace stop costs about twice as much when the tracer and
+ * the tracee wake each other across CPUs, so while at most one traced task does the
+ * work, roar_start's calling thread (the tracer) and that task are pinned to one
+ * CPU of the caller's original affinity mask (sched_getaffinity at roar_start):
+ *  - the CPU the tracer runs on (sched_getcpu) if it is in the mask, else the next
+ *    one in it; a CPU another roar tracer on this machine has pinned is skipped
+ *    (abstract unix socket "roar-pin-cpu-N"); none free or the mask has one CPU:
+ *    no pin;
+ *  - a lone process that forks: its child keeps the pin, the parent gets the
+ *    original mask back (a shell or subprocess.run waiting for one command); when
+ *    one of the two exits the other is pinned again;
+ *  - a thread, a third live task, or a traced syscall by the unpinned parent while
+ *    its child lives (parallel work): every live tracee and the tracer get the
+ *    original mask back (exactly it), and nothing is pinned again in that run;
+ *  - sched_getaffinity/sched_setaffinity by a tracee (trapped only while pinning
+ *    is on): the same, before the call runs, so the program sees and replaces its
+ *    real mask (thread pools sized from the affinity are not shrunk);
+ *  - a second without a stop: unpin (nothing to gain; a pinned CPU-bound job could
+ *    not be balanced away from another CPU hog); 64 stops less than 2 ms apart
+ *    with one live task: pin again.
+ * Set ROAR_PIN=0 in the caller's environment (read with getenv by roar_start) to
+ * disable it.  The tracer's original mask is back once every tracee is gone, and
+ * at roar_free. */
 roar_tracer *roar_start(const char *path, char *const argv[], char *const envp[],
                         const char *cwd, int *err);
 int roar_root_pid(roar_tracer *t);

@@ -6,7 +6,9 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -494,3 +496,255 @@ def test_held_tracee_can_be_killed(tmp_path):
     assert not (tmp_path / "victim.txt").exists()  # killed before its open ran
     assert events[-1].kind == trace.EXIT
     assert events[-1].pid == root
+
+
+# --- CPU co-location (tracer.h: roar_start) -------------------------------------------------
+
+PROBE = r"""
+import os, sys, threading, time
+
+out = os.open(sys.argv[2], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+
+
+def cpus():
+    with open("/proc/thread-self/status") as f:
+        for line in f:
+            if line.startswith("Cpus_allowed_list:"):
+                return line.split()[1]
+
+
+def put(label, value=None):
+    os.write(out, f"{label} {cpus() if value is None else value}\n".encode())
+
+
+mode = sys.argv[1]
+if mode == "single":
+    put("before")
+elif mode == "thread":
+    put("before")
+    t = threading.Thread(target=put, args=("thread",))
+    t.start()
+    t.join()
+    put("after")
+elif mode == "fork2":
+    put("before")
+    kids = []
+    for i in range(2):
+        pid = os.fork()
+        if pid == 0:
+            put(f"child{i}")
+            os._exit(0)
+        kids.append(pid)
+    for pid in kids:
+        os.waitpid(pid, 0)
+    put("after")
+elif mode == "pair":  # a lone parent waiting for its one child
+    put("before")
+    pid = os.fork()
+    if pid == 0:
+        put("child")
+        os._exit(0)
+    os.waitpid(pid, 0)
+    put("after")
+elif mode == "pair_busy":  # the parent makes a traced syscall while its child lives
+    put("before")
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.read(r, 1)
+        put("child")
+        os._exit(0)
+    put("parent")
+    os.write(w, b"x")
+    os.waitpid(pid, 0)
+    put("after")
+elif mode == "getaffinity":
+    put("before")
+    put("getaffinity", ",".join(map(str, sorted(os.sched_getaffinity(0)))))
+    put("after")
+elif mode == "idle":
+    put("before")
+    time.sleep(1.3)
+    put("quiet")
+    for _ in range(200):
+        os.close(os.open("/dev/null", os.O_RDONLY))
+    put("busy")
+elif mode == "quiet_fork":  # unpinned by a quiet second at the very fork
+    put("before")
+    time.sleep(1.3)
+    pid = os.fork()
+    if pid == 0:
+        put("child")
+        os._exit(0)
+    os.waitpid(pid, 0)
+elif mode == "hold":  # single task until a byte arrives on stdin
+    put("before")
+    os.read(0, 1)
+"""
+
+RUNNER = r"""
+import os, sys
+if sys.argv[1]:
+    os.sched_setaffinity(0, {int(c) for c in sys.argv[1].split(",")})
+from roarctl.trace import Tracer
+argv = [os.fsencode(a) for a in sys.argv[2:]]
+with Tracer(argv[0], argv, dict(os.environb), os.getcwdb()) as t:
+    while t.next_batch():
+        pass
+    code = os.waitstatus_to_exitcode(t.exit_status())
+print(",".join(map(str, sorted(os.sched_getaffinity(0)))), code)
+"""
+
+ORIG = frozenset(os.sched_getaffinity(0))
+multi_cpu = pytest.mark.skipif(len(ORIG) < 2, reason="co-location needs 2 CPUs")
+
+
+def cpu_list(text: str) -> frozenset[int]:
+    out: set[int] = set()
+    for part in text.split(","):
+        lo, _, hi = part.partition("-")
+        out.update(range(int(lo), int(hi or lo) + 1))
+    return frozenset(out)
+
+
+def others_pinned() -> bool:
+    """Another roar tracer on this machine holds a CPU claim (tests run in parallel)."""
+    try:
+        with open("/proc/net/unix") as f:
+            return "@roar-pin-cpu-" in f.read()
+    except OSError:
+        return False
+
+
+def probe(tmp_path, mode: str, expect_pinned: bool = True) -> dict[str, frozenset[int]]:
+    """Trace the probe; {label: CPUs its task was allowed}.  With expect_pinned, retry
+    while other roar runs hold the CPUs (then a correct run does not pin)."""
+    script = tmp_path / "probe.py"
+    script.write_text(PROBE)
+    for _ in range(20):
+        out = tmp_path / f"probe-{mode}.txt"
+        out.unlink(missing_ok=True)
+        _, status, _ = run([PY, os.fsencode(script), mode.encode(), os.fsencode(out)], tmp_path)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert os.sched_getaffinity(0) == ORIG  # the tracer thread got its mask back
+        seen = {}
+        for line in out.read_text().splitlines():
+            label, value = line.split()
+            seen[label] = cpu_list(value)
+        if not expect_pinned or len(seen["before"]) == 1 or not others_pinned():
+            return seen
+        time.sleep(0.3)
+    pytest.skip("other roar runs kept every CPU claimed")
+
+
+@multi_cpu
+def test_pin_single_task_runs_on_one_cpu(tmp_path):
+    seen = probe(tmp_path, "single")
+    (cpu,) = seen["before"]
+    assert cpu in ORIG
+
+
+@multi_cpu
+def test_pin_released_for_a_thread(tmp_path):
+    seen = probe(tmp_path, "thread")
+    assert len(seen["before"]) == 1
+    assert seen["thread"] == ORIG
+    assert seen["after"] == ORIG
+
+
+@multi_cpu
+def test_pin_released_for_parallel_children(tmp_path):
+    seen = probe(tmp_path, "fork2")
+    assert len(seen["before"]) == 1
+    assert seen["child0"] == seen["child1"] == seen["after"] == ORIG
+
+
+@multi_cpu
+def test_pin_follows_the_one_child_of_a_waiting_parent(tmp_path):
+    seen = probe(tmp_path, "pair")
+    assert len(seen["before"]) == 1
+    assert seen["child"] == seen["before"]
+    assert seen["after"] == seen["before"]  # alone again: pinned again
+
+
+@multi_cpu
+def test_pin_released_when_parent_and_child_both_work(tmp_path):
+    seen = probe(tmp_path, "pair_busy")
+    assert len(seen["before"]) == 1
+    assert seen["parent"] == seen["child"] == seen["after"] == ORIG  # and never again
+
+
+def test_getaffinity_sees_the_real_mask(tmp_path):
+    seen = probe(tmp_path, "getaffinity")
+    assert seen["getaffinity"] == ORIG
+    assert seen["after"] == ORIG
+
+
+def test_pin_disabled_by_env(tmp_path, monkeypatch):
+    monkeypatch.setenv("ROAR_PIN", "0")
+    seen = probe(tmp_path, "single", expect_pinned=False)
+    assert seen["before"] == ORIG
+
+
+@multi_cpu
+def test_pin_released_after_a_quiet_second(tmp_path):
+    seen = probe(tmp_path, "idle")
+    assert len(seen["before"]) == 1
+    assert seen["quiet"] == ORIG
+    assert len(seen["busy"]) == 1  # frequent stops again: pinned again
+
+
+@multi_cpu
+def test_child_forked_as_the_pin_lapses_does_not_keep_it(tmp_path):
+    seen = probe(tmp_path, "quiet_fork")
+    assert len(seen["before"]) == 1
+    assert seen["child"] == ORIG
+
+
+def _runner(tmp_path, mask: str, mode: str, **kw) -> "tuple[subprocess.Popen[str], Path]":
+    """Trace the probe from a fresh process whose affinity is `mask` ("": unchanged)."""
+    (tmp_path / "probe.py").write_text(PROBE)
+    (tmp_path / "runner.py").write_text(RUNNER)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(trace.__file__)))
+    env = {**os.environ, "PYTHONPATH": root}
+    out = tmp_path / f"probe-{mode}-{len(os.listdir(tmp_path))}.txt"
+    argv = [sys.executable, "runner.py", mask, sys.executable, "probe.py", mode, str(out)]
+    p = subprocess.Popen(argv, cwd=tmp_path, env=env, text=True, stdout=subprocess.PIPE, **kw)
+    return p, out
+
+
+def _seen(path: Path) -> dict[str, frozenset[int]]:
+    return {k: cpu_list(v) for k, v in (line.split() for line in path.read_text().splitlines())}
+
+
+@multi_cpu
+def test_pin_respects_a_restricted_original_mask(tmp_path):
+    mask = sorted(ORIG)[1:]  # every CPU but the first
+    text = ",".join(map(str, mask))
+    for mode in ("single", "thread"):
+        p, out = _runner(tmp_path, text, mode)
+        stdout, _ = p.communicate(timeout=30)
+        assert stdout.split() == [text, "0"]  # the tracer thread's mask is restored exactly
+        seen = _seen(out)
+        assert seen["before"] <= frozenset(mask)
+        assert len(seen["before"]) == 1 or len(mask) == 1 or others_pinned()
+        if mode == "thread":
+            assert seen["thread"] == seen["after"] == frozenset(mask)
+
+
+@multi_cpu
+def test_concurrent_runs_do_not_share_a_cpu(tmp_path):
+    runs = []
+    try:
+        for _ in range(2):
+            p, out = _runner(tmp_path, "", "hold", stdin=subprocess.PIPE)
+            runs.append((p, out))
+            for _ in range(1000):  # until its probe has run, pinned or not
+                if out.exists() and out.stat().st_size:
+                    break
+                time.sleep(0.01)
+        a, b = (_seen(out)["before"] for _, out in runs)
+    finally:
+        for p, _ in runs:
+            p.communicate("x", timeout=30)
+    assert not (len(a) == 1 and a == b)
