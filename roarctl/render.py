@@ -55,13 +55,16 @@ def log(jobs: list[JobRow]) -> None:
         click.echo("no jobs yet: put `roarctl run` in front of a command to record one")
         return
     for j in jobs:
-        step = (j.step or "-") + ("*" if j.superseded else "")
+        step = (j.step or "-") + ("*" if j.superseded else "!" if j.stale else "")
         click.echo(
             f"{click.style(j.id, fg='yellow')}  {step:<5} {when(j.started)}  {duration(j):>8}  "
             f"{outcome(j):<10} {j.inputs:>3} in {j.outputs:>3} out  {j.command}"
         )
-    if any(j.superseded for j in jobs):
-        click.echo("(* superseded: the step was run again since)")
+    if any(j.superseded or j.stale for j in jobs):
+        click.echo(
+            "(* superseded: the step was run again since; ! stale: an upstream step "
+            "re-ran with different outputs)"
+        )
 
 
 def status(s: StatusReply) -> None:

@@ -86,7 +86,16 @@ async def log(d: Daemon, cwd: bytes, limit: int, all_projects: bool) -> list[Job
         rows = await d.store.rows(
             ROW_SELECT + " WHERE p.root = ? ORDER BY j.started DESC LIMIT ?", (root, limit)
         )
-    return [row_of(r) for r in rows]
+    return await mark_stale(d, [row_of(r) for r in rows])
+
+
+async def mark_stale(d: Daemon, jobs: list[JobRow]) -> list[JobRow]:
+    """Set `stale` on current jobs whose upstream re-ran with different outputs."""
+    for session in {j.session for j in jobs if j.session is not None}:
+        stale = {s.job.id for s in (await sessions.graph(d, session)).steps if s.stale_reason}
+        for j in jobs:
+            j.stale = j.id in stale
+    return jobs
 
 
 _LAST_AT_PATH = (
@@ -163,6 +172,7 @@ async def job_detail(d: Daemon, job_id: str, verbose: bool) -> JobDetail:
     row = await job_row(d, job_id)
     if not rows or row is None:
         raise NotFound(f"no job {job_id}")
+    await mark_stale(d, [row])
     cwd, argv, git, env_blob, hw_blob, pkgs, procs, blind, filtered, runs = rows[0]
     io = await d.store.rows(
         "SELECT io.role, p.path, a.hash, a.size, io.previous,"

@@ -138,6 +138,12 @@ def test_rerunning_upstream_makes_downstream_stale(roar: Roar) -> None:
     assert [s.split(":")[0] for s in status["stale"]] == ["@2", "@3"]
     log = roar.json("log", cwd=repo)
     assert [j["superseded"] for j in log if j["step"] == "@1"] == [False, True, True]
+    assert {j["step"]: j["stale"] for j in log if not j["superseded"]} == {
+        "@1": False,
+        "@2": True,
+        "@3": True,
+    }
+    assert roar.json("show", "@3", cwd=repo)["job"]["job"]["stale"] is True
     # a file changed outside roar
     (repo / "report.txt").write_text("edited by hand\n")
     roar.chown(repo / "report.txt")
