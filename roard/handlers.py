@@ -10,16 +10,14 @@ import anyio
 import msgspec
 from anyio.abc import ByteStream
 
-from roard import __version__, diff, jobs, lineage, project, queries, sessions
-from roard.capture import git, redact
+from roard import __version__, bookkeeping, diff, jobs, lineage, project, queries, sessions
+from roard.capture import git
 from roard.logs import log
 from roard.protocol import (
     CollectionOp,
-    CollectionReply,
     DaemonInfo,
     Diff,
     EnvOp,
-    EnvReply,
     Error,
     GetDag,
     GetInputs,
@@ -31,9 +29,7 @@ from roard.protocol import (
     Init,
     InitDone,
     InputsReply,
-    IORecord,
     LabelOp,
-    LabelReply,
     LineageReply,
     LogReply,
     Ok,
@@ -138,18 +134,18 @@ async def _dispatch(d: Daemon, conn: Connection, request: Request) -> None:
             await conn.send(await finish_run(d, request, conn))
             conn.runs.discard(request.job_id)
         case Reset(cwd=cwd):
-            project_id, name = await _project(d, cwd)
+            project_id, name = await bookkeeping.project_of(d, cwd)
             session = await sessions.new(d, project_id)
             await conn.send(
                 SessionInfo(session=session, project=name, message=f"started session {session}")
             )
         case Pop(cwd=cwd, delete_outputs=delete, dry_run=dry_run):
-            session = await sessions.current(d, (await _project(d, cwd))[0])
+            session = await sessions.current(d, (await bookkeeping.project_of(d, cwd))[0])
             await conn.send(await sessions.pop(d, session, delete, dry_run))
         case GetStep(cwd=cwd, ref=step_ref):
             await conn.send(await _step(d, cwd, step_ref))
         case GetDag(cwd=cwd):
-            session = await sessions.current(d, (await _project(d, cwd))[0])
+            session = await sessions.current(d, (await bookkeeping.project_of(d, cwd))[0])
             await conn.send(await sessions.graph(d, session))
         case GetLineage(target=target, cwd=cwd, downstream=down, depth=depth):
             kind, key = await queries.resolve(d, target, cwd)
@@ -163,22 +159,15 @@ async def _dispatch(d: Daemon, conn: Connection, request: Request) -> None:
         case Diff(a=a, b=b, cwd=cwd):
             await conn.send(await diff.compare(d, a, b, cwd))
         case EnvOp():
-            await conn.send(await _env(d, request))
+            await conn.send(await bookkeeping.env(d, request))
         case LabelOp():
-            await conn.send(await _labels(d, request))
+            await conn.send(await bookkeeping.labels(d, request))
         case CollectionOp():
-            await conn.send(await _collections(d, request))
-
-
-async def _project(d: Daemon, cwd: bytes) -> tuple[int | None, str | None]:
-    root = project.find_root(cwd)
-    if root is None:
-        return None, None
-    return await d.store.project_id(root), show_path(root)
+            await conn.send(await bookkeeping.collections(d, request))
 
 
 async def _step(d: Daemon, cwd: bytes, step_ref: str) -> StepReply:
-    session = await sessions.current(d, (await _project(d, cwd))[0])
+    session = await sessions.current(d, (await bookkeeping.project_of(d, cwd))[0])
     try:
         job_id = await sessions.resolve_step(d, session, step_ref)
     except sessions.StepNotFound as exc:
@@ -192,102 +181,6 @@ async def _step(d: Daemon, cwd: bytes, step_ref: str) -> StepReply:
         cwd=show_path(job_cwd),
         kind=kind,
     )
-
-
-async def _env(d: Daemon, req: EnvOp) -> EnvReply:
-    project_id, root = await _project(d, req.cwd)
-    if project_id is None or root is None:
-        raise queries.NotFound(
-            "not inside a project",
-            "cd into a git repository or run `roarctl init`: env variables belong to a project",
-        )
-    if req.op == "set":
-        if not req.name or "=" in req.name:
-            raise queries.NotFound(f"invalid variable name '{req.name}'")
-        async with d.store.write() as db:
-            await db.execute(
-                "INSERT INTO project_env (project_id, name, value) VALUES (?, ?, ?)"
-                " ON CONFLICT DO UPDATE SET value = excluded.value",
-                (project_id, req.name, req.value),
-            )
-    elif req.op == "unset":
-        async with d.store.write() as db:
-            cur = await db.execute(
-                "DELETE FROM project_env WHERE project_id = ? AND name = ?",
-                (project_id, req.name),
-            )
-            if cur.rowcount == 0:
-                raise queries.NotFound(f"{req.name} is not set in {root}")
-    rows = await d.store.rows(
-        "SELECT name, value FROM project_env WHERE project_id = ? ORDER BY name", (project_id,)
-    )
-    values = dict(rows)
-    if req.op == "get":
-        if req.name not in values:
-            raise queries.NotFound(
-                f"{req.name} is not set in {root}", "`roarctl env list` shows what is set"
-            )
-        return EnvReply(project=root, values={req.name: values[req.name]})
-    return EnvReply(project=root, values={k: redact.REDACTED for k in values})
-
-
-async def _label_target(d: Daemon, target: str, cwd: bytes) -> str:
-    kind, key = await queries.resolve(d, target, cwd)
-    return f"{kind}:{key}"
-
-
-async def _labels(d: Daemon, req: LabelOp) -> LabelReply:
-    target = await _label_target(d, req.target, req.cwd)
-    if req.op == "set":
-        async with d.store.write() as db:
-            await db.executemany(
-                "INSERT INTO labels (target, key, value) VALUES (?, ?, ?)"
-                " ON CONFLICT DO UPDATE SET value = excluded.value",
-                [(target, k, v) for k, v in req.pairs.items()],
-            )
-    elif req.op == "rm":
-        async with d.store.write() as db:
-            await db.executemany(
-                "DELETE FROM labels WHERE target = ? AND key = ?", [(target, k) for k in req.pairs]
-            )
-    rows = await d.store.rows(
-        "SELECT key, value FROM labels WHERE target = ? ORDER BY key", (target,)
-    )
-    return LabelReply(target=target, labels=dict(rows))
-
-
-async def _collections(d: Daemon, req: CollectionOp) -> CollectionReply:
-    if req.op == "add":
-        if not req.name:
-            raise queries.NotFound("a collection needs a name")
-        for target in req.targets:
-            kind, key = await queries.resolve(d, target, req.cwd)
-            if kind != "artifact":
-                raise queries.NotFound(
-                    f"'{target}' is a job, not an artifact",
-                    "collections hold artifacts: give files or hashes",
-                )
-            path = os.path.realpath(os.path.join(req.cwd, os.fsencode(target)))
-            async with d.store.write() as db:
-                await db.execute(
-                    "INSERT INTO collections (name, artifact, path) SELECT ?, id, ?"
-                    " FROM artifacts WHERE hash = ? ON CONFLICT DO NOTHING",
-                    (req.name, path if os.path.exists(path) else None, key),
-                )
-    where, params = ("WHERE c.name = ?", [req.name]) if req.name else ("", [])
-    rows = await d.store.rows(
-        "SELECT c.name, c.path, a.hash, a.size FROM collections c JOIN artifacts a"
-        f" ON a.id = c.artifact {where} ORDER BY c.name, c.path",
-        params,
-    )
-    if req.name and not rows and req.op != "add":
-        raise queries.NotFound(f"no collection '{req.name}'")
-    out: dict[str, list[IORecord]] = {}
-    for name, path, digest, size in rows:
-        out.setdefault(name, []).append(
-            IORecord(path=show_path(path or b""), hash=digest, size=size)
-        )
-    return CollectionReply(collections=out)
 
 
 async def finish_run(d: Daemon, req: RunFinish, conn: Connection | None) -> msgspec.Struct:
