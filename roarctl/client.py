@@ -38,7 +38,9 @@ class Client:
         self.welcome = welcome
 
     @classmethod
-    def connect(cls, autostart: bool = True, where: Paths | None = None) -> Client:
+    def connect(
+        cls, autostart: bool = True, where: Paths | None = None, replace: bool = True
+    ) -> Client:
         where = where or paths()
         sock = _try_connect(str(where.socket))
         if sock is None:
@@ -49,10 +51,31 @@ class Client:
         client.send(Hello(protocol=PROTOCOL_VERSION, client=f"roarctl {__version__}"))
         reply = client.recv()
         if isinstance(reply, Error):
+            if reply.code == "version" and autostart and replace:
+                return cls._replace_daemon(client, where)
             raise RoarError(reply.message, reply.hint)
         assert isinstance(reply, Welcome)
         client.welcome = reply
+        if reply.server != __version__ and autostart and replace:
+            # An upgrade left the old daemon running: replace it (runs in flight are
+            # delivered to the new one, as after any daemon restart).
+            return cls._replace_daemon(client, where)
         return client
+
+    @classmethod
+    def _replace_daemon(cls, old: Client, where: Paths) -> Client:
+        from roard.protocol import Shutdown
+
+        try:
+            old.send(Shutdown())
+            old.recv()
+        except RoarError:
+            pass
+        old.close()
+        deadline = time.monotonic() + START_TIMEOUT
+        while where.socket.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return cls.connect(autostart=True, where=where, replace=False)  # once, never a loop
 
     def close(self) -> None:
         self.sock.close()
