@@ -34,6 +34,18 @@ from roard.protocol import (
 )
 
 CHUNK = 20000
+RENAME_EXCHANGE = 2  # renameat2 flag (linux/fs.h)
+_ONE_PATH = (trace.OPEN, trace.UNLINK, trace.TRUNCATE)
+_TWO_PATHS = (trace.RENAME, trace.LINK)
+
+
+def _norm(path: bytes) -> bytes:
+    """Collapse `//` and `/./` but keep `..`: after a symlinked directory, `..` is resolved by
+    the kernel against the link's target, never lexically (roard resolves it with realpath)."""
+    if b"/.." in path:
+        parts = [p for p in path.split(b"/") if p not in (b"", b".")]
+        return b"/" + b"/".join(parts)
+    return os.path.normpath(path)
 
 
 class _PathState:
@@ -56,6 +68,7 @@ class Recorder:
         }
         self.threads: set[int] = set()
         self.blind_spots: list[str] = []
+        self.unresolved = 0
 
     def _state(self, path: bytes) -> _PathState:
         st = self.files.get(path)
@@ -84,8 +97,13 @@ class Recorder:
 
     def apply(self, ev: trace.Event) -> None:
         kind = ev.kind
+        if (kind in _ONE_PATH and not ev.path.startswith(b"/")) or (
+            kind in _TWO_PATHS and not (ev.path.startswith(b"/") and ev.path2.startswith(b"/"))
+        ):
+            self._unresolved(ev)
+            return
         if kind == trace.OPEN:
-            path = os.path.normpath(ev.path)
+            path = _norm(ev.path)
             flags = ev.arg
             acc = flags & os.O_ACCMODE
             if acc == os.O_RDONLY and not flags & os.O_TRUNC:
@@ -96,7 +114,8 @@ class Recorder:
                 self._before_destroy(path, reads_content=True)
                 self._state(path).rdwr = True
             else:
-                self._before_destroy(path)
+                # O_APPEND keeps the old bytes: hash them so the output's `previous` is known.
+                self._before_destroy(path, reads_content=bool(flags & os.O_APPEND))
                 self._state(path).written = True
         elif kind == trace.EXEC:
             proc = self.procs.get(ev.pid)
@@ -116,27 +135,43 @@ class Recorder:
                 proc.end, proc.wait_status = time.time(), ev.arg
             self.threads.discard(ev.pid)
         elif kind == trace.RENAME:
-            old, new = os.path.normpath(ev.path), os.path.normpath(ev.path2)
+            old, new = _norm(ev.path), _norm(ev.path2)
+            if ev.flags & RENAME_EXCHANGE:  # both names get the other's content
+                self._before_destroy(old)
+                self._before_destroy(new)
+                self._state(old).written = True
+                self._state(new).written = True
+                return
             if self._state(old).read:
                 self._before_destroy(old)
             self._before_destroy(new)
             self._state(old).deleted = True
             self._state(new).written = True
         elif kind == trace.UNLINK:
-            path = os.path.normpath(ev.path)
+            path = _norm(ev.path)
             if not ev.flags:
                 self._before_destroy(path)
                 self._state(path).deleted = True
         elif kind == trace.TRUNCATE:
-            path = os.path.normpath(ev.path)
+            path = _norm(ev.path)
             self._before_destroy(path)
             self._state(path).written = True
         elif kind == trace.LINK:
-            new = os.path.normpath(ev.path2)
+            new = _norm(ev.path2)
             self._before_destroy(new)
             self._state(new).written = True
         elif kind == trace.UNTRACED:
             self.blind_spots.append(ev.data.decode("utf-8", "replace"))
+
+    def _unresolved(self, ev: trace.Event) -> None:
+        """The tracer could not make a path absolute: its directory's name is longer than
+        PATH_MAX (or /proc could not tell it), so roard could neither resolve nor hash it."""
+        if self.unresolved == 0:
+            self.blind_spots.append(
+                "a file was accessed by a path roar could not resolve (its directory's name "
+                "is longer than PATH_MAX, reached through relative opens): not recorded"
+            )
+        self.unresolved += 1
 
     def facts(self) -> list[FileFact]:
         return [
