@@ -32,6 +32,7 @@
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/uio.h>
@@ -82,7 +83,8 @@
 enum sc_kind {
     SC_OPEN = 1, SC_CREAT, SC_OPENAT, SC_OPENAT2, SC_EXECVE, SC_EXECVEAT,
     SC_RENAME, SC_RENAMEAT, SC_RENAMEAT2, SC_LINK, SC_LINKAT, SC_SYMLINK,
-    SC_SYMLINKAT, SC_UNLINK, SC_UNLINKAT, SC_TRUNCATE, SC_IO_URING, SC_PTRACE, SC_AFFINITY
+    SC_SYMLINKAT, SC_UNLINK, SC_UNLINKAT, SC_TRUNCATE, SC_IO_URING, SC_PTRACE, SC_AFFINITY,
+    SC_MEMFD, SC_CONNECT
 };
 
 static const struct { long nr; int kind; } SYSCALLS[] = {
@@ -139,6 +141,12 @@ static const struct { long nr; int kind; } SYSCALLS[] = {
 #endif
 #ifdef SYS_ptrace
     {SYS_ptrace, SC_PTRACE},
+#endif
+#ifdef SYS_memfd_create
+    {SYS_memfd_create, SC_MEMFD},
+#endif
+#ifdef SYS_connect
+    {SYS_connect, SC_CONNECT},
 #endif
 };
 #define NSYSCALLS ((int)(sizeof SYSCALLS / sizeof SYSCALLS[0]))
@@ -960,6 +968,51 @@ static void exec_pending(roar_tracer *t, pid_t tid, int dirfd, uint64_t path, ui
     e->has_exec = 1;
 }
 
+/* The socket type (SOCK_STREAM, SOCK_DGRAM, ...) of the tracee's fd, 0 if unknown:
+ * the fd is borrowed with pidfd_getfd (we are its tracer, so we may). */
+static int socket_type(roar_tracer *t, pid_t tid, int fd)
+{
+#if defined(SYS_pidfd_open) && defined(SYS_pidfd_getfd)
+    task_t *e = task_find(t, tid);
+    int pfd = (int)syscall(SYS_pidfd_open, e ? e->tgid : tid, 0);
+    if (pfd < 0)
+        return 0;
+    int sfd = (int)syscall(SYS_pidfd_getfd, pfd, fd, 0);
+    close(pfd);
+    if (sfd < 0)
+        return 0;
+    int type = 0;
+    socklen_t len = sizeof type;
+    if (getsockopt(sfd, SOL_SOCKET, SO_TYPE, &type, &len) < 0)
+        type = 0;
+    close(sfd);
+    return type;
+#else
+    (void)t; (void)tid; (void)fd;
+    return 0;
+#endif
+}
+
+/* connect(fd, addr, len): an AF_INET/AF_INET6 peer is reported (raw sockaddr in data,
+ * socket type in arg); local sockets (AF_UNIX, netlink) are not external sources. */
+static void on_connect(roar_tracer *t, pid_t tid, int fd, uint64_t addr, uint64_t len)
+{
+    unsigned char sa[128];
+    if (!t->ev || len < sizeof(unsigned short) || len > sizeof sa)
+        return;
+    if (read_mem(tid, addr, sa, (size_t)len) < 0)
+        return;
+    unsigned short family;
+    memcpy(&family, sa, sizeof family);
+    if (family != AF_INET && family != AF_INET6)
+        return;
+    roar_event *e = emit(t, ROAR_EV_CONNECT, tid);
+    if (!e)
+        return;
+    e->arg = socket_type(t, tid, fd);
+    e->data = arena_dup(t, (const char *)sa, (size_t)len, &e->data_len);
+}
+
 static void on_seccomp(roar_tracer *t, pid_t tid)
 {
     long nr;
@@ -1038,6 +1091,12 @@ static void on_seccomp(roar_tracer *t, pid_t tid)
         break;
     case SC_PTRACE:
         emit_untraced(t, tid, "nested ptrace");
+        break;
+    case SC_MEMFD:
+        emit_untraced(t, tid, "memfd");
+        break;
+    case SC_CONNECT:
+        on_connect(t, tid, (int)a[0], a[1], a[2]);
         break;
     case SC_AFFINITY: /* before the call runs: it must see (or replace) the real mask */
         if (t->pin)
@@ -1155,6 +1214,13 @@ static void on_exec(roar_tracer *t, pid_t pid)
             ssize_t xl = proc_link(pid, "exe", exe, sizeof exe);
             if (xl >= 0)
                 e->path2 = arena_dup(t, exe, (size_t)xl, &e->path2_len);
+            /* setuid/setgid: no_new_privs made it run without that privilege */
+            char lp[64];
+            struct stat sb;
+            snprintf(lp, sizeof lp, "/proc/%d/exe", (int)pid);
+            if (stat(lp, &sb) == 0)
+                e->flags = ((sb.st_mode & S_ISUID) ? 1 : 0) |
+                           ((sb.st_mode & S_ISGID) && (sb.st_mode & S_IXGRP) ? 2 : 0);
             if (path)
                 e->path = arena_dup(t, path, path_len, &e->path_len);
             else if (xl >= 0)

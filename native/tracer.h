@@ -18,21 +18,25 @@ enum {
     ROAR_EV_TRUNCATE = 7,
     ROAR_EV_LINK = 8,
     ROAR_EV_SYMLINK = 9,
-    ROAR_EV_UNTRACED = 10
+    ROAR_EV_UNTRACED = 10,
+    ROAR_EV_CONNECT = 11
 };
 
 typedef struct {
     int kind;
     int pid;          /* tid of the task that made the call (tgid for EXEC, reaped tid for EXIT) */
-    long long arg;    /* OPEN: open flags; FORK: new tid; EXIT: raw wait status; others 0 */
+    long long arg;    /* OPEN: open flags; FORK: new tid; EXIT: raw wait status;
+                         CONNECT: the socket's SO_TYPE (0: unknown); others 0 */
     int flags;        /* FORK: 1 if thread; RENAME: renameat2 flags; UNLINK: 1 if AT_REMOVEDIR;
-                         EXIT: 1 if the task was a non-leader thread */
+                         EXIT: 1 if the task was a non-leader thread;
+                         EXEC: 1 if the executable is setuid, 2 if setgid (both: 3) */
     int held;         /* 1: the tracee is stopped until the next roar_next call */
     unsigned int path_len, path2_len, data_len;
     const char *path;   /* OPEN/UNLINK/TRUNCATE: the file; RENAME/LINK: old path;
                            SYMLINK: link target text as given; EXEC: filename */
     const char *path2;  /* RENAME/LINK: new path; SYMLINK: the new link's path; EXEC: /proc/PID/exe */
-    const char *data;   /* EXEC: argv, each NUL-terminated; UNTRACED: reason */
+    const char *data;   /* EXEC: argv, each NUL-terminated; UNTRACED: reason;
+                           CONNECT: the raw AF_INET/AF_INET6 sockaddr given to connect() */
 } roar_event;
 
 /* roar_start forks and execs path under the tracer; NULL with *err set on failure.

@@ -123,8 +123,12 @@ def job(d: JobDetail, verbose: bool) -> None:
     for t in d.trackers:
         what = " ".join(x for x in (t.project, t.run_id) if x)
         click.echo(f"tracker   {t.tool} {what}  {t.url or t.source}")
+    if d.external:
+        click.echo(f"\nexternal ({len(d.external)}): " + ", ".join(d.external))
     if d.blind_spots:
-        click.echo("\nnot observed: " + "; ".join(d.blind_spots))
+        click.echo("\nnot observed:")
+        for b in d.blind_spots:
+            click.echo(f"  - {b}")
     f = d.filtered
     if f.count:
         rules = ", ".join(f"{n} {rule}" for rule, n in sorted(f.by_rule.items()))

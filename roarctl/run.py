@@ -69,6 +69,7 @@ class Recorder:
         self.threads: set[int] = set()
         self.blind_spots: list[str] = []
         self.unresolved = 0
+        self.external: set[str] = set()
 
     def _state(self, path: bytes) -> _PathState:
         st = self.files.get(path)
@@ -123,6 +124,11 @@ class Recorder:
                 proc = self.procs[ev.pid] = Proc(pid=ev.pid, ppid=0, start=time.time())
             argv = ev.data.split(b"\0")[:-1] if ev.data else []
             proc.execs.append(ExecImage(path=ev.path, exe=ev.path2, argv=argv))
+            if ev.flags and (why := privilege_dropped(ev.path2)):
+                self._blind(
+                    f"{os.fsdecode(ev.path2)} {why}: it ran without that privilege (roar's "
+                    "tracing sets no_new_privs), so it may have failed or behaved differently"
+                )
         elif kind == trace.FORK:
             if ev.flags:
                 self.threads.add(ev.arg)
@@ -161,7 +167,16 @@ class Recorder:
             self._before_destroy(new)
             self._state(new).written = True
         elif kind == trace.UNTRACED:
-            self.blind_spots.append(ev.data.decode("utf-8", "replace"))
+            reason = ev.data.decode("utf-8", "replace")
+            self._blind(_UNTRACED.get(reason, f"not observed: {reason}"))
+        elif kind == trace.CONNECT:
+            peer = _peer(ev.data, ev.arg)
+            if peer:
+                self.external.add(peer)
+
+    def _blind(self, sentence: str) -> None:
+        if sentence not in self.blind_spots:
+            self.blind_spots.append(sentence)
 
     def _unresolved(self, ev: trace.Event) -> None:
         """The tracer could not make a path absolute: its directory's name is longer than
@@ -187,6 +202,84 @@ class Recorder:
             )
             for p, s in self.files.items()
         ]
+
+
+_UNTRACED = {
+    "io_uring": "a process set up io_uring: file reads and writes submitted through it bypass "
+    "the tracer, so files it used may be missing from the inputs and outputs",
+    "nested ptrace": "a process called ptrace (a debugger or tracer inside the run): what it "
+    "did to other processes is not observed, and a process it traces may run untraced",
+    "memfd": "a process created an anonymous in-memory file (memfd_create): what is written to "
+    "it is not recorded until it reaches a file on disk, which then shows no input it came from",
+    "foreign-arch process": "a process ran a program of another architecture (e.g. 32-bit): "
+    "its system calls bypass the tracer's filter, so its files are not recorded",
+    "unexpected seccomp stop": "the tracer stopped at a system call it does not handle: that "
+    "call's effect is not recorded",
+}
+
+
+def privilege_dropped(exe: bytes) -> str | None:
+    """'is setuid USER' / 'is setgid GROUP' when running exe would change this process's
+    credentials (which no_new_privs prevents), else None."""
+    try:
+        st = os.stat(exe)
+    except OSError:
+        return None
+    why = []
+    if st.st_mode & 0o4000 and st.st_uid != os.geteuid():
+        why.append(f"setuid {_user(st.st_uid)}")
+    if st.st_mode & 0o2000 and st.st_mode & 0o010 and st.st_gid not in (os.getegid(),):
+        why.append(f"setgid {_group(st.st_gid)}")
+    return "is " + " and ".join(why) if why else None
+
+
+def _user(uid: int) -> str:
+    import pwd
+
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
+
+
+def _group(gid: int) -> str:
+    import grp
+
+    try:
+        return grp.getgrgid(gid).gr_name
+    except KeyError:
+        return str(gid)
+
+
+_SOCK_TYPES = {1: "tcp", 2: "udp", 5: "sctp"}  # SOCK_STREAM, SOCK_DGRAM, SOCK_SEQPACKET
+
+
+def _peer(raw: bytes, sock_type: int) -> str | None:
+    """'93.184.216.34:443 (tcp)' from a raw AF_INET/AF_INET6 sockaddr; loopback is marked
+    local.  None for AF_UNSPEC (a disconnect) or a short address."""
+    import ipaddress
+    import socket
+
+    if len(raw) < 2:
+        return None
+    family = int.from_bytes(raw[:2], sys.byteorder)
+    addr: ipaddress.IPv4Address | ipaddress.IPv6Address
+    if family == socket.AF_INET and len(raw) >= 8:
+        port, addr = int.from_bytes(raw[2:4], "big"), ipaddress.IPv4Address(raw[4:8])
+        host = str(addr)
+    elif family == socket.AF_INET6 and len(raw) >= 24:
+        port, addr = int.from_bytes(raw[2:4], "big"), ipaddress.IPv6Address(raw[8:24])
+        mapped = addr.ipv4_mapped
+        if mapped is not None:
+            addr = mapped
+            host = str(addr)
+        else:
+            host = f"[{addr}]"
+    else:
+        return None
+    proto = _SOCK_TYPES.get(sock_type & 0xF, "unknown protocol")
+    local = ", local" if addr.is_loopback else ""
+    return f"{host}:{port} ({proto}{local})"
 
 
 def find_executable(name: str) -> bytes:
@@ -281,6 +374,13 @@ def run(
     if step is None and argv[0].startswith("@"):
         return rerun(argv[0], argv[1:], quiet, verbose)
     exe = find_executable(argv[0])
+    why = privilege_dropped(exe)
+    if why and not quiet:  # warn before it runs: it will run without its privilege
+        print(
+            f"roarctl: warning: {argv[0]} {why}; under roar it runs without that privilege "
+            "(tracing sets no_new_privs) and may fail or behave differently",
+            file=sys.stderr,
+        )
     argv_b = [os.fsencode(a) for a in argv]
     try:
         cwd = os.getcwdb()
@@ -339,6 +439,7 @@ def run(
         procs=list(recorder.procs.values()),
         blind_spots=recorder.blind_spots,
         tracer_ok=tracer_ok,
+        external=sorted(recorder.external),
     )
     try:
         done = _deliver(client, finish, recorder.facts(), quiet)

@@ -24,6 +24,7 @@ TRUNCATE = 7
 LINK = 8
 SYMLINK = 9
 UNTRACED = 10
+CONNECT = 11
 
 KIND_NAMES = {
     EXEC: "exec",
@@ -36,6 +37,7 @@ KIND_NAMES = {
     LINK: "link",
     SYMLINK: "symlink",
     UNTRACED: "untraced",
+    CONNECT: "connect",
 }
 
 BATCH_CAP = 4096
@@ -46,8 +48,9 @@ class Event:
 
     kind: one of the constants above.  pid: tid of the calling task (tgid for EXEC,
     the reaped tid for EXIT).  arg: OPEN open flags, FORK new tid, EXIT raw wait
-    status.  flags: FORK 1 if a thread; RENAME renameat2 flags; UNLINK 1 for a
-    directory; EXIT 1 if a non-leader thread.  path/path2/data: bytes, see tracer.h.
+    status, CONNECT the socket type.  flags: FORK 1 if a thread; RENAME renameat2
+    flags; UNLINK 1 for a directory; EXIT 1 if a non-leader thread; EXEC 1 setuid,
+    2 setgid executable.  path/path2/data: bytes, see tracer.h.
     """
 
     __slots__ = ("arg", "data", "flags", "held", "kind", "path", "path2", "pid")

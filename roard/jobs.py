@@ -304,7 +304,7 @@ async def finish(
         await db.execute(
             "UPDATE jobs SET status = ?, ended = ?, exit_code = ?, signal = ?, n_inputs = ?,"
             " n_outputs = ?, packages = ?, processes = ?, blind_spots = ?, filtered = ?,"
-            " trackers = ? WHERE id = ?",
+            " trackers = ?, external = ? WHERE id = ?",
             (
                 status,
                 req.ended,
@@ -317,6 +317,7 @@ async def finish(
                 _pack(sorted(set(req.blind_spots))),
                 _pack(filtered),
                 _pack(runs),
+                _pack(sorted(set(req.external))),
                 req.job_id,
             ),
         )

@@ -180,6 +180,7 @@ class RunFinish(msgspec.Struct, tag=True):
     blind_spots: list[str] = []
     files: list[FileFact] = []  # any facts not already sent with RunFiles
     tracer_ok: bool = True  # False when the tracer failed and the record is partial
+    external: list[str] = []  # network peers connected to, e.g. "93.184.216.34:443 (tcp)"
 
 
 Request = (
@@ -305,6 +306,7 @@ class JobDetail(msgspec.Struct):
     blind_spots: list[str] = []
     filtered: FilteredSummary = msgspec.field(default_factory=FilteredSummary)
     trackers: list[TrackerRun] = []
+    external: list[str] = []  # network peers (external sources): "ip:port (tcp)", "(tcp, local)"
 
 
 class JobRef(msgspec.Struct):

@@ -166,14 +166,14 @@ async def resolve(d: Daemon, target: str, cwd: bytes) -> tuple[str, str]:
 async def job_detail(d: Daemon, job_id: str, verbose: bool) -> JobDetail:
     rows = await d.store.rows(
         "SELECT cwd, argv, git, env_blob, hardware_blob, packages, processes, blind_spots,"
-        " filtered, trackers FROM jobs WHERE id = ?",
+        " filtered, trackers, external FROM jobs WHERE id = ?",
         (job_id,),
     )
     row = await job_row(d, job_id)
     if not rows or row is None:
         raise NotFound(f"no job {job_id}")
     await mark_stale(d, [row])
-    cwd, argv, git, env_blob, hw_blob, pkgs, procs, blind, filtered, runs = rows[0]
+    cwd, argv, git, env_blob, hw_blob, pkgs, procs, blind, filtered, runs, external = rows[0]
     io = await d.store.rows(
         "SELECT io.role, p.path, a.hash, a.size, io.previous,"
         # for an input: the latest other job, started no later than this one, that wrote it
@@ -212,6 +212,7 @@ async def job_detail(d: Daemon, job_id: str, verbose: bool) -> JobDetail:
         blind_spots=_unpack(blind, list[str], []),
         filtered=summary,
         trackers=_unpack(runs, list[TrackerRun], []),
+        external=_unpack(external, list[str], []),
     )
 
 

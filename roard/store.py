@@ -115,6 +115,10 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (project_id, name)
     ) WITHOUT ROWID;
     """,
+    # 3: network peers a job connected to (external sources), msgpack list[str]
+    """
+    ALTER TABLE jobs ADD COLUMN external BLOB;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

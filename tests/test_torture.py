@@ -348,3 +348,108 @@ def test_python_threads_and_processes(roar: Roar) -> None:
     ins, outs = io(job, w)
     assert ins == {"t.py", "in0", "in1", "in2", "in3"}
     assert outs == {"out0", "out1", "out2", "out3"}
+
+
+# ------------------------------------------------------------------ blind spots, network peers
+
+
+def test_memfd_is_a_blind_spot(roar: Roar, bins: dict[str, str]) -> None:
+    job = roar.run(bins["dyn"], "memfd")
+    assert io(job, roar.work) == (set(), {"out"})
+    assert any("memfd_create" in b for b in job["blind_spots"]), job["blind_spots"]
+
+
+def test_io_uring_is_a_blind_spot(roar: Roar, bins: dict[str, str]) -> None:
+    proc = roar("run", bins["dyn"], "io_uring", check=False)
+    if proc.returncode == 77:
+        pytest.skip("io_uring_setup is not available here")
+    job = roar.last_job()
+    assert any("io_uring" in b for b in job["blind_spots"]), job["blind_spots"]
+
+
+def test_a_clean_run_has_no_blind_spots_or_peers(roar: Roar, bins: dict[str, str]) -> None:
+    files(roar, {"in": "i\n"})
+    job = roar.run(bins["dyn"], "open")
+    assert job["blind_spots"] == [] and job["external"] == []
+
+
+def test_connect_records_network_peers(roar: Roar) -> None:
+    import socket
+
+    listeners = []
+    for family, host in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
+        try:
+            s = socket.socket(family, socket.SOCK_STREAM)
+            s.bind((host, 0))
+        except OSError:
+            continue
+        s.listen(8)
+        listeners.append((s, host, s.getsockname()[1]))
+    assert listeners
+    code = "import socket\n" + "".join(
+        f"socket.create_connection(({host!r}, {port})).close()\n"
+        f"socket.create_connection(({host!r}, {port})).close()\n"  # twice: deduplicated
+        for _, host, port in listeners
+    )
+    code += "u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.connect(('192.0.2.7', 53))\n"
+    try:
+        job = roar.run(PY, "-c", code)
+    finally:
+        for s, _, _ in listeners:
+            s.close()
+    want = {(f"[{h}]" if ":" in h else h) + f":{p} (tcp, local)" for _, h, p in listeners} | {
+        "192.0.2.7:53 (udp)"
+    }
+    assert set(job["external"]) == want and len(job["external"]) == len(want)
+    shown = roar("show", job["job"]["id"]).stdout
+    assert "192.0.2.7:53 (udp)" in shown
+
+
+def test_unix_socket_is_not_external(roar: Roar) -> None:
+    import socket
+
+    path = roar.work / "sock"
+    srv = socket.socket(socket.AF_UNIX)
+    srv.bind(str(path))
+    srv.listen(1)
+    os.chmod(path, 0o777)
+    try:
+        job = roar.run(
+            PY, "-c", f"import socket; socket.socket(socket.AF_UNIX).connect({str(path)!r})"
+        )
+    finally:
+        srv.close()
+    assert job["external"] == [] and job["job"]["exit_code"] == 0
+
+
+@pytest.fixture
+def setuid_bin(roar: Roar, bins: dict[str, str]) -> Path:
+    """A setuid-root copy of the torture program, for the ordinary test user."""
+    if roar.user is None or os.getuid() != 0:
+        pytest.skip("needs root to make a setuid-root program and the test user to run it")
+    d = roar.base / "suid"
+    d.mkdir(mode=0o755)
+    p = d / "torture-suid"
+    shutil.copy(bins["dyn"], p)
+    os.chmod(p, 0o4755)
+    return p
+
+
+def test_setuid_command_warns_before_running(roar: Roar, setuid_bin: Path) -> None:
+    files(roar, {"in": "i\n"})
+    proc = roar("run", str(setuid_bin), "open")
+    warning = [ln for ln in proc.stderr.splitlines() if "setuid root" in ln]
+    assert warning and "no_new_privs" in warning[0]
+    assert proc.stderr.index(warning[0]) < proc.stderr.index("roar: job ")
+    job = roar.last_job()
+    assert any("setuid root" in b for b in job["blind_spots"]), job["blind_spots"]
+    assert io(job, roar.work) == ({"in"}, {"out"})  # it ran as the user, and was traced
+
+
+def test_setuid_exec_inside_the_run_is_a_blind_spot(roar: Roar, setuid_bin: Path) -> None:
+    files(roar, {"in": "i\n"})
+    proc = roar("run", "sh", "-c", f"{setuid_bin} open")
+    assert "warning" not in proc.stderr  # sh itself is not setuid
+    job = roar.last_job()
+    (spot,) = [b for b in job["blind_spots"] if "setuid" in b]
+    assert str(setuid_bin) in spot
