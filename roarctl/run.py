@@ -12,6 +12,8 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable, Iterator
+from typing import IO
 
 import msgspec
 
@@ -49,20 +51,70 @@ def _norm(path: bytes) -> bytes:
 
 
 class _PathState:
-    __slots__ = ("deleted", "pre_existed", "pre_hash", "pre_size", "rdwr", "read", "written")
+    __slots__ = (
+        "deleted",
+        "pre_existed",
+        "pre_hash",
+        "pre_size",
+        "rdwr",
+        "read",
+        "read_before",
+        "written",
+    )
 
     def __init__(self) -> None:
         self.read = self.written = self.rdwr = self.deleted = False
+        self.read_before = False  # (maybe) read in an earlier chunk: hash before destroying
         self.pre_existed: bool | None = None
         self.pre_hash: str | None = None
         self.pre_size: int | None = None
 
 
-class Recorder:
-    """Folds tracer events into per-path facts and the process tree."""
+class _Bloom:
+    """Set membership with false positives and none negative, in fixed memory (1 MiB)."""
 
-    def __init__(self, root_pid: int, started: float) -> None:
+    BITS = 1 << 23
+    K = 7
+
+    def __init__(self) -> None:
+        import hashlib  # only once a run is this large: loading OpenSSL costs ~4 MB
+
+        self._blake2b = hashlib.blake2b
+        self.bits = bytearray(self.BITS // 8)
+
+    def _indexes(self, key: bytes) -> list[int]:
+        d = self._blake2b(key, digest_size=4 * self.K).digest()
+        mask = self.BITS - 1
+        return [int.from_bytes(d[i : i + 4], "little") & mask for i in range(0, 4 * self.K, 4)]
+
+    def add(self, key: bytes) -> None:
+        for i in self._indexes(key):
+            self.bits[i >> 3] |= 1 << (i & 7)
+
+    def __contains__(self, key: bytes) -> bool:
+        return all(self.bits[i >> 3] & (1 << (i & 7)) for i in self._indexes(key))
+
+
+class Recorder:
+    """Folds tracer events into per-path facts and the process tree.
+
+    With `flush`, memory stays bounded however many paths a run touches: once `chunk` paths
+    are held, their facts go to `flush` (streamed to roard, which merges facts for one path
+    across chunks) and are forgotten, but for a Bloom filter of the paths read: a path read
+    before a flush is still hashed before it is overwritten (a false positive costs only an
+    extra hash)."""
+
+    def __init__(
+        self,
+        root_pid: int,
+        started: float,
+        flush: Callable[[list[FileFact]], None] | None = None,
+        chunk: int = CHUNK,
+    ) -> None:
         self.files: dict[bytes, _PathState] = {}
+        self._flush = flush
+        self._chunk = chunk
+        self._read_before: _Bloom | None = None
         self.procs: dict[int, Proc] = {
             root_pid: Proc(pid=root_pid, ppid=os.getpid(), start=started)
         }
@@ -75,7 +127,23 @@ class Recorder:
         st = self.files.get(path)
         if st is None:
             st = self.files[path] = _PathState()
+            if self._read_before is not None and path in self._read_before:
+                st.read_before = True
         return st
+
+    def flush(self) -> None:
+        """Hand the facts held so far to `flush` and forget them."""
+        if self._flush is None or not self.files:
+            return
+        if self._read_before is None:
+            self._read_before = _Bloom()
+        bloom = self._read_before
+        for path, st in self.files.items():
+            if st.read:
+                bloom.add(path)
+        facts = self.facts()
+        self.files = {}
+        self._flush(facts)
 
     def _before_destroy(self, path: bytes, reads_content: bool = False) -> None:
         """Called while the tracee is held, before it may overwrite or remove `path`."""
@@ -88,7 +156,7 @@ class Recorder:
             st.pre_existed = False
             return
         st.pre_existed = True
-        if (st.read or reads_content) and os.path.isfile(path):
+        if (st.read or st.read_before or reads_content) and os.path.isfile(path):
             from roard.hashing import hash_file
 
             try:
@@ -97,6 +165,8 @@ class Recorder:
                 pass
 
     def apply(self, ev: trace.Event) -> None:
+        if len(self.files) >= self._chunk and self._flush is not None:
+            self.flush()
         kind = ev.kind
         if (kind in _ONE_PATH and not ev.path.startswith(b"/")) or (
             kind in _TWO_PATHS and not (ev.path.startswith(b"/") and ev.path2.startswith(b"/"))
@@ -148,7 +218,8 @@ class Recorder:
                 self._state(old).written = True
                 self._state(new).written = True
                 return
-            if self._state(old).read:
+            old_st = self._state(old)
+            if old_st.read or old_st.read_before:
                 self._before_destroy(old)
             self._before_destroy(new)
             self._state(old).deleted = True
@@ -282,6 +353,48 @@ def _peer(raw: bytes, sock_type: int) -> str | None:
     return f"{host}:{port} ({proto}{local})"
 
 
+class _Stream:
+    """Facts flushed during the run: sent to roard at once (on the run's connection) and kept
+    in an unlinked temporary file, so that a roard that dies mid-run can be sent them again
+    (or they can be spooled) without holding them in memory."""
+
+    def __init__(self, client: Client | None, job_id: str) -> None:
+        self.client = client
+        self.job_id = job_id
+        self.sent_ok = client is not None  # every chunk so far reached `client`
+        self.file: IO[bytes] | None = None
+        self.chunks = 0
+
+    def __call__(self, facts: list[FileFact]) -> None:
+        if self.file is None:
+            import tempfile
+
+            self.file = tempfile.NamedTemporaryFile(prefix="roar-facts-")  # noqa: SIM115
+        body = msgspec.msgpack.encode(facts)
+        self.file.write(len(body).to_bytes(4, "big") + body)
+        self.chunks += 1
+        if self.sent_ok and self.client is not None:
+            try:
+                self.client.send(RunFiles(job_id=self.job_id, files=facts))
+            except DaemonGone:
+                self.sent_ok = False
+
+    def replay(self) -> Iterator[list[FileFact]]:
+        if self.file is None:
+            return
+        f = self.file
+        f.flush()
+        f.seek(0)
+        while header := f.read(4):
+            body = f.read(int.from_bytes(header, "big"))
+            yield msgspec.msgpack.decode(body, type=list[FileFact])
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+            self.file = None
+
+
 def find_executable(name: str) -> bytes:
     """PATH lookup as the shell does it; RoarError with exit 126/127 when it cannot run."""
     if "/" in name:
@@ -408,7 +521,10 @@ def run(
         signal.signal(signal.SIGQUIT, old_quit)
         code = 127 if exc.errno == 2 else 126
         raise RoarError(f"cannot run {argv[0]}: {exc.strerror or exc}", exit_code=code) from None
-    recorder = Recorder(tracer.root_pid, started)
+    stream = _Stream(client, job_id)
+    # ROAR_FLUSH_EVERY: paths held before their facts are streamed to roard (tests use a few)
+    every = int(os.environ.get("ROAR_FLUSH_EVERY", "0") or 0) or CHUNK
+    recorder = Recorder(tracer.root_pid, started, flush=stream, chunk=every)
     try:
         tracer.forward_signals()
         try:
@@ -442,7 +558,7 @@ def run(
         external=sorted(recorder.external),
     )
     try:
-        done = _deliver(client, finish, recorder.facts(), quiet)
+        done = _deliver(client, finish, recorder.facts(), quiet, stream)
     except KeyboardInterrupt:
         if not quiet:
             print(
@@ -485,13 +601,40 @@ def _announce(start: RunStart, quiet: bool) -> tuple[Client | None, str, list[by
 
 
 def _deliver(
-    client: Client | None, finish: RunFinish, facts: list[FileFact], quiet: bool
+    client: Client | None,
+    finish: RunFinish,
+    facts: list[FileFact],
+    quiet: bool,
+    stream: _Stream | None = None,
 ) -> RunDone | None:
-    """Send the record; on a lost daemon, restart it and send again; failing that, spool it."""
+    """Send the record; on a lost daemon, restart it and send again; failing that, spool it.
+    Facts streamed during the run are sent again on any new connection."""
+    try:
+        return _deliver_once(client, finish, facts, quiet, stream)
+    finally:
+        if stream is not None:
+            stream.close()
+
+
+def _deliver_once(
+    client: Client | None,
+    finish: RunFinish,
+    facts: list[FileFact],
+    quiet: bool,
+    stream: _Stream | None,
+) -> RunDone | None:
+    # The run's own connection already carries the streamed chunks, unless sending failed;
+    # any new connection (a restarted roard) is sent them again first.
+    fresh = stream is not None and not stream.sent_ok
     for attempt in range(2):
         try:
-            if client is None:
+            if client is None or fresh:
+                if client is not None:
+                    client.close()
                 client = Client.connect()
+                if stream is not None:
+                    for chunk in stream.replay():
+                        client.send(RunFiles(job_id=finish.job_id, files=chunk))
             for i in range(0, len(facts), CHUNK):
                 client.send(RunFiles(job_id=finish.job_id, files=facts[i : i + CHUNK]))
             client.send(finish)
@@ -510,6 +653,7 @@ def _deliver(
             if client is not None:
                 client.close()
             client = None
+            fresh = True
             if attempt == 0:
                 continue
         except RoarError as exc:
@@ -519,6 +663,8 @@ def _deliver(
             if client is not None:
                 client.close()
                 client = None
+    if stream is not None:  # the record spooled must be whole: the streamed chunks too
+        facts = [f for chunk in stream.replay() for f in chunk] + facts
     _spool(finish, facts)
     return None
 

@@ -162,6 +162,17 @@ int main(int argc, char **argv)
         lseek(m, 0, SEEK_SET);
         int out = open("out", O_WRONLY | O_CREAT | O_TRUNC, 0644); CHECK(out);
         char b[64]; ssize_t n = read(m, b, sizeof b); CHECK(write(out, b, (size_t)n));
+    } else if (!strcmp(c, "many_missing")) { /* N opens of distinct nonexistent paths */
+        long n = argc > 2 ? atol(argv[2]) : 1000;
+        char p[64];
+        for (long i = 0; i < n; i++) { snprintf(p, sizeof p, "missing/%ld", i); open(p, O_RDONLY); }
+    } else if (!strcmp(c, "many_existing")) { /* N opens cycling over files/0 .. files/K-1 */
+        long n = argc > 2 ? atol(argv[2]) : 1000, k = argc > 3 ? atol(argv[3]) : 10;
+        char p[64];
+        for (long i = 0; i < n; i++) {
+            snprintf(p, sizeof p, "files/%ld", i % k);
+            int fd = open(p, O_RDONLY); if (fd >= 0) close(fd);
+        }
     } else if (!strcmp(c, "io_uring")) {
 #ifdef SYS_io_uring_setup
         char params[120]; memset(params, 0, sizeof params);
