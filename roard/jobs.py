@@ -236,7 +236,9 @@ def classify(facts: list[FileFact], filters: Filters) -> Classified:
             else:
                 out.inputs[path] = (None, None)
         elif m.read:
-            if exists:
+            if exists and m.pre_existed is False:  # O_RDONLY|O_CREAT made it: not an input
+                out.outputs[path] = None
+            elif exists:
                 out.inputs[path] = (None, None)
             elif m.pre_hash is not None:  # read, then deleted: the content read is known
                 out.inputs[path] = (m.pre_hash, m.pre_size)

@@ -109,6 +109,7 @@ C_CASES = [
     ("vfork", {"in": "v\n"}, {"in"}, {"out"}),
     ("fchdir", {"sub/in": "i\n"}, {"sub/in"}, {"sub/out"}),
     ("tmpfile", {}, set(), {"out"}),
+    ("rdonly_creat", {"in": "i\n"}, {"in"}, {"made"}),  # a file it created is not an input
 ]
 
 
@@ -270,6 +271,14 @@ def test_pipeline(roar: Roar) -> None:
     job = roar.run("sh", "-c", "cat in | sort | uniq > out")
     assert (w / "out").read_text() == "a\nb\n"
     assert io(job, w) == ({"in"}, {"out"})
+
+
+def test_coreutils_mv_ln_rm(roar: Roar) -> None:
+    w = files(roar, {"in": "i\n", "old": "o\n"})
+    job = roar.run(
+        "sh", "-c", "cp in tmp && mv tmp out && ln -s out link && cat link > copy; rm old"
+    )
+    assert io(job, w) == ({"in"}, {"out", "copy"})
 
 
 def test_coreutils_cp_copy_file_range(roar: Roar) -> None:

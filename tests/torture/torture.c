@@ -74,6 +74,9 @@ int main(int argc, char **argv)
         for (int i = 2; i < argc; i++) { int fd = open(argv[i], O_RDONLY); if (fd >= 0) { slurp(fd); close(fd); } }
     } else if (!strcmp(c, "write")) { /* write each argument (errors ignored) */
         for (int i = 2; i < argc; i++) { int fd = open(argv[i], O_WRONLY | O_CREAT | O_TRUNC, 0644); if (fd >= 0) { put(fd, "w\n"); close(fd); } }
+    } else if (!strcmp(c, "rdonly_creat")) { /* O_RDONLY|O_CREAT: creates "made", reads "in" */
+        int fd = open("made", O_RDONLY | O_CREAT, 0644); CHECK(fd); slurp(fd); close(fd);
+        fd = open("in", O_RDONLY | O_CREAT, 0644); CHECK(fd); slurp(fd);
     } else if (!strcmp(c, "dup")) {   /* written only through duplicates */
         int fd = open("out", O_WRONLY | O_CREAT | O_TRUNC, 0644); CHECK(fd);
         int a = dup(fd), b = dup2(fd, 20), d3 = dup3(fd, 21, O_CLOEXEC), f = fcntl(fd, F_DUPFD, 30);
