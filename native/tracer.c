@@ -84,7 +84,7 @@ enum sc_kind {
     SC_OPEN = 1, SC_CREAT, SC_OPENAT, SC_OPENAT2, SC_EXECVE, SC_EXECVEAT,
     SC_RENAME, SC_RENAMEAT, SC_RENAMEAT2, SC_LINK, SC_LINKAT, SC_SYMLINK,
     SC_SYMLINKAT, SC_UNLINK, SC_UNLINKAT, SC_TRUNCATE, SC_IO_URING, SC_PTRACE, SC_AFFINITY,
-    SC_MEMFD, SC_CONNECT
+    SC_MEMFD, SC_CONNECT, SC_SENDTO
 };
 
 static const struct { long nr; int kind; } SYSCALLS[] = {
@@ -151,6 +151,15 @@ static const struct { long nr; int kind; } SYSCALLS[] = {
 };
 #define NSYSCALLS ((int)(sizeof SYSCALLS / sizeof SYSCALLS[0]))
 
+/* sendto stops only when it names a destination (args[4] != NULL: an unconnected
+ * socket's peer); a plain send() on a connected socket (sendto with NULL) runs at
+ * full speed.  Checked by its own block in the filter, not the table above. */
+#ifdef SYS_sendto
+#define SENDTO_BLOCK 5
+#else
+#define SENDTO_BLOCK 0
+#endif
+
 /* Also stopped at while CPU co-location is on (see tracer.h): a program that asks
  * for (or sets) its affinity must see (or replace) its real mask, not our pin. */
 static const long AFFINITY_SYSCALLS[] = {
@@ -162,10 +171,14 @@ static const long AFFINITY_SYSCALLS[] = {
 #endif
 };
 #define NAFFINITY ((int)(sizeof AFFINITY_SYSCALLS / sizeof AFFINITY_SYSCALLS[0]))
-#define FILTER_MAX (NSYSCALLS + NAFFINITY + 8)
+#define FILTER_MAX (NSYSCALLS + NAFFINITY + 8 + SENDTO_BLOCK)
 
 static int sc_kind_of(long nr)
 {
+#ifdef SYS_sendto
+    if (nr == SYS_sendto)
+        return SC_SENDTO;
+#endif
     for (int i = 0; i < NSYSCALLS; i++)
         if (SYSCALLS[i].nr == nr)
             return SYSCALLS[i].kind;
@@ -1098,6 +1111,9 @@ static void on_seccomp(roar_tracer *t, pid_t tid)
     case SC_CONNECT:
         on_connect(t, tid, (int)a[0], a[1], a[2]);
         break;
+    case SC_SENDTO:
+        on_connect(t, tid, (int)a[0], a[4], a[5]);
+        break;
     case SC_AFFINITY: /* before the call runs: it must see (or replace) the real mask */
         if (t->pin)
             pin_off(t);
@@ -1336,13 +1352,29 @@ static void build_filter(roar_tracer *t, int with_affinity)
         nrs[i] = AFFINITY_SYSCALLS[i - NSYSCALLS];
     f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
                                           offsetof(struct seccomp_data, arch));
+    int sb = SENDTO_BLOCK;
     f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ROAR_AUDIT_ARCH, 0,
-                                          (unsigned char)(1 + x32 + nr));
+                                          (unsigned char)(1 + x32 + sb + nr));
     f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
                                           offsetof(struct seccomp_data, nr));
 #if ROAR_X32_CHECK
     f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, __X32_SYSCALL_BIT,
-                                          (unsigned char)nr, 0);
+                                          (unsigned char)(sb + nr), 0);
+#endif
+#ifdef SYS_sendto
+    /* sendto with a destination (args[4], both halves checked) -> TRACE; without -> ALLOW;
+     * any other call skips the block with A still holding its number. */
+    {
+        unsigned int lo = (unsigned int)offsetof(struct seccomp_data, args[4]);
+        f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (unsigned int)SYS_sendto,
+                                              0, 4);
+        f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, lo);
+        f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0, 0,
+                                              (unsigned char)(nr + 3));
+        f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, lo + 4);
+        f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0, (unsigned char)nr,
+                                              (unsigned char)(nr + 1));
+    }
 #endif
     for (int i = 0; i < nr; i++)
         f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (unsigned int)nrs[i],

@@ -401,14 +401,14 @@ def test_connect_records_network_peers(roar: Roar) -> None:
         for _, host, port in listeners
     )
     code += "u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.connect(('192.0.2.7', 53))\n"
+    code += "u.send(b'q'); u.sendto(b'q', ('192.0.2.8', 5353))\n"  # unconnected destination
     try:
         job = roar.run(PY, "-c", code)
     finally:
         for s, _, _ in listeners:
             s.close()
-    want = {(f"[{h}]" if ":" in h else h) + f":{p} (tcp, local)" for _, h, p in listeners} | {
-        "192.0.2.7:53 (udp)"
-    }
+    tcp = {(f"[{h}]" if ":" in h else h) + f":{p} (tcp, local)" for _, h, p in listeners}
+    want = tcp | {"192.0.2.7:53 (udp)", "192.0.2.8:5353 (udp)"}
     assert set(job["external"]) == want and len(job["external"]) == len(want)
     shown = roar("show", job["job"]["id"]).stdout
     assert "192.0.2.7:53 (udp)" in shown
