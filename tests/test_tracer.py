@@ -748,3 +748,51 @@ def test_concurrent_runs_do_not_share_a_cpu(tmp_path):
         for p, _ in runs:
             p.communicate("x", timeout=30)
     assert not (len(a) == 1 and a == b)
+
+
+UDP = b"""
+import socket
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+u.connect(("192.0.2.1", 53))
+u.send(b"connected: no destination, no stop")
+u.sendto(b"x", ("192.0.2.2", 5353))
+v = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+try:
+    v.connect(("::1", 9))
+except OSError:
+    pass
+"""
+
+
+def test_connect_and_sendto_destinations_are_reported(tmp_path):
+    events, status, _ = run([PY, b"-c", UDP], tmp_path)
+    assert os.waitstatus_to_exitcode(status) == 0
+    got = []
+    for e in of_kind(events, trace.CONNECT):
+        family = int.from_bytes(e.data[:2], sys.byteorder)
+        port = int.from_bytes(e.data[2:4], "big")
+        addr = e.data[4:8] if family == 2 else e.data[8:24]
+        got.append((family, addr, port, e.arg))
+    assert got == [
+        (2, bytes([192, 0, 2, 1]), 53, 2),  # AF_INET, SOCK_DGRAM
+        (2, bytes([192, 0, 2, 2]), 5353, 2),
+        (10, bytes(15) + b"\x01", 9, 1),  # AF_INET6 ::1, SOCK_STREAM
+    ]
+
+
+def test_memfd_is_reported(tmp_path):
+    events, status, root = run([PY, b"-c", b"import os; os.memfd_create('m')"], tmp_path)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert [(e.pid, e.data) for e in of_kind(events, trace.UNTRACED)] == [(root, b"memfd")]
+
+
+def test_exec_flags_mark_setuid_programs(tmp_path):
+    suid = next(
+        (p for p in ("/usr/bin/passwd", "/usr/bin/su") if os.stat(p).st_mode & 0o4000), None
+    )
+    if suid is None:
+        pytest.skip("no setuid program here")
+    events, _, _ = run([SH, b"-c", os.fsencode(f"{suid} --help >/dev/null 2>&1; true")], tmp_path)
+    flags = {e.path2: e.flags for e in of_kind(events, trace.EXEC)}
+    assert flags[os.fsencode(os.path.realpath(suid))] & 1
+    assert flags[os.fsencode(os.path.realpath(SH))] == 0
