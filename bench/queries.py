@@ -21,7 +21,6 @@ import sqlite3
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -31,6 +30,7 @@ from typing import Any
 
 import blake3
 import msgspec
+from common import private_tree
 
 BIN = Path(sys.executable).parent
 ROARCTL = str(BIN / "roarctl")
@@ -476,16 +476,9 @@ def main() -> int:
     parser.add_argument("--seed", default="1")
     parser.add_argument("--keep", action="store_true", help="Keep the temp tree (roard stopped).")
     args = parser.parse_args()
-    base = Path(os.path.realpath(tempfile.mkdtemp(prefix="roar-bench-q-")))
+    base, env = private_tree("roar-bench-q-")
     runtime = base / "run"
-    runtime.mkdir(mode=0o700)
-    env = {
-        **os.environ,
-        "HOME": str(base),
-        "XDG_RUNTIME_DIR": str(runtime),
-        "XDG_DATA_HOME": str(base / "data"),
-        "XDG_STATE_HOME": str(base / "state"),
-        "XDG_CONFIG_HOME": str(base / "config"),
+    env |= {
         "GIT_CONFIG_NOSYSTEM": "1",
         "BENCH_SEED": args.seed,
     }

@@ -15,9 +15,10 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
+
+from common import private_tree
 
 BIN = Path(sys.executable).parent
 ROARCTL = str(BIN / "roarctl")
@@ -105,17 +106,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--only", default="")
     args = parser.parse_args()
-    base = Path(tempfile.mkdtemp(prefix="roar-bench-"))
-    runtime = base / "run"
-    runtime.mkdir(mode=0o700)
-    env = {
-        **os.environ,
-        "HOME": str(base),
-        "XDG_RUNTIME_DIR": str(runtime),
-        "XDG_DATA_HOME": str(base / "data"),
-        "XDG_STATE_HOME": str(base / "state"),
-        "XDG_CONFIG_HOME": str(base / "config"),
-    }
+    base, env = private_tree("roar-bench-")
     strace = shutil.which("strace")
     roar = [ROARCTL, "run", "-q", "--"]
     tracers = {"roar": roar}
