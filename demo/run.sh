@@ -25,5 +25,7 @@ set -x
 "$bin/roarctl" run python3 train.py clean.csv model.json
 "$bin/roarctl" run python3 evaluate.py clean.csv model.json metrics.json
 "$bin/roarctl" log
+"$bin/roarctl" dag
+"$bin/roarctl" lineage metrics.json
 "$bin/roarctl" show metrics.json
 "$bin/roarctl" show "$("$bin/roarctl" log -n 1 --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["id"])')"
