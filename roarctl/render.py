@@ -188,9 +188,8 @@ def pop(p: PopReply, preview: bool) -> None:
     for path in p.deleted:
         click.echo(f"  {'would delete' if preview else 'deleted'} {path}")
     for path in p.kept:
-        click.echo(
-            f"  kept {path} (read by another job)" if "changed" not in path else f"  kept {path}"
-        )
+        reason = "" if "changed" in path else " (it existed before the job, or a job read it)"
+        click.echo(f"  kept {path}{reason}")
 
 
 def dag(d: DagReply, artifacts: bool) -> None:

@@ -566,13 +566,13 @@ def run(
             )
         return exit_code
     if not quiet:
-        if done is None:
+        if done is None and (paths().spool / f"{job_id}.msgpack").exists():
             print(
                 f"roar: job {job_id} spooled (roard unavailable; it is stored when roard "
                 "next starts)",
                 file=sys.stderr,
             )
-        else:
+        elif done is not None:
             _summary(done, elapsed, verbose)
     return exit_code
 
@@ -670,15 +670,31 @@ def _deliver_once(
 
 
 def _spool(finish: RunFinish, facts: list[FileFact]) -> None:
-    spool = paths().spool
-    spool.mkdir(parents=True, exist_ok=True, mode=0o700)
-    target = spool / f"{finish.job_id}.msgpack"
-    tmp = target.with_suffix(".tmp")
-    whole = msgspec.structs.replace(finish, files=facts)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(frame(whole)[4:])
-    os.replace(tmp, target)
+    """Save the record for the next roard; secrets are redacted first (nothing unredacted is
+    ever stored). A failure to save costs the record, never the command's exit status."""
+    from roard.capture.redact import redact_argv, redact_env
+
+    start = msgspec.structs.replace(
+        finish.start,
+        argv=[a.encode("utf-8", "surrogateescape") for a in redact_argv(finish.start.argv)],
+        env=[f"{k}={v}".encode() for k, v in redact_env(finish.start.env).items()],
+    )
+    whole = msgspec.structs.replace(finish, start=start, files=facts)
+    try:
+        spool = paths().spool
+        spool.mkdir(parents=True, exist_ok=True, mode=0o700)
+        target = spool / f"{finish.job_id}.msgpack"
+        tmp = target.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(frame(whole)[4:])
+        os.replace(tmp, target)
+    except OSError as exc:
+        print(
+            f"roarctl: warning: could not save the record of job {finish.job_id} "
+            f"({exc.strerror or exc}); it is lost",
+            file=sys.stderr,
+        )
 
 
 def _summary(done: RunDone, elapsed: float, verbose: bool) -> None:

@@ -66,6 +66,7 @@ async def run(
         store = await Store.open(paths.db)
         recovered = await store.recover_running()
         d = Daemon(paths=paths, store=store, config=cfg, filters=_filters(cfg, paths))
+        activated = _socket_activated()
         listener = await _listen(paths.socket)
         try:
             log.info(
@@ -90,7 +91,8 @@ async def run(
             _notify_systemd(b"STOPPING=1")
             with anyio.CancelScope(shield=True):
                 await listener.aclose()
-                _unlink_socket(paths.socket)
+                if not activated:  # systemd's socket is systemd's: it stays for the next start
+                    _unlink_socket(paths.socket)
                 await store.close()
             log.info("roard.stop", pid=os.getpid())
             log_file.close()
@@ -128,7 +130,7 @@ def _filters(cfg: config.Config, paths: Paths) -> Filters:
 
 async def _listen(path: Path) -> SocketListener:
     """The listening socket: systemd's (socket activation) or our own, mode 0600."""
-    if os.environ.get("LISTEN_PID") == str(os.getpid()) and int(os.environ.get("LISTEN_FDS", "0")):
+    if _socket_activated():
         sock = socket.socket(fileno=3)
         for var in ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"):
             os.environ.pop(var, None)
@@ -141,6 +143,13 @@ async def _listen(path: Path) -> SocketListener:
         os.umask(old)
     os.chmod(path, 0o600)
     return listener
+
+
+def _socket_activated() -> bool:
+    return (
+        os.environ.get("LISTEN_PID") == str(os.getpid())
+        and int(os.environ.get("LISTEN_FDS", "0")) > 0
+    )
 
 
 def _remove_stale_socket(path: Path) -> None:

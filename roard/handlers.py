@@ -186,9 +186,17 @@ async def _step(d: Daemon, cwd: bytes, step_ref: str) -> StepReply:
 async def finish_run(d: Daemon, req: RunFinish, conn: Connection | None) -> msgspec.Struct:
     facts = d.pending.pop(req.job_id, []) + list(req.files)
 
+    gone = conn is None
+
     async def progress(p: Progress) -> None:
-        if conn is not None:
-            await conn.send(p)
+        # A client that stopped waiting (Ctrl-C) must not cost the record: keep finishing.
+        nonlocal gone
+        if gone:
+            return
+        try:
+            await conn.send(p)  # type: ignore[union-attr]
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError, ConnectionError):
+            gone = True
 
     return await jobs.finish(d, req, facts, progress)
 

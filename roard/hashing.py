@@ -6,7 +6,6 @@ match: `touch -d` can put mtime back, but it cannot put back ctime.
 
 from __future__ import annotations
 
-import mmap
 import os
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, NamedTuple
@@ -17,7 +16,7 @@ if TYPE_CHECKING:
     from roard.store import Store
 
 
-CHUNK = 64 * 1024 * 1024
+CHUNK = 8 * 1024 * 1024
 SMALL = 1024 * 1024
 
 
@@ -35,20 +34,20 @@ class Key(NamedTuple):
 
 def hash_file(path: bytes | str, progress: Callable[[int], None] | None = None) -> str:
     """BLAKE3 hex digest of a file's content; `progress` is called with bytes hashed so far."""
+    # read(), not mmap: a file truncated while it is hashed must not kill us with SIGBUS.
     with open(path, "rb") as f:
         size = os.fstat(f.fileno()).st_size
         if size <= SMALL:
             return blake3.blake3(f.read()).hexdigest()
         hasher = blake3.blake3()
-        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
-            view = memoryview(m)
-            try:
-                for offset in range(0, size, CHUNK):
-                    hasher.update(view[offset : offset + CHUNK])
-                    if progress is not None:
-                        progress(min(offset + CHUNK, size))
-            finally:
-                view.release()
+        buf = bytearray(CHUNK)
+        view = memoryview(buf)
+        done = 0
+        while n := f.readinto(buf):
+            hasher.update(view[:n])
+            done += n
+            if progress is not None:
+                progress(done)
         return hasher.hexdigest()
 
 

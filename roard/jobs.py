@@ -221,7 +221,9 @@ def classify(facts: list[FileFact], filters: Filters) -> Classified:
             out.stats[path] = st
         if m.written:
             if exists:
-                out.outputs[path] = m.pre_hash if m.pre_existed else None
+                # previous: the replaced content's hash; "" when the file existed but its old
+                # content was not needed (never read), so it is known not to be new.
+                out.outputs[path] = (m.pre_hash or "") if m.pre_existed else None
             if m.read and m.pre_existed and m.pre_hash is not None:
                 out.inputs[path] = (m.pre_hash, m.pre_size)
         elif m.rdwr:

@@ -190,7 +190,7 @@ async def job_detail(d: Daemon, job_id: str, verbose: bool) -> JobDetail:
             inputs.append(IORecord(path=show_path(path), hash=digest, size=size, producer=producer))
         else:
             outputs.append(
-                IORecord(path=show_path(path), hash=digest, size=size, previous=previous)
+                IORecord(path=show_path(path), hash=digest, size=size, previous=previous or None)
             )
     packages: dict[str, list[Package]] = {}
     for interp, blob in (_unpack(pkgs, dict[str, str], {}) or {}).items():

@@ -195,6 +195,9 @@ async def pop(d: Daemon, session: int, delete_outputs: bool, dry_run: bool) -> P
     """Remove the session's most recent job record; with delete_outputs, also its output files
     that no other job read and that still hold the recorded content."""
     import os
+    import stat
+
+    import anyio
 
     from roard import queries
     from roard.hashing import hash_file
@@ -208,8 +211,9 @@ async def pop(d: Daemon, session: int, delete_outputs: bool, dry_run: bool) -> P
     row = await queries.job_row(d, job_id)
     assert row is not None
     outputs = await d.store.rows(
-        "SELECT p.path, a.hash, EXISTS (SELECT 1 FROM job_io o WHERE o.role = 0"
-        "  AND o.job != io.job AND (o.artifact = io.artifact OR o.path = io.path))"
+        "SELECT p.path, a.hash, io.previous IS NOT NULL OR EXISTS (SELECT 1 FROM job_io o"
+        "  WHERE o.role = 0 AND (o.job != io.job OR o.path = io.path)"
+        "  AND (o.artifact = io.artifact OR o.path = io.path))"
         " FROM job_io io JOIN paths p ON p.id = io.path JOIN artifacts a ON a.id = io.artifact"
         " WHERE io.job = ? AND io.role = 1 ORDER BY p.path",
         (seq,),
@@ -219,11 +223,13 @@ async def pop(d: Daemon, session: int, delete_outputs: bool, dry_run: bool) -> P
     for path, digest, used in outputs:
         if not delete_outputs:
             break
-        if used:
+        if used:  # read by a job, or it existed before this job (only modified): never deleted
             kept.append(show_path(path))
             continue
         try:
-            same = hash_file(path) == digest
+            if not stat.S_ISREG(os.lstat(path).st_mode):
+                continue
+            same = await anyio.to_thread.run_sync(hash_file, path) == digest
         except OSError:
             continue  # already gone
         if not same:

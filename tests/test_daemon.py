@@ -54,6 +54,7 @@ def test_socket_activation_uses_the_passed_socket(roar: Roar) -> None:
     finally:
         roar.stop()
         daemon.wait(timeout=10)
+    assert roar.socket.exists()  # systemd's socket is left for the next activation
 
 
 def test_sigterm_shuts_down_cleanly(roar: Roar) -> None:
@@ -109,12 +110,21 @@ def test_run_is_spooled_when_no_daemon_can_start_and_stored_later(roar: Roar) ->
     blocker.write_text("")
     roar.chown(blocker)
     broken = {"XDG_DATA_HOME": str(blocker)}  # the store cannot be created: roard cannot start
-    proc = roar("run", "sh", "-c", "echo hi > spooled.txt; exit 4", env=broken, check=False)
+    secret = "ghp_" + "Zq8v" * 9
+    proc = roar(
+        "run",
+        "sh",
+        "-c",
+        "echo hi > spooled.txt; exit 4",
+        env={**broken, "MY_API_TOKEN": secret},
+        check=False,
+    )
     assert proc.returncode == 4
     assert (roar.work / "spooled.txt").read_text() == "hi\n"
     assert "spooled" in proc.stderr and "Traceback" not in proc.stderr
     spool = list((roar.home / ".local/state/roar/spool").glob("*.msgpack"))
     assert len(spool) == 1
+    assert secret.encode() not in spool[0].read_bytes()  # redacted before it is saved
     job = roar.last_job()  # a working daemon starts and ingests the spool
     assert job["job"]["exit_code"] == 4 and job["job"]["status"] == "recovered"
     assert [os.path.basename(o["path"]) for o in job["outputs"]] == ["spooled.txt"]
@@ -184,3 +194,13 @@ def test_cli_usage_errors_are_clean() -> None:
     assert proc.returncode == 2 and "Missing argument" in proc.stderr
     proc = subprocess.run([str(BIN / "roarctl"), "nosuch"], capture_output=True, text=True)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
+
+
+def test_unsavable_record_keeps_the_exit_status(roar: Roar) -> None:
+    blocker = roar.home / "not-a-dir"
+    blocker.write_text("")
+    roar.chown(blocker)
+    broken = {"XDG_DATA_HOME": str(blocker), "XDG_STATE_HOME": str(blocker)}
+    proc = roar("run", "sh", "-c", "exit 3", env=broken, check=False)
+    assert proc.returncode == 3
+    assert "Traceback" not in proc.stderr and "it is lost" in proc.stderr

@@ -184,6 +184,7 @@ def test_pop_removes_the_record_and_only_unused_outputs(roar: Roar) -> None:
     assert popped["removed"] and popped["deleted"] == []
     assert (repo / "model.bin").exists()  # the record only
     assert list(dag(roar, repo)) == ["@1"]
+    (repo / "model.bin").unlink()  # so that the next job creates it (pop deletes only that)
     step(roar, repo, "--in", "clean.csv", "--out", "model.bin")
     popped = roar.json("pop", "--delete-outputs", "-y", cwd=repo)
     assert [os.path.basename(p) for p in popped["deleted"]] == ["model.bin"]
@@ -379,3 +380,13 @@ def test_experiment_tracker_runs_are_recorded(roar: Roar) -> None:
     assert runs["tensorboard"]["url"] == str(roar.work / "tb/train")
     assert runs["mlflow"]["run_id"] == run_id and runs["mlflow"]["source"] == "env MLFLOW_RUN_ID"
     assert job["env"]["MLFLOW_RUN_ID"] == run_id  # a run id is an identifier, not a secret
+
+
+def test_pop_never_deletes_files_the_job_only_modified(roar: Roar) -> None:
+    repo = project(roar, {"notes.txt": "mine\n", "code.py": "my = 1\n"})
+    roar.run("sh", "-c", "echo appended >> notes.txt; sed -i s/my/our/ code.py", cwd=repo)
+    popped = roar.json("pop", "--delete-outputs", "-y", cwd=repo)
+    assert popped["removed"] and popped["deleted"] == []
+    assert sorted(os.path.basename(p) for p in popped["kept"]) == ["code.py", "notes.txt"]
+    assert (repo / "notes.txt").read_text() == "mine\nappended\n"
+    assert (repo / "code.py").read_text() == "our = 1\n"
