@@ -77,8 +77,6 @@ async def start(d: Daemon, req: RunStart) -> RunStarted:
             )
     argv = redact.redact_argv(req.argv)
     command = redact.command_display(argv)
-    session = await sessions.current(d, project_id)
-    step = await sessions.assign_step(d, session, req.kind, command, req.step)
     inject = [
         f"{name}={value}".encode()
         for name, value in await d.store.rows(
@@ -91,6 +89,7 @@ async def start(d: Daemon, req: RunStart) -> RunStarted:
     env_blob = await put_blob(d, redact.redact_env(env))  # what the command really receives
     hw_blob = await put_blob(d, hardware.hardware())
     async with d.store.write() as db:
+        session, step = await sessions.place(db, project_id, req.kind, command, req.step)
         await db.execute(
             "INSERT INTO jobs (id, project_id, status, command, argv, cwd, started, git, env_blob,"
             " hardware_blob, session_id, step, kind)"
@@ -386,9 +385,8 @@ async def start_record(d: Daemon, req: RunFinish) -> None:
     argv = redact.redact_argv(s.argv)
     command = redact.command_display(argv)
     env_blob = await put_blob(d, redact.redact_env(s.env))
-    session = await sessions.current(d, project_id)
-    step = await sessions.assign_step(d, session, s.kind, command, None)
     async with d.store.write() as db:
+        session, step = await sessions.place(db, project_id, s.kind, command, None)
         await db.execute(
             "INSERT INTO jobs (id, project_id, status, command, argv, cwd, started, env_blob,"
             " session_id, step, kind) VALUES (?, ?, 'interrupted', ?, ?, ?, ?, ?, ?, ?, ?)",

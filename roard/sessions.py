@@ -10,6 +10,7 @@ with different outputs (or is itself stale).
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -17,6 +18,7 @@ from roard.protocol import DagReply, DagStep, IORecord, JobRow, PopReply, show_p
 
 if TYPE_CHECKING:
     from roard.daemon import Daemon
+    from roard.store import _Tx
 
 STEP_REF = re.compile(r"^@(B?)(\d+)$", re.IGNORECASE)
 
@@ -38,44 +40,67 @@ async def current(d: Daemon, project_id: int | None) -> int:
     )
     if found is not None:
         return int(found)
-    return await new(d, project_id)
+    async with d.store.write() as db:  # checked again inside: a concurrent run may create it
+        return await _current_in(db, project_id)
 
 
-async def new(d: Daemon, project_id: int | None) -> int:
-    import time
+async def _one(db: _Tx, sql: str, params: tuple[object, ...]) -> object:
+    cur = await db.execute(sql, params)
+    row = await cur.fetchone()
+    return None if row is None else row[0]
 
-    async with d.store.write() as db:
-        cur = await db.execute(
+
+async def _current_in(db: _Tx, project_id: int | None) -> int:
+    found = await _one(
+        db, "SELECT id FROM sessions WHERE project_id IS ? ORDER BY id DESC LIMIT 1", (project_id,)
+    )
+    if found is None:
+        found = await _one(
+            db,
             "INSERT INTO sessions (project_id, started) VALUES (?, ?) RETURNING id",
             (project_id, time.time()),
         )
-        row = await cur.fetchone()
-    assert row is not None
-    return int(row[0])
+    return int(found)  # type: ignore[call-overload]
 
 
-async def assign_step(d: Daemon, session: int, kind: str, command: str, wanted: int | None) -> int:
-    """The step a new job of `command` belongs to: the requested one, the step that last ran
-    the same command, or the next free number."""
+async def new(d: Daemon, project_id: int | None) -> int:
+    async with d.store.write() as db:
+        found = await _one(
+            db,
+            "INSERT INTO sessions (project_id, started) VALUES (?, ?) RETURNING id",
+            (project_id, time.time()),
+        )
+    return int(found)  # type: ignore[call-overload]
+
+
+async def place(
+    db: _Tx, project_id: int | None, kind: str, command: str, wanted: int | None
+) -> tuple[int, int]:
+    """Session and step for a new job, inside the transaction that inserts it (so concurrent
+    runs never share a step or start separate sessions): the requested step, the step that last
+    ran the same command, or the next free number."""
+    session = await _current_in(db, project_id)
     if wanted is not None:
-        exists = await d.store.scalar(
+        exists = await _one(
+            db,
             "SELECT 1 FROM jobs WHERE session_id = ? AND kind = ? AND step = ?",
             (session, kind, wanted),
         )
         if not exists:
             raise StepNotFound(f"this session has no step {ref(kind, wanted)}")
-        return wanted
-    same = await d.store.scalar(
+        return session, wanted
+    same = await _one(
+        db,
         "SELECT step FROM jobs WHERE session_id = ? AND kind = ? AND command = ?"
         " ORDER BY started DESC LIMIT 1",
         (session, kind, command),
     )
     if same is not None:
-        return int(same)
-    top = await d.store.scalar(
-        "SELECT max(step) FROM jobs WHERE session_id = ? AND kind = ?", (session, kind)
+        return session, int(same)  # type: ignore[call-overload]
+    top = await _one(
+        db, "SELECT max(step) FROM jobs WHERE session_id = ? AND kind = ?", (session, kind)
     )
-    return int(top or 0) + 1
+    return session, int(top or 0) + 1  # type: ignore[call-overload]
 
 
 async def resolve_step(d: Daemon, session: int, text: str) -> str:

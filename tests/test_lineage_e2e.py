@@ -390,3 +390,17 @@ def test_pop_never_deletes_files_the_job_only_modified(roar: Roar) -> None:
     assert sorted(os.path.basename(p) for p in popped["kept"]) == ["code.py", "notes.txt"]
     assert (repo / "notes.txt").read_text() == "mine\nappended\n"
     assert (repo / "code.py").read_text() == "our = 1\n"
+
+
+def test_concurrent_runs_get_distinct_steps_in_one_session(roar: Roar) -> None:
+    repo = project(roar)
+    procs = [
+        roar.exec_async(["sh", "-c", f"echo {i} > out{i}.txt"], cwd=repo) for i in range(6)
+    ]  # started together, with no daemon running yet: autostart races too
+    for p in procs:
+        _, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+    steps = roar.json("dag", cwd=repo)["steps"]
+    assert sorted(s["ref"] for s in steps) == [f"@{i}" for i in range(1, 7)]
+    assert not any(s["superseded"] for s in steps)
+    assert len({j["session"] for j in roar.json("log", cwd=repo)}) == 1
