@@ -8,6 +8,7 @@ import sys
 import click
 
 from roarctl.cli import CONTEXT, _client, _emit_json, _json_option, cli
+from roarctl.errors import RoarError
 
 
 @cli.command(
@@ -68,6 +69,10 @@ def pop(delete_outputs: bool, yes: bool, as_json: bool) -> None:
     with _client() as c:
         preview = c.call(Pop(cwd=cwd, delete_outputs=delete_outputs, dry_run=True))
         assert isinstance(preview, PopReply)
+        if as_json and delete_outputs and not yes:
+            raise RoarError(
+                "pop --delete-outputs --json deletes without asking: add -y", exit_code=2
+            )
         if not yes and not as_json:
             render.pop(preview, preview=True)
             if not click.confirm(
@@ -77,7 +82,9 @@ def pop(delete_outputs: bool, yes: bool, as_json: bool) -> None:
                 default=False,
             ):
                 raise SystemExit(1)
-        reply = c.call(Pop(cwd=cwd, delete_outputs=delete_outputs, dry_run=False))
+        reply = c.call(
+            Pop(cwd=cwd, delete_outputs=delete_outputs, dry_run=False, job_id=preview.job.id)
+        )
     assert isinstance(reply, PopReply)
     _emit_json(reply) if as_json else render.pop(reply, preview=False)
 

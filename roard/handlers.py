@@ -139,9 +139,9 @@ async def _dispatch(d: Daemon, conn: Connection, request: Request) -> None:
             await conn.send(
                 SessionInfo(session=session, project=name, message=f"started session {session}")
             )
-        case Pop(cwd=cwd, delete_outputs=delete, dry_run=dry_run):
+        case Pop(cwd=cwd, delete_outputs=delete, dry_run=dry_run, job_id=expected):
             session = await sessions.current(d, (await bookkeeping.project_of(d, cwd))[0])
-            await conn.send(await sessions.pop(d, session, delete, dry_run))
+            await conn.send(await sessions.pop(d, session, delete, dry_run, expected))
         case GetStep(cwd=cwd, ref=step_ref):
             await conn.send(await _step(d, cwd, step_ref))
         case GetDag(cwd=cwd):

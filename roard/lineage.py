@@ -35,8 +35,14 @@ async def _job_node(d: Daemon, job_id: str) -> tuple[int, LineageNode]:
     return seq, LineageNode(kind="job", id=job_id, label=command)
 
 
+MAX_DEPTH = 150  # job levels for an unlimited walk (a deeper tree would pass msgspec's
+# recursion limit when encoded); deeper levels are marked truncated
+
+
 async def walk(d: Daemon, kind: str, key: str, downstream: bool, depth: int) -> LineageNode:
-    """The lineage tree of a job or artifact; depth counts job levels (0: unlimited)."""
+    """The lineage tree of a job or artifact; depth counts job levels (0: up to MAX_DEPTH, so
+    that a file rewritten by a daily job for years still gives an answer)."""
+    depth = min(depth, MAX_DEPTH) if depth else MAX_DEPTH
     if kind == "job":
         seq, root = await _job_node(d, key)
         jobs: dict[int, LineageNode] = {seq: root}
@@ -109,8 +115,9 @@ def root_inputs(tree: LineageNode, unsourced: bool) -> list[IORecord]:
     """Leaves of an upstream tree: artifacts no recorded job made (unsourced), and, unless
     `unsourced`, artifacts made by jobs that read nothing themselves (e.g. a download)."""
     found: dict[str, IORecord] = {}
-
-    def visit(node: LineageNode, producer: str | None) -> None:
+    stack = list(tree.children)  # the target itself is not one of its inputs; iterative: deep
+    while stack:  # chains must not hit the recursion limit
+        node = stack.pop()
         if node.kind == "artifact":
             if not node.children and not node.truncated:
                 found.setdefault(node.id, IORecord(path=node.label, hash=node.id, size=0))
@@ -119,13 +126,7 @@ def root_inputs(tree: LineageNode, unsourced: bool) -> list[IORecord]:
                     found.setdefault(
                         node.id, IORecord(path=node.label, hash=node.id, size=0, producer=job.id)
                     )
-                visit(job, job.id)
-        else:
-            for child in node.children:
-                visit(child, node.id)
-
-    for child in tree.children:  # the target itself is not one of its inputs
-        visit(child, tree.id if tree.kind == "job" else None)
+        stack.extend(node.children)
     return sorted(found.values(), key=lambda r: r.path)
 
 

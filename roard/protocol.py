@@ -111,6 +111,7 @@ class Pop(msgspec.Struct, tag=True):
     cwd: bytes
     delete_outputs: bool = False
     dry_run: bool = True  # True: say what would be removed, remove nothing
+    job_id: str | None = None  # the job the user confirmed: refused if no longer the newest
 
 
 class GetStep(msgspec.Struct, tag=True):

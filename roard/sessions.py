@@ -216,7 +216,9 @@ def flags(reply: DagReply) -> dict[str, tuple[bool, bool]]:
     return out
 
 
-async def pop(d: Daemon, session: int, delete_outputs: bool, dry_run: bool) -> PopReply:
+async def pop(
+    d: Daemon, session: int, delete_outputs: bool, dry_run: bool, expected: str | None = None
+) -> PopReply:
     """Remove the session's most recent job record; with delete_outputs, also its output files
     that no other job read and that still hold the recorded content."""
     import os
@@ -233,6 +235,11 @@ async def pop(d: Daemon, session: int, delete_outputs: bool, dry_run: bool) -> P
     if not rows:
         raise StepNotFound("the current session has no jobs to pop")
     seq, job_id = rows[0]
+    if expected is not None and job_id != expected:
+        raise StepNotFound(
+            f"job {expected} is no longer the session's newest ({job_id} ran since); "
+            "nothing was removed: run pop again"
+        )
     row = await queries.job_row(d, job_id)
     assert row is not None
     outputs = await d.store.rows(

@@ -404,3 +404,34 @@ def test_concurrent_runs_get_distinct_steps_in_one_session(roar: Roar) -> None:
     assert sorted(s["ref"] for s in steps) == [f"@{i}" for i in range(1, 7)]
     assert not any(s["superseded"] for s in steps)
     assert len({j["session"] for j in roar.json("log", cwd=repo)}) == 1
+
+
+def test_pop_refuses_when_the_newest_job_changed(roar: Roar) -> None:
+    import socket
+    import struct
+
+    from roard import protocol as p
+
+    repo = project(roar)
+    first = step(roar, repo, "--in", "raw.csv", "--out", "a.csv")
+    step(roar, repo, "--in", "a.csv", "--out", "b.csv")  # ran after the user's preview of @1
+    if roar.user is not None:
+        return  # the raw-socket part needs to be the daemon's user (root here)
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(str(roar.socket))
+
+    def call(msg: object) -> object:
+        s.sendall(p.frame(msg))  # type: ignore[arg-type]
+        (n,) = struct.unpack(">I", s.recv(4))
+        buf = b""
+        while len(buf) < n:
+            buf += s.recv(n - len(buf))
+        return p.decode_reply(buf)
+
+    assert isinstance(call(p.Hello(protocol=p.PROTOCOL_VERSION, client="t")), p.Welcome)
+    reply = call(p.Pop(cwd=os.fsencode(repo), dry_run=False, job_id=first["job"]["id"]))
+    assert isinstance(reply, p.Error) and "no longer the session's newest" in reply.message
+    s.close()
+    assert list(dag(roar, repo)) == ["@1", "@2"]  # nothing was removed
+    refused = roar("pop", "--delete-outputs", "--json", cwd=repo, check=False)
+    assert refused.returncode == 2 and "-y" in refused.stderr
