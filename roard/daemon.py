@@ -7,6 +7,7 @@ import fcntl
 import os
 import signal
 import socket
+import sqlite3
 import struct
 import time
 from collections.abc import Callable
@@ -33,7 +34,7 @@ from roard.protocol import (
     body_length,
     decode_request,
 )
-from roard.store import Store
+from roard.store import Store, StoreError
 
 
 class AlreadyRunning(Exception):
@@ -52,6 +53,7 @@ class Daemon:
     pending: dict[str, list[FileFact]] = field(default_factory=dict)  # job id -> facts so far
     known_blobs: set[str] = field(default_factory=set)
     stop: anyio.Event = field(default_factory=anyio.Event)
+    spool_done: anyio.Event = field(default_factory=anyio.Event)
 
 
 async def run(
@@ -77,11 +79,11 @@ async def run(
                 store=str(paths.db),
                 interrupted_runs=recovered,
             )
-            await _ingest_spool(d)
             _notify_systemd(b"READY=1")
             on_ready()
             async with anyio.create_task_group() as tg:
                 tg.start_soon(_warm_up)
+                tg.start_soon(_ingest_spool, d)  # after the socket is up: clients never wait
                 tg.start_soon(_stop_on_signal, d)
                 tg.start_soon(_watch_config, d)
                 tg.start_soon(listener.serve, lambda s: _connection(d, s))
@@ -222,20 +224,27 @@ async def _watch_config(d: Daemon) -> None:
 
 
 async def _ingest_spool(d: Daemon) -> None:
-    """Runs the CLI finished while no daemon could take them, saved as RunFinish frames."""
-    if not d.paths.spool.is_dir():
-        return
-    for entry in sorted(d.paths.spool.glob("*.msgpack")):
-        try:
-            req = decode_request(entry.read_bytes())
-            if not isinstance(req, handlers.RunFinish):
-                raise FrameError("not a finished run")
-            await handlers.finish_run(d, req, None)
+    """Runs the CLI finished while no daemon could take them, saved as RunFinish frames.
+    Queries wait for this (d.spool_done) so that they see those runs; new runs do not."""
+    try:
+        entries = sorted(d.paths.spool.glob("*.msgpack")) if d.paths.spool.is_dir() else []
+        for entry in entries:
+            try:
+                req = decode_request(entry.read_bytes())
+                if not isinstance(req, handlers.RunFinish):
+                    raise FrameError("not a finished run")
+                await handlers.finish_run(d, req, None)
+            except (StoreError, sqlite3.Error, OSError) as exc:  # ours, not the file's: retry
+                log.error("spool.deferred", file=entry.name, error=str(exc))  # at next start
+                return
+            except Exception as exc:
+                log.error("spool.bad", file=entry.name, error=str(exc))
+                entry.rename(entry.with_suffix(".bad"))
+                continue
             entry.unlink()
             log.info("spool.ingested", file=entry.name, job=req.job_id)
-        except Exception as exc:
-            log.error("spool.bad", file=entry.name, error=str(exc))
-            entry.rename(entry.with_suffix(".bad"))
+    finally:
+        d.spool_done.set()
 
 
 _PEERCRED = struct.Struct("3i")

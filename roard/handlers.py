@@ -100,6 +100,8 @@ async def handle(d: Daemon, conn: Connection, request: Request) -> None:
 
 
 async def _dispatch(d: Daemon, conn: Connection, request: Request) -> None:
+    if not isinstance(request, (Ping, Shutdown, RunStart, RunFiles, RunFinish)):
+        await d.spool_done.wait()  # queries see spooled runs; runs themselves never wait
     match request:
         case Ping():
             await conn.send(Ok())
