@@ -207,12 +207,17 @@ async def disconnected(d: Daemon, conn: Connection) -> None:
     """A client that started a run went away without finishing it: keep what was seen."""
     for job_id in conn.runs:
         d.pending.pop(job_id, None)
-        with anyio.CancelScope(shield=True):
-            async with d.store.write() as db:
-                await db.execute(
-                    "UPDATE jobs SET status = 'interrupted' WHERE id = ? AND status = 'running'",
-                    (job_id,),
-                )
+        try:  # never let one connection's cleanup take the listener (and roard) down
+            with anyio.CancelScope(shield=True):
+                async with d.store.write() as db:
+                    await db.execute(
+                        "UPDATE jobs SET status = 'interrupted'"
+                        " WHERE id = ? AND status = 'running'",
+                        (job_id,),
+                    )
+        except (StoreError, sqlite3.Error) as exc:
+            log.error("run.abandon_failed", job=job_id, error=str(exc))
+            continue
         log.warning("run.abandoned", job=job_id)
 
 
@@ -229,7 +234,19 @@ async def _status(d: Daemon, req: GetStatus) -> StatusReply:
     session = await sessions.current(d, project_id)
     graph = await sessions.graph(d, session)
     stale = [f"{s.ref}: {s.stale_reason}" for s in graph.steps if s.stale_reason]
-    recorded = {os.fsencode(r.path): r.hash for s in graph.steps for r in s.outputs}
+    current = [s.job.id for s in graph.steps]
+    recorded: dict[bytes, str] = (
+        dict(
+            await d.store.rows(  # raw paths: display forms of non-UTF-8 names do not round-trip
+                "SELECT p.path, a.hash FROM jobs j JOIN job_io io ON io.job = j.seq AND io.role = 1"
+                " JOIN paths p ON p.id = io.path JOIN artifacts a ON a.id = io.artifact"
+                f" WHERE j.id IN ({','.join('?' * len(current))})",
+                current,
+            )
+        )
+        if current
+        else {}
+    )
     now = await jobs.hash_files(d, list(recorded), None)
     modified = [
         f"{show_path(path)}: " + ("missing" if path not in now else "modified outside roar")

@@ -261,6 +261,7 @@ def test_non_utf8_path(roar: Roar) -> None:
     job = roar.run(PY, "-c", "open(b'data-\\xff\\xfe.bin', 'wb').write(b'x')")
     (out,) = job["outputs"]
     assert out["path"].endswith("data-\\xff\\xfe.bin")
+    assert roar.json("status")["modified"] == []  # found by its raw name, not "missing"
 
 
 def test_socket_and_store_permissions(roar: Roar) -> None:
