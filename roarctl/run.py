@@ -467,7 +467,7 @@ def rerun(ref: str, overrides: list[str], quiet: bool, verbose: bool) -> int:
         )
     argv = apply_overrides(step.ref, step.argv, overrides)
     try:
-        os.chdir(step.cwd)
+        os.chdir(step.cwd_raw or step.cwd)
     except OSError as exc:
         raise RoarError(f"cannot enter {step.cwd}, where {step.ref} ran: {exc.strerror}") from None
     if not quiet:

@@ -182,6 +182,7 @@ async def _step(d: Daemon, cwd: bytes, step_ref: str) -> StepReply:
         argv=msgspec.msgpack.decode(argv, type=list[str]),
         cwd=show_path(job_cwd),
         kind=kind,
+        cwd_raw=job_cwd,
     )
 
 

@@ -389,6 +389,7 @@ class StepReply(msgspec.Struct, tag=True):
     argv: list[str]
     cwd: str
     kind: str
+    cwd_raw: bytes = b""  # the directory itself (cwd is its display form)
 
 
 class DagStep(msgspec.Struct):

@@ -435,3 +435,14 @@ def test_pop_refuses_when_the_newest_job_changed(roar: Roar) -> None:
     assert list(dag(roar, repo)) == ["@1", "@2"]  # nothing was removed
     refused = roar("pop", "--delete-outputs", "--json", cwd=repo, check=False)
     assert refused.returncode == 2 and "-y" in refused.stderr
+
+
+def test_rerun_step_in_a_non_utf8_directory(roar: Roar) -> None:
+    odd = os.fsencode(roar.work) + b"/dir-\xff"
+    os.mkdir(odd)
+    roar.chown(Path(os.fsdecode(odd)))
+    roar.run("sh", "-c", "echo 1 > out.txt", cwd=Path(os.fsdecode(odd)))
+    again = roar("run", "@1", cwd=Path(os.fsdecode(odd)))
+    assert again.returncode == 0
+    job = roar.last_job(Path(os.fsdecode(odd)))
+    assert job["job"]["step"] == "@1" and job["outputs"][0]["path"].endswith("out.txt")
