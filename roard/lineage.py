@@ -64,12 +64,7 @@ async def walk(d: Daemon, kind: str, key: str, downstream: bool, depth: int) -> 
             rows = await _artifact_jobs(d, list(artifacts), downstream)
             for aid, seq, job_id, command in rows:
                 node = LineageNode(kind="job", id=job_id, label=command)
-                if seq in seen_jobs:
-                    node.truncated = True
-                else:
-                    seen_jobs.add(seq)
-                    jobs[seq] = node
-                artifacts[aid].children.append(node)
+                _attach(artifacts[aid], node, seq, seen_jobs, jobs)
             artifacts = {}
         # jobs -> their inputs (upstream) or outputs (downstream)
         if jobs:
@@ -81,14 +76,22 @@ async def walk(d: Daemon, kind: str, key: str, downstream: bool, depth: int) -> 
             )
             for seq, aid, digest, path in rows:
                 node = LineageNode(kind="artifact", id=digest, label=show_path(path))
-                if aid in seen_artifacts:
-                    node.truncated = True
-                else:
-                    seen_artifacts.add(aid)
-                    artifacts[aid] = node
-                jobs[seq].children.append(node)
+                _attach(jobs[seq], node, aid, seen_artifacts, artifacts)
             jobs = {}
     return root
+
+
+def _attach(
+    parent: LineageNode, node: LineageNode, key: int, seen: set[int], frontier: dict[int, Any]
+) -> None:
+    """Hang `node` under `parent`; a node already shown elsewhere is marked truncated instead
+    of being walked again, a new one joins the next level's frontier."""
+    if key in seen:
+        node.truncated = True
+    else:
+        seen.add(key)
+        frontier[key] = node
+    parent.children.append(node)
 
 
 async def _artifact_jobs(d: Daemon, ids: list[int], downstream: bool) -> list[Any]:
