@@ -958,6 +958,32 @@ static int write_intent(long long flags)
     return (flags & O_ACCMODE) != O_RDONLY || (flags & (O_TRUNC | O_CREAT));
 }
 
+/* An open event; a write-intent open is held (so the caller can hash the old content
+ * first) only when there is old content: the path is a regular file now.  Otherwise
+ * the tracee goes on and the event's flags say why: ROAR_OPEN_NEW (no such file: it is
+ * created) or ROAR_OPEN_SPECIAL (a device, FIFO, socket or directory).  Returns 1 if
+ * held.  A path left relative (longer than PATH_MAX) is held: the caller decides. */
+static int ev_open(roar_tracer *t, pid_t tid, int dirfd, uint64_t addr, long long fl)
+{
+    if (!ev_path1(t, tid, ROAR_EV_OPEN, dirfd, addr, 0, fl, 0, 0) || !write_intent(fl))
+        return 0;
+    roar_event *e = &t->ev[t->nev - 1];
+    struct stat st;
+    if (e->path[0] == '/') {
+        if (stat(e->path, &st) < 0) {
+            if (errno == ENOENT) {
+                e->flags = ROAR_OPEN_NEW;
+                return 0;
+            }
+        } else if (!S_ISREG(st.st_mode)) {
+            e->flags = ROAR_OPEN_SPECIAL;
+            return 0;
+        }
+    }
+    e->held = 1;
+    return 1;
+}
+
 static void exec_pending(roar_tracer *t, pid_t tid, int dirfd, uint64_t path, uint64_t argv,
                          int empty_ok)
 {
@@ -1038,27 +1064,20 @@ static void on_seccomp(roar_tracer *t, pid_t tid)
     if (t->pin)
         pin_active(t, tid);
     switch (sc_kind_of(nr)) {
-    case SC_OPEN: {
-        int fl = (int)a[1];
-        int w = write_intent(fl);
-        held = ev_path1(t, tid, ROAR_EV_OPEN, AT_FDCWD, a[0], 0, fl, 0, w) && w;
+    case SC_OPEN:
+        held = ev_open(t, tid, AT_FDCWD, a[0], (int)a[1]);
         break;
-    }
     case SC_CREAT:
-        held = ev_path1(t, tid, ROAR_EV_OPEN, AT_FDCWD, a[0], 0, O_CREAT | O_WRONLY | O_TRUNC, 0, 1);
+        held = ev_open(t, tid, AT_FDCWD, a[0], O_CREAT | O_WRONLY | O_TRUNC);
         break;
-    case SC_OPENAT: {
-        int fl = (int)a[2];
-        int w = write_intent(fl);
-        held = ev_path1(t, tid, ROAR_EV_OPEN, (int)a[0], a[1], 0, fl, 0, w) && w;
+    case SC_OPENAT:
+        held = ev_open(t, tid, (int)a[0], a[1], (int)a[2]);
         break;
-    }
     case SC_OPENAT2: {
         uint64_t fl;
         if (a[3] < sizeof fl || read_mem(tid, a[2], &fl, sizeof fl) < 0)
             break;
-        int w = write_intent((long long)fl);
-        held = ev_path1(t, tid, ROAR_EV_OPEN, (int)a[0], a[1], 0, (long long)fl, 0, w) && w;
+        held = ev_open(t, tid, (int)a[0], a[1], (long long)fl);
         break;
     }
     case SC_EXECVE:

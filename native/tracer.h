@@ -22,6 +22,11 @@ enum {
     ROAR_EV_CONNECT = 11
 };
 
+enum { /* OPEN flags: why a write-intent open was not held */
+    ROAR_OPEN_NEW = 1,    /* the path did not exist: the open creates it */
+    ROAR_OPEN_SPECIAL = 2 /* not a regular file (device, FIFO, socket, directory) */
+};
+
 typedef struct {
     int kind;
     int pid;          /* tid of the task that made the call (tgid for EXEC, reaped tid for EXIT) */
@@ -29,8 +34,10 @@ typedef struct {
                          CONNECT: the socket's SO_TYPE (0: unknown); others 0 */
     int flags;        /* FORK: 1 if thread; RENAME: renameat2 flags; UNLINK: 1 if AT_REMOVEDIR;
                          EXIT: 1 if the task was a non-leader thread;
-                         EXEC: 1 if the executable is setuid, 2 if setgid (both: 3) */
-    int held;         /* 1: the tracee is stopped until the next roar_next call */
+                         EXEC: 1 if the executable is setuid, 2 if setgid (both: 3);
+                         OPEN: ROAR_OPEN_NEW or ROAR_OPEN_SPECIAL when not held, else 0 */
+    int held;         /* 1: the tracee is stopped until the next roar_next call (write-intent
+                         opens of an existing regular file, rename, link, unlink, truncate) */
     unsigned int path_len, path2_len, data_len;
     const char *path;   /* OPEN/UNLINK/TRUNCATE: the file; RENAME/LINK: old path;
                            SYMLINK: link target text as given; EXEC: filename */

@@ -176,6 +176,10 @@ class Recorder:
         if kind == trace.OPEN:
             path = _norm(ev.path)
             flags = ev.arg
+            if ev.flags:  # a write-intent open not held: there was no old content to hash
+                st = self._state(path)
+                if st.pre_existed is None:
+                    st.pre_existed = ev.flags == trace.OPEN_SPECIAL
             acc = flags & os.O_ACCMODE
             if acc == os.O_RDONLY and not flags & os.O_TRUNC:
                 if ev.held:  # O_CREAT on a read-only open: may create the file

@@ -1,10 +1,10 @@
 """Thin wrapper over the C ptrace tracer (roarctl._tracer, built by native/build_tracer.py).
 
 The calling process forks the command and is its tracer.  ``Tracer.next_batch`` runs the
-ptrace loop in C (without the GIL) and returns events.  A *held* event (write-intent
-open, rename, unlink, truncate, link) is always the last of its batch, and the tracee
-that made the call stays stopped until the next ``next_batch`` call: that is the moment
-to hash a file's old content.
+ptrace loop in C (without the GIL) and returns events.  A *held* event (write-intent open
+of an existing regular file, rename, unlink, truncate, link) is always the last of its
+batch, and the tracee that made the call stays stopped until the next ``next_batch``
+call: that is the moment to hash a file's old content.
 
 Kept to ``os`` and the compiled module: this is on the CLI's hot path.
 """
@@ -25,6 +25,9 @@ LINK = 8
 SYMLINK = 9
 UNTRACED = 10
 CONNECT = 11
+
+OPEN_NEW = 1  # OPEN flags of a write-intent open not held: the file did not exist
+OPEN_SPECIAL = 2  # ... or is not a regular file
 
 KIND_NAMES = {
     EXEC: "exec",
@@ -50,7 +53,8 @@ class Event:
     the reaped tid for EXIT).  arg: OPEN open flags, FORK new tid, EXIT raw wait
     status, CONNECT the socket type.  flags: FORK 1 if a thread; RENAME renameat2
     flags; UNLINK 1 for a directory; EXIT 1 if a non-leader thread; EXEC 1 setuid,
-    2 setgid executable.  path/path2/data: bytes, see tracer.h.
+    2 setgid executable; OPEN: OPEN_NEW or OPEN_SPECIAL for a write-intent open that
+    was not held (nothing to hash first).  path/path2/data: bytes, see tracer.h.
     """
 
     __slots__ = ("arg", "data", "flags", "held", "kind", "path", "path2", "pid")

@@ -99,7 +99,7 @@ def test_relative_path_uses_tracee_cwd(tmp_path):
     events, status, _ = run([SH, b"-c", b"cd sub && echo x > out.txt"], tmp_path)
     assert os.waitstatus_to_exitcode(status) == 0
     (e,) = opens_of(events, real(tmp_path) + b"/sub/out.txt")
-    assert e.held == 1
+    assert (e.held, e.flags) == (0, trace.OPEN_NEW)  # nothing to hash first: not held
     assert (tmp_path / "sub" / "out.txt").read_bytes() == b"x\n"
 
 
@@ -189,7 +189,7 @@ def test_non_utf8_name_round_trips(tmp_path):
     events, status, _ = run([PY, b"-c", code, name.hex().encode()], tmp_path)
     assert os.waitstatus_to_exitcode(status) == 0
     (e,) = opens_of(events, real(tmp_path) + b"/" + name)
-    assert e.held == 1
+    assert (e.held, e.flags) == (0, trace.OPEN_NEW)
     assert name in os.listdir(os.fsencode(tmp_path))
 
 
@@ -304,7 +304,7 @@ def test_openat_dirfd_is_joined(tmp_path, helper):
     events, status, _ = run([helper, b"openat", b"dir"], tmp_path)
     assert os.waitstatus_to_exitcode(status) == 0
     (w,) = opens_of(events, real(d) + b"/rel.txt")
-    assert w.held == 1
+    assert (w.held, w.flags) == (0, trace.OPEN_NEW)
     assert w.arg & os.O_ACCMODE == os.O_WRONLY
     (r,) = opens_of(events, real(d) + b"/sub/../rel.txt")  # joined, not normalized
     assert r.held == 0
@@ -317,7 +317,7 @@ def test_openat2_flags_from_struct(tmp_path, helper):
     assert os.waitstatus_to_exitcode(status) == 0
     (e,) = opens_of(events, real(tmp_path) + b"/o2.txt")
     assert e.arg == os.O_WRONLY | os.O_CREAT
-    assert e.held == 1
+    assert (e.held, e.flags) == (0, trace.OPEN_NEW)
 
 
 def test_blind_spots_are_reported(tmp_path, helper):
@@ -369,6 +369,7 @@ def test_not_executable(tmp_path):
 
 def test_forward_sigterm(tmp_path):
     ready = tmp_path / "ready"
+    ready.write_bytes(b"")  # exists: its open for writing is held, so a batch ends there
     code = b"import sys, time\nopen(sys.argv[1], 'w').close()\ntime.sleep(30)\n"
     got: list[int] = []
     old = signal.signal(signal.SIGTERM, lambda s, f: got.append(s))
@@ -489,11 +490,12 @@ def test_held_tracee_can_be_killed(tmp_path):
         if e.path.endswith(b"/victim.txt"):
             os.kill(e.pid, signal.SIGKILL)
 
+    (tmp_path / "victim.txt").write_bytes(b"old")  # exists: the open for writing is held
     code = b"open('victim.txt', 'w').write('never')\n"
     events, status, root = run([PY, b"-c", code], tmp_path, on_held=on_held)
     assert os.WIFSIGNALED(status)
     assert os.WTERMSIG(status) == signal.SIGKILL
-    assert not (tmp_path / "victim.txt").exists()  # killed before its open ran
+    assert (tmp_path / "victim.txt").read_bytes() == b"old"  # killed before its open ran
     assert events[-1].kind == trace.EXIT
     assert events[-1].pid == root
 
@@ -796,3 +798,14 @@ def test_exec_flags_mark_setuid_programs(tmp_path):
     flags = {e.path2: e.flags for e in of_kind(events, trace.EXEC)}
     assert flags[os.fsencode(os.path.realpath(suid))] & 1
     assert flags[os.fsencode(os.path.realpath(SH))] == 0
+
+
+def test_write_open_of_a_device_or_fifo_is_not_held(tmp_path):
+    os.mkfifo(tmp_path / "fifo")
+    script = b"echo x > /dev/null; (cat fifo > /dev/null &); echo y > fifo; wait"
+    events, status, _ = run([SH, b"-c", script], tmp_path)
+    assert os.waitstatus_to_exitcode(status) == 0
+    for path in (b"/dev/null", real(tmp_path) + b"/fifo"):
+        writes = [e for e in opens_of(events, path) if e.arg & os.O_ACCMODE != os.O_RDONLY]
+        assert writes, path
+        assert {(e.held, e.flags) for e in writes} == {(0, trace.OPEN_SPECIAL)}
