@@ -299,6 +299,34 @@ static roar_tracer *g_fwd_owner;
 static struct sigaction g_old_actions[4];
 static const int g_fwd_sigs[4] = {SIGTERM, SIGHUP, SIGUSR1, SIGUSR2};
 
+/* SIGINT and SIGQUIT are ignored by the tracer while it lives, as system(3) does: the
+ * terminal sends them to the command (its foreground group), which decides. */
+static roar_tracer *g_ign_owner;
+static struct sigaction g_ign_old[2];
+static const int g_ign_sigs[2] = {SIGINT, SIGQUIT};
+
+static void ignore_interrupts(roar_tracer *t)
+{
+    if (g_ign_owner)
+        return;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = SIG_IGN;
+    sigemptyset(&sa.sa_mask);
+    for (int i = 0; i < 2; i++)
+        sigaction(g_ign_sigs[i], &sa, &g_ign_old[i]);
+    g_ign_owner = t;
+}
+
+static void restore_interrupts(roar_tracer *t)
+{
+    if (g_ign_owner != t)
+        return;
+    for (int i = 0; i < 2; i++)
+        sigaction(g_ign_sigs[i], &g_ign_old[i], NULL);
+    g_ign_owner = NULL;
+}
+
 static inline unsigned int thash(int tid, unsigned int mask)
 {
     return ((unsigned int)tid * 2654435761u) & mask;
@@ -1411,6 +1439,7 @@ static void free_tracer(roar_tracer *t)
     if (!t)
         return;
     t->pinned = 0; /* any tracee left is dead by now */
+    restore_interrupts(t);
     if (t->orig)
         pin_release(t); /* the tracer thread gets its original mask back */
     CPU_FREE(t->orig);
@@ -1499,6 +1528,7 @@ roar_tracer *roar_start(const char *path, char *const argv[], char *const envp[]
         return NULL;
     }
 
+    ignore_interrupts(t); /* the child sets them back to the default before execve */
     pid_t pid = fork();
     if (pid < 0) {
         *err = errno;

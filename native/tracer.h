@@ -70,7 +70,10 @@ typedef struct {
  *    with one live task: pin again.
  * Set ROAR_PIN=0 in the caller's environment (read with getenv by roar_start) to
  * disable it.  The tracer's original mask is back once every tracee is gone, and
- * at roar_free. */
+ * at roar_free.
+ *
+ * SIGINT and SIGQUIT are ignored in the calling process from roar_start to roar_free
+ * (the command gets them from the terminal; the tracer must outlive it). */
 roar_tracer *roar_start(const char *path, char *const argv[], char *const envp[],
                         const char *cwd, int *err);
 int roar_root_pid(roar_tracer *t);

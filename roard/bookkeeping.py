@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
-from roard import queries
+from roard import prerun, queries
 from roard.capture import redact
 from roard.protocol import (
     CollectionOp,
@@ -57,6 +57,8 @@ async def env(d: Daemon, req: EnvOp) -> EnvReply:
             )
             if cur.rowcount == 0:
                 raise queries.NotFound(f"{req.name} is not set in {root}")
+    if req.op in ("set", "unset"):
+        await prerun.refresh(d)  # runs in this project now wait for their env vars
     rows = await d.store.rows(
         "SELECT name, value FROM project_env WHERE project_id = ? ORDER BY name", (project_id,)
     )

@@ -19,7 +19,7 @@ import anyio
 from anyio.abc import ByteStream, SocketAttribute, SocketListener
 from anyio.streams.buffered import BufferedByteReceiveStream
 
-from roard import __version__, config, handlers, logs
+from roard import __version__, config, handlers, logs, prerun
 from roard.filters import Filters
 from roard.logs import log
 from roard.paths import Paths, private_dir
@@ -71,6 +71,7 @@ async def run(
         activated = _socket_activated()
         listener = await _listen(paths.socket)
         try:
+            await prerun.refresh(d)  # runs may start before roard answers: see roard.prerun
             log.info(
                 "roard.start",
                 pid=os.getpid(),
@@ -91,6 +92,7 @@ async def run(
                 tg.cancel_scope.cancel()
         finally:
             _notify_systemd(b"STOPPING=1")
+            prerun.remove(d)  # from now on, runs wait for (and start) the next roard
             with anyio.CancelScope(shield=True):
                 await listener.aclose()
                 if not activated:  # systemd's socket is systemd's: it stays for the next start

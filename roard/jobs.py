@@ -62,13 +62,16 @@ async def start(d: Daemon, req: RunStart) -> RunStarted:
     if state is not None and not state.clean and rules is not None and rules.committed_code_only:
         names = ", ".join(f.path for f in state.dirty[:5])
         more = "" if len(state.dirty) <= 5 else f" and {len(state.dirty) - 5} more"
-        return RunStarted(
-            job_id="",
-            project=os.fsdecode(root) if root else None,
-            refuse=f"hygiene.committed_code_only is set and {state.root} has uncommitted "
-            f"changes ({names}{more}): commit them, or turn the rule off with "
-            "`roarctl config set hygiene.committed_code_only false`",
-        )
+        why = f"hygiene.committed_code_only is set and {state.root} has uncommitted changes"
+        if req.early:  # the rule was written after roarctl looked: too late to refuse
+            warnings.append(f"{why} ({names}{more}); the run had already started")
+        else:
+            return RunStarted(
+                job_id="",
+                project=os.fsdecode(root) if root else None,
+                refuse=f"{why} ({names}{more}): commit them, or turn the rule off with "
+                "`roarctl config set hygiene.committed_code_only false`",
+            )
     if state is not None:
         state = await _hash_dirty(d, state)
         if not state.clean:
@@ -84,6 +87,12 @@ async def start(d: Daemon, req: RunStart) -> RunStarted:
             (project_id,),
         )
     ]
+    if inject and req.early:  # set after roarctl looked: the command runs without them
+        warnings.append(
+            f"{len(inject)} project env variable(s) were set after the run started: "
+            "not in its environment"
+        )
+        inject = []
     injected = {e.split(b"=", 1)[0] for e in inject}
     env = [e for e in req.env if e.split(b"=", 1)[0] not in injected] + inject
     env_blob = await put_blob(d, redact.redact_env(env))  # what the command really receives
@@ -167,6 +176,7 @@ class Classified:
     filtered: dict[str, int] = field(default_factory=dict)
     filtered_paths: list[bytes] = field(default_factory=list)
     stats: dict[bytes, os.stat_result] = field(default_factory=dict)  # end state, for hashing
+    created: set[bytes] = field(default_factory=set)  # did not exist before the job
 
 
 def resolve(path: bytes, dirs: dict[bytes, bytes]) -> tuple[bytes, os.stat_result | None]:
@@ -207,6 +217,8 @@ def classify(facts: list[FileFact], filters: Filters) -> Classified:
             m.pre_hash, m.pre_size = fact.pre_hash, fact.pre_size
     out = Classified()
     for path, m in merged.items():
+        if m.pre_existed is False:
+            out.created.add(path)
         rule = filters.rule(path)
         st = stats[path]
         if rule is None and st is not None and not stat.S_ISREG(st.st_mode):
@@ -280,6 +292,8 @@ async def finish(
         else:
             outputs[path] = (*hashed[path][:2], before)
 
+    if req.start.early and c.created:
+        await _settle_git(d, req.job_id, c.created)
     pkgs = await _packages(d, req.procs)
     runs = await _trackers(d, req.job_id, [*outputs, *c.filtered_paths])
     t_packages = time.monotonic()
@@ -344,6 +358,23 @@ async def finish(
     row = await queries.job_row(d, req.job_id)
     assert row is not None
     return RunDone(job=row, filtered=filtered.count)
+
+
+async def _settle_git(d: Daemon, job_id: str, created: set[bytes]) -> None:
+    """An early start's git state was taken while its command ran (roard.prerun): files the
+    job created, kept or not, were no part of the code it started from. (Files that existed
+    are not changed before the state is taken: roarctl holds the command until then.)"""
+    blob = await d.store.scalar("SELECT git FROM jobs WHERE id = ?", (job_id,))
+    if not blob:
+        return
+    state = msgspec.msgpack.decode(blob, type=GitState)
+    root = os.path.realpath(os.fsencode(state.root))
+    dirty = [f for f in state.dirty if os.path.join(root, os.fsencode(f.path)) not in created]
+    if len(dirty) == len(state.dirty):
+        return
+    state = msgspec.structs.replace(state, dirty=dirty, clean=not dirty)
+    async with d.store.write() as db:
+        await db.execute("UPDATE jobs SET git = ? WHERE id = ?", (_pack(state), job_id))
 
 
 Staged = tuple[int, bytes, str, int, str | None]  # role, path, hash, size, previous hash

@@ -1,33 +1,53 @@
-"""Where roar keeps things (XDG base directories). Imported by the CLI too: keep it light."""
+"""Where roar keeps things (XDG base directories).
+
+Imported by `roarctl run` before it starts the command: only `os` at import time."""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
-from pathlib import Path
+
+TYPE_CHECKING = False  # not `from typing`: this module loads before the command starts
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+PRERUN = "prerun"  # in the runtime directory: see roard.prerun
 
 
 def _xdg(var: str, default: str) -> Path:
+    from pathlib import Path
+
     value = os.environ.get(var)
     if value and os.path.isabs(value):
         return Path(value)
     return Path.home() / default
 
 
-def runtime_dir() -> Path:
+def runtime_base() -> str:
     """$XDG_RUNTIME_DIR/roar, or a 0700 directory of the user's own under /tmp."""
     base = os.environ.get("XDG_RUNTIME_DIR")
     if base and os.path.isabs(base) and os.access(base, os.W_OK | os.X_OK):
-        return Path(base) / "roar"
-    return Path(f"/tmp/roar-{os.getuid()}")
+        return os.path.join(base, "roar")
+    return f"/tmp/roar-{os.getuid()}"
 
 
-@dataclass(frozen=True)
+def runtime_dir() -> Path:
+    from pathlib import Path
+
+    return Path(runtime_base())
+
+
 class Paths:
-    runtime: Path
-    data: Path
-    state: Path
-    config_dir: Path
+    __slots__ = ("config_dir", "data", "runtime", "state")
+
+    def __init__(self, runtime: Path, data: Path, state: Path, config_dir: Path) -> None:
+        self.runtime = runtime
+        self.data = data
+        self.state = state
+        self.config_dir = config_dir
+
+    def __repr__(self) -> str:
+        return f"Paths(runtime={self.runtime}, data={self.data}, state={self.state})"
 
     @property
     def socket(self) -> Path:
@@ -53,6 +73,10 @@ class Paths:
     @property
     def config(self) -> Path:
         return self.config_dir / "config.toml"
+
+    @property
+    def prerun(self) -> Path:
+        return self.runtime / PRERUN
 
 
 def paths() -> Paths:

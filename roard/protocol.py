@@ -97,6 +97,9 @@ class RunStart(msgspec.Struct, tag=True):
     started: float
     kind: str = "run"  # run | build (setup steps, run first on reproduction)
     step: int | None = None  # re-running a recorded step (`run @N`): its number
+    # The command started before this was sent (roard.prerun): nothing can be injected or
+    # refused, and files the job creates are left out of the git state at finish.
+    early: bool = False
 
 
 class Reset(msgspec.Struct, tag=True):

@@ -8,22 +8,12 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-from conftest import BIN, Roar, _alive
+from conftest import BIN, Roar, _alive, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _wait(predicate, timeout: float = 10.0) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 def test_socket_activation_uses_the_passed_socket(roar: Roar) -> None:
@@ -62,7 +52,7 @@ def test_sigterm_shuts_down_cleanly(roar: Roar) -> None:
     pid = roar.daemon_pid()
     assert pid
     os.kill(pid, signal.SIGTERM)
-    assert _wait(lambda: not _alive(pid))
+    assert wait_for(lambda: not _alive(pid))
     assert not roar.socket.exists()
     log = (roar.home / ".local/state/roar/roard.log").read_text()
     assert '"event": "roard.stop"' in log
@@ -82,7 +72,7 @@ def test_config_reload_applies_new_filters(roar: Roar) -> None:
     log = roar.home / ".local/state/roar/roard.log"
     config.write_text(f'[filters]\nexclude = ["{scratch}/*"]\n')
     roar.chown(config)
-    assert _wait(lambda: "config.reloaded" in log.read_text())
+    assert wait_for(lambda: "config.reloaded" in log.read_text())
     job = roar.run("cat", "scratch/big.bin", "keep.txt")
     assert [os.path.basename(i["path"]) for i in job["inputs"]] == ["keep.txt"]
     assert job["filtered"]["by_rule"]["config"] == 1

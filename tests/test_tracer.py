@@ -809,3 +809,20 @@ def test_write_open_of_a_device_or_fifo_is_not_held(tmp_path):
         writes = [e for e in opens_of(events, path) if e.arg & os.O_ACCMODE != os.O_RDONLY]
         assert writes, path
         assert {(e.held, e.flags) for e in writes} == {(0, trace.OPEN_SPECIAL)}
+
+
+def test_tracer_ignores_sigint_and_sigquit_while_it_lives_and_the_command_does_not():
+    handler = signal.getsignal(signal.SIGINT)
+    with Tracer(b"/bin/sleep", [b"sleep", b"0.5"], dict(os.environb), b"/") as t:
+        os.kill(os.getpid(), signal.SIGINT)  # Python's handler would raise KeyboardInterrupt
+        os.kill(os.getpid(), signal.SIGQUIT)  # the default action would dump core
+        with open(f"/proc/{t.root_pid}/status") as f:
+            ignored = int(next(line for line in f if line.startswith("SigIgn:")).split()[1], 16)
+        assert not ignored & (1 << (signal.SIGINT - 1) | 1 << (signal.SIGQUIT - 1))
+        while t.next_batch():
+            pass
+        assert os.waitstatus_to_exitcode(t.exit_status()) == 0
+    assert signal.getsignal(signal.SIGINT) is handler  # Python's own handler is back
+    with pytest.raises(KeyboardInterrupt):
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.1)

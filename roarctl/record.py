@@ -1,0 +1,369 @@
+"""Folding the tracer's events into what a run did: per-path facts and the process tree.
+
+Runs in `roarctl run`'s tracer thread while the command runs, before the modules that talk to
+roard may have finished loading: kept to `os`, `time` and the tracer wrapper. Facts and
+processes become protocol messages only when asked for (`facts()`, `proc_list()`).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+from roarctl import trace
+
+TYPE_CHECKING = False  # not `from typing`: this module loads before the command starts
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from roard.protocol import FileFact, Proc
+
+CHUNK = 20000
+RENAME_EXCHANGE = 2  # renameat2 flag (linux/fs.h)
+_ONE_PATH = (trace.OPEN, trace.UNLINK, trace.TRUNCATE)
+_TWO_PATHS = (trace.RENAME, trace.LINK)
+
+
+def _norm(path: bytes) -> bytes:
+    """Collapse `//` and `/./` but keep `..`: after a symlinked directory, `..` is resolved by
+    the kernel against the link's target, never lexically (roard resolves it with realpath)."""
+    if b"/.." in path:
+        parts = [p for p in path.split(b"/") if p not in (b"", b".")]
+        return b"/" + b"/".join(parts)
+    return os.path.normpath(path)
+
+
+class _PathState:
+    __slots__ = (
+        "deleted",
+        "pre_existed",
+        "pre_hash",
+        "pre_size",
+        "rdwr",
+        "read",
+        "read_before",
+        "written",
+    )
+
+    def __init__(self) -> None:
+        self.read = self.written = self.rdwr = self.deleted = False
+        self.read_before = False  # (maybe) read in an earlier chunk: hash before destroying
+        self.pre_existed: bool | None = None
+        self.pre_hash: str | None = None
+        self.pre_size: int | None = None
+
+
+class _Bloom:
+    """Set membership with false positives and none negative, in fixed memory (1 MiB)."""
+
+    BITS = 1 << 23
+    K = 7
+
+    def __init__(self) -> None:
+        import hashlib  # only once a run is this large: loading OpenSSL costs ~4 MB
+
+        self._blake2b = hashlib.blake2b
+        self.bits = bytearray(self.BITS // 8)
+
+    def _indexes(self, key: bytes) -> list[int]:
+        d = self._blake2b(key, digest_size=4 * self.K).digest()
+        mask = self.BITS - 1
+        return [int.from_bytes(d[i : i + 4], "little") & mask for i in range(0, 4 * self.K, 4)]
+
+    def add(self, key: bytes) -> None:
+        for i in self._indexes(key):
+            self.bits[i >> 3] |= 1 << (i & 7)
+
+    def __contains__(self, key: bytes) -> bool:
+        return all(self.bits[i >> 3] & (1 << (i & 7)) for i in self._indexes(key))
+
+
+class _Proc:
+    """A process of the run, as the tracer saw it (becomes a protocol Proc at the end)."""
+
+    __slots__ = ("end", "execs", "pid", "ppid", "start", "wait_status")
+
+    def __init__(self, pid: int, ppid: int, start: float) -> None:
+        self.pid, self.ppid, self.start = pid, ppid, start
+        self.end: float | None = None
+        self.wait_status: int | None = None
+        self.execs: list[tuple[bytes, bytes, list[bytes]]] = []  # (path, exe, argv)
+
+
+class Recorder:
+    """Folds tracer events into per-path facts and the process tree.
+
+    With `flush`, memory stays bounded however many paths a run touches: once `chunk` paths
+    are held, their facts go to `flush` (streamed to roard, which merges facts for one path
+    across chunks) and are forgotten, but for a Bloom filter of the paths read: a path read
+    before a flush is still hashed before it is overwritten (a false positive costs only an
+    extra hash)."""
+
+    def __init__(
+        self,
+        root_pid: int,
+        started: float,
+        flush: Callable[[list[FileFact]], None] | None = None,
+        chunk: int = CHUNK,
+    ) -> None:
+        self.files: dict[bytes, _PathState] = {}
+        self._flush = flush
+        self._chunk = chunk
+        self._read_before: _Bloom | None = None
+        self.procs: dict[int, _Proc] = {root_pid: _Proc(root_pid, os.getpid(), started)}
+        self.threads: set[int] = set()
+        self.blind_spots: list[str] = []
+        self.unresolved = 0
+        self.external: set[str] = set()
+
+    def _state(self, path: bytes) -> _PathState:
+        st = self.files.get(path)
+        if st is None:
+            st = self.files[path] = _PathState()
+            if self._read_before is not None and path in self._read_before:
+                st.read_before = True
+        return st
+
+    def flush(self) -> None:
+        """Hand the facts held so far to `flush` and forget them."""
+        if self._flush is None or not self.files:
+            return
+        if self._read_before is None:
+            self._read_before = _Bloom()
+        bloom = self._read_before
+        for path, st in self.files.items():
+            if st.read:
+                bloom.add(path)
+        facts = self.facts()
+        self.files = {}
+        self._flush(facts)
+
+    def _before_destroy(self, path: bytes, reads_content: bool = False) -> None:
+        """Called while the tracee is held, before it may overwrite or remove `path`."""
+        st = self._state(path)
+        if st.pre_existed is not None:
+            return
+        try:
+            info = os.stat(path)
+        except OSError:
+            st.pre_existed = False
+            return
+        st.pre_existed = True
+        if (st.read or st.read_before or reads_content) and os.path.isfile(path):
+            from roard.hashing import hash_file
+
+            try:
+                st.pre_hash, st.pre_size = hash_file(path), info.st_size
+            except OSError:
+                pass
+
+    def apply(self, ev: trace.Event) -> None:
+        if len(self.files) >= self._chunk and self._flush is not None:
+            self.flush()
+        kind = ev.kind
+        if (kind in _ONE_PATH and not ev.path.startswith(b"/")) or (
+            kind in _TWO_PATHS and not (ev.path.startswith(b"/") and ev.path2.startswith(b"/"))
+        ):
+            self._unresolved(ev)
+            return
+        if kind == trace.OPEN:
+            path = _norm(ev.path)
+            flags = ev.arg
+            if ev.flags:  # a write-intent open not held: there was no old content to hash
+                st = self._state(path)
+                if st.pre_existed is None:
+                    st.pre_existed = ev.flags == trace.OPEN_SPECIAL
+            acc = flags & os.O_ACCMODE
+            if acc == os.O_RDONLY and not flags & os.O_TRUNC:
+                if ev.held:  # O_CREAT on a read-only open: may create the file
+                    self._before_destroy(path)
+                self._state(path).read = True
+            elif acc == os.O_RDWR and not flags & os.O_TRUNC:
+                self._before_destroy(path, reads_content=True)
+                self._state(path).rdwr = True
+            else:
+                # O_APPEND keeps the old bytes: hash them so the output's `previous` is known.
+                self._before_destroy(path, reads_content=bool(flags & os.O_APPEND))
+                self._state(path).written = True
+        elif kind == trace.EXEC:
+            proc = self.procs.get(ev.pid)
+            if proc is None:
+                proc = self.procs[ev.pid] = _Proc(ev.pid, 0, time.time())
+            argv = ev.data.split(b"\0")[:-1] if ev.data else []
+            proc.execs.append((ev.path, ev.path2, argv))
+            if ev.flags and (why := privilege_dropped(ev.path2)):
+                self._blind(
+                    f"{os.fsdecode(ev.path2)} {why}: it ran without that privilege (roar's "
+                    "tracing sets no_new_privs), so it may have failed or behaved differently"
+                )
+        elif kind == trace.FORK:
+            if ev.flags:
+                self.threads.add(ev.arg)
+            else:
+                parent = ev.pid
+                self.procs[ev.arg] = _Proc(ev.arg, parent, time.time())
+        elif kind == trace.EXIT:
+            proc = self.procs.get(ev.pid)
+            if proc is not None and ev.pid not in self.threads:
+                proc.end, proc.wait_status = time.time(), ev.arg
+            self.threads.discard(ev.pid)
+        elif kind == trace.RENAME:
+            old, new = _norm(ev.path), _norm(ev.path2)
+            if ev.flags & RENAME_EXCHANGE:  # both names get the other's content
+                self._before_destroy(old)
+                self._before_destroy(new)
+                self._state(old).written = True
+                self._state(new).written = True
+                return
+            old_st = self._state(old)
+            if old_st.read or old_st.read_before:
+                self._before_destroy(old)
+            self._before_destroy(new)
+            self._state(old).deleted = True
+            self._state(new).written = True
+        elif kind == trace.UNLINK:
+            path = _norm(ev.path)
+            if not ev.flags:
+                self._before_destroy(path)
+                self._state(path).deleted = True
+        elif kind == trace.TRUNCATE:
+            path = _norm(ev.path)
+            self._before_destroy(path)
+            self._state(path).written = True
+        elif kind == trace.LINK:
+            new = _norm(ev.path2)
+            self._before_destroy(new)
+            self._state(new).written = True
+        elif kind == trace.UNTRACED:
+            reason = ev.data.decode("utf-8", "replace")
+            self._blind(_UNTRACED.get(reason, f"not observed: {reason}"))
+        elif kind == trace.CONNECT:
+            peer = _peer(ev.data, ev.arg)
+            if peer:
+                self.external.add(peer)
+
+    def _blind(self, sentence: str) -> None:
+        if sentence not in self.blind_spots:
+            self.blind_spots.append(sentence)
+
+    def _unresolved(self, ev: trace.Event) -> None:
+        """The tracer could not make a path absolute: its directory's name is longer than
+        PATH_MAX (or /proc could not tell it), so roard could neither resolve nor hash it."""
+        if self.unresolved == 0:
+            self.blind_spots.append(
+                "a file was accessed by a path roar could not resolve (its directory's name "
+                "is longer than PATH_MAX, reached through relative opens): not recorded"
+            )
+        self.unresolved += 1
+
+    def proc_list(self) -> list[Proc]:
+        from roard.protocol import ExecImage, Proc
+
+        return [
+            Proc(
+                pid=p.pid,
+                ppid=p.ppid,
+                start=p.start,
+                end=p.end,
+                wait_status=p.wait_status,
+                execs=[ExecImage(path=a, exe=b, argv=c) for a, b, c in p.execs],
+            )
+            for p in self.procs.values()
+        ]
+
+    def facts(self) -> list[FileFact]:
+        from roard.protocol import FileFact
+
+        return [
+            FileFact(
+                path=p,
+                read=s.read,
+                written=s.written,
+                rdwr=s.rdwr,
+                deleted=s.deleted,
+                pre_existed=s.pre_existed,
+                pre_hash=s.pre_hash,
+                pre_size=s.pre_size,
+            )
+            for p, s in self.files.items()
+        ]
+
+
+_UNTRACED = {
+    "io_uring": "a process set up io_uring: file reads and writes submitted through it bypass "
+    "the tracer, so files it used may be missing from the inputs and outputs",
+    "nested ptrace": "a process called ptrace (a debugger or tracer inside the run): what it "
+    "did to other processes is not observed, and a process it traces may run untraced",
+    "memfd": "a process created an anonymous in-memory file (memfd_create): what is written to "
+    "it is not recorded until it reaches a file on disk, which then shows no input it came from",
+    "foreign-arch process": "a process ran a program of another architecture (e.g. 32-bit): "
+    "its system calls bypass the tracer's filter, so its files are not recorded",
+    "unexpected seccomp stop": "the tracer stopped at a system call it does not handle: that "
+    "call's effect is not recorded",
+}
+
+
+def privilege_dropped(exe: bytes) -> str | None:
+    """'is setuid USER' / 'is setgid GROUP' when running exe would change this process's
+    credentials (which no_new_privs prevents), else None."""
+    try:
+        st = os.stat(exe)
+    except OSError:
+        return None
+    why = []
+    if st.st_mode & 0o4000 and st.st_uid != os.geteuid():
+        why.append(f"setuid {_user(st.st_uid)}")
+    if st.st_mode & 0o2000 and st.st_mode & 0o010 and st.st_gid not in (os.getegid(),):
+        why.append(f"setgid {_group(st.st_gid)}")
+    return "is " + " and ".join(why) if why else None
+
+
+def _user(uid: int) -> str:
+    import pwd
+
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
+
+
+def _group(gid: int) -> str:
+    import grp
+
+    try:
+        return grp.getgrgid(gid).gr_name
+    except KeyError:
+        return str(gid)
+
+
+_SOCK_TYPES = {1: "tcp", 2: "udp", 5: "sctp"}  # SOCK_STREAM, SOCK_DGRAM, SOCK_SEQPACKET
+
+
+def _peer(raw: bytes, sock_type: int) -> str | None:
+    """'93.184.216.34:443 (tcp)' from a raw AF_INET/AF_INET6 sockaddr; loopback is marked
+    local.  None for AF_UNSPEC (a disconnect) or a short address."""
+    import ipaddress
+    import socket
+
+    if len(raw) < 2:
+        return None
+    family = int.from_bytes(raw[:2], sys.byteorder)
+    addr: ipaddress.IPv4Address | ipaddress.IPv6Address
+    if family == socket.AF_INET and len(raw) >= 8:
+        port, addr = int.from_bytes(raw[2:4], "big"), ipaddress.IPv4Address(raw[4:8])
+        host = str(addr)
+    elif family == socket.AF_INET6 and len(raw) >= 24:
+        port, addr = int.from_bytes(raw[2:4], "big"), ipaddress.IPv6Address(raw[8:24])
+        mapped = addr.ipv4_mapped
+        if mapped is not None:
+            addr = mapped
+            host = str(addr)
+        else:
+            host = f"[{addr}]"
+    else:
+        return None
+    proto = _SOCK_TYPES.get(sock_type & 0xF, "unknown protocol")
+    local = ", local" if addr.is_loopback else ""
+    return f"{host}:{port} ({proto}{local})"
