@@ -69,7 +69,10 @@ def log(jobs: list[JobRow]) -> None:
 
 def status(s: StatusReply) -> None:
     d = s.daemon
-    click.echo(f"roard:   running (pid {d.pid}, version {d.version}, since {when(d.started)})")
+    runs = f", {d.runs} run(s) in progress" if d.runs else ""
+    click.echo(
+        f"roard:   running (pid {d.pid}, version {d.version}, since {when(d.started)}{runs})"
+    )
     click.echo(
         f"store:   {d.store} ({size(d.store_bytes)}, {d.jobs} jobs, {d.artifacts} artifacts)"
     )

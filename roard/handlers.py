@@ -131,6 +131,9 @@ async def _dispatch(d: Daemon, conn: Connection, request: Request) -> None:
             d.pending[started.job_id] = []
             await conn.send(started)
         case RunFiles(job_id=job_id, files=files):
+            # Also a run started on an earlier connection (roarctl resends its facts after
+            # a roard restart): if this one drops, its facts go too.
+            conn.runs.add(job_id)
             d.pending.setdefault(job_id, []).extend(files)
         case RunFinish():
             await conn.send(await finish_run(d, request, conn))
@@ -264,6 +267,7 @@ async def _status(d: Daemon, req: GetStatus) -> StatusReply:
             store_bytes=size,
             jobs=njobs,
             artifacts=narts,
+            runs=len(d.pending),
         ),
         project=None if root is None else show_path(root),
         git=state,

@@ -337,6 +337,7 @@ class DaemonInfo(msgspec.Struct):
     store_bytes: int
     jobs: int
     artifacts: int
+    runs: int = 0  # runs in progress: started or streaming facts, not finished
 
 
 # ---------------------------------------------------------------- replies (roard -> roarctl)

@@ -194,3 +194,33 @@ def test_unsavable_record_keeps_the_exit_status(roar: Roar) -> None:
     proc = roar("run", "sh", "-c", "exit 3", env=broken, check=False)
     assert proc.returncode == 3
     assert "Traceback" not in proc.stderr and "it is lost" in proc.stderr
+
+
+RESENT_FACTS = """
+import os, sys, time
+from roarctl.client import Client
+from roard.protocol import FileFact, GetStatus, RunFiles
+
+def runs():
+    with Client.connect(autostart=False) as c:
+        return c.call(GetStatus(cwd=os.getcwdb())).daemon.runs
+
+# As roarctl does after a roard restart: facts of a run started on another connection.
+c = Client.connect(autostart=False)
+c.send(RunFiles(job_id="0123456789ab", files=[FileFact(path=b"/tmp/x", read=True)]))
+while runs() != 1:
+    time.sleep(0.02)
+print("in flight", runs())
+c.close()  # the client dies before it finishes the run
+deadline = time.monotonic() + 10
+while runs() and time.monotonic() < deadline:
+    time.sleep(0.02)
+print("after", runs())
+"""
+
+
+def test_facts_resent_on_a_connection_that_drops_are_let_go(roar: Roar) -> None:
+    roar("daemon", "start")
+    out = roar.exec([sys.executable, "-c", RESENT_FACTS]).stdout
+    assert out.splitlines() == ["in flight 1", "after 0"]
+    assert roar.json("status")["daemon"]["runs"] == 0
