@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -12,6 +13,8 @@ from pathlib import Path
 
 import pytest
 from conftest import BIN, Roar, _alive, wait_for
+
+from roard import __version__
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -224,3 +227,25 @@ def test_facts_resent_on_a_connection_that_drops_are_let_go(roar: Roar) -> None:
     out = roar.exec([sys.executable, "-c", RESENT_FACTS]).stdout
     assert out.splitlines() == ["in flight 1", "after 0"]
     assert roar.json("status")["daemon"]["runs"] == 0
+
+
+OLD_ROARD = (
+    "import sys, roard; roard.__version__ = '0.0.1-old'; "
+    "from roard.main import main; sys.argv[0] = 'roard'; sys.exit(main())"
+)
+
+
+def test_a_roard_of_another_version_is_replaced_by_the_next_run(roar: Roar) -> None:
+    roar.exec([sys.executable, "-c", OLD_ROARD, "--detach"])  # as an upgrade leaves it
+    old = json.loads(roar("daemon", "status", "--json").stdout)
+    assert old["version"] == "0.0.1-old"
+    prerun = roar.socket.parent / "prerun"
+    assert prerun.read_text().splitlines()[0] == "roard 0.0.1-old"  # so this run waits
+    out = roar("run", "sh", "-c", "echo hi > out.txt")
+    assert "job" in out.stderr
+    new = json.loads(roar("daemon", "status", "--json").stdout)
+    assert new["version"] == __version__ and new["pid"] != old["pid"]
+    assert wait_for(lambda: not _alive(old["pid"]))
+    job = roar.last_job()
+    assert job["job"]["status"] == "complete"
+    assert [os.path.basename(o["path"]) for o in job["outputs"]] == ["out.txt"]
