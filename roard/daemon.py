@@ -26,7 +26,6 @@ from roard.paths import Paths, private_dir
 from roard.protocol import (
     PROTOCOL_VERSION,
     Error,
-    FileFact,
     FrameError,
     Hello,
     Request,
@@ -50,7 +49,8 @@ class Daemon:
     config: config.Config
     filters: Filters
     started: float = field(default_factory=time.time)
-    pending: dict[str, list[FileFact]] = field(default_factory=dict)  # job id -> facts so far
+    runs: dict[str, int] = field(default_factory=dict)  # runs in progress -> facts staged
+    staging_ready: bool = False  # roard.staging's tables exist on the store's connection
     known_blobs: set[str] = field(default_factory=set)
     stop: anyio.Event = field(default_factory=anyio.Event)
     spool_done: anyio.Event = field(default_factory=anyio.Event)

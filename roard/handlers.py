@@ -10,7 +10,17 @@ import anyio
 import msgspec
 from anyio.abc import ByteStream
 
-from roard import __version__, bookkeeping, diff, jobs, lineage, project, queries, sessions
+from roard import (
+    __version__,
+    bookkeeping,
+    diff,
+    jobs,
+    lineage,
+    project,
+    queries,
+    sessions,
+    staging,
+)
 from roard.capture import git
 from roard.logs import log
 from roard.protocol import (
@@ -128,13 +138,14 @@ async def _dispatch(d: Daemon, conn: Connection, request: Request) -> None:
         case RunStart():
             started = await jobs.start(d, request)
             conn.runs.add(started.job_id)
-            d.pending[started.job_id] = []
+            d.runs[started.job_id] = 0
             await conn.send(started)
         case RunFiles(job_id=job_id, files=files):
             # Also a run started on an earlier connection (roarctl resends its facts after
             # a roard restart): if this one drops, its facts go too.
             conn.runs.add(job_id)
-            d.pending.setdefault(job_id, []).extend(files)
+            await staging.add(d, job_id, files)
+            d.runs[job_id] = d.runs.get(job_id, 0) + len(files)
         case RunFinish():
             await conn.send(await finish_run(d, request, conn))
             conn.runs.discard(request.job_id)
@@ -190,7 +201,7 @@ async def _step(d: Daemon, cwd: bytes, step_ref: str) -> StepReply:
 
 
 async def finish_run(d: Daemon, req: RunFinish, conn: Connection | None) -> msgspec.Struct:
-    facts = d.pending.pop(req.job_id, []) + list(req.files)
+    staged = d.runs.pop(req.job_id, 0) > 0 or len(req.files) > staging.LARGE
 
     gone = conn is None
 
@@ -204,15 +215,22 @@ async def finish_run(d: Daemon, req: RunFinish, conn: Connection | None) -> msgs
         except (anyio.BrokenResourceError, anyio.ClosedResourceError, ConnectionError):
             gone = True
 
-    return await jobs.finish(d, req, facts, progress)
+    try:
+        return await jobs.finish(d, req, req.files, progress, staged)
+    finally:
+        if staged:
+            with anyio.CancelScope(shield=True):
+                await staging.drop(d, req.job_id)
 
 
 async def disconnected(d: Daemon, conn: Connection) -> None:
     """A client that started a run went away without finishing it: keep what was seen."""
     for job_id in conn.runs:
-        d.pending.pop(job_id, None)
+        staged = d.runs.pop(job_id, 0)
         try:  # never let one connection's cleanup take the listener (and roard) down
             with anyio.CancelScope(shield=True):
+                if staged:
+                    await staging.drop(d, job_id)
                 async with d.store.write() as db:
                     await db.execute(
                         "UPDATE jobs SET status = 'interrupted'"
@@ -267,7 +285,7 @@ async def _status(d: Daemon, req: GetStatus) -> StatusReply:
             store_bytes=size,
             jobs=njobs,
             artifacts=narts,
-            runs=len(d.pending),
+            runs=len(d.runs),
         ),
         project=None if root is None else show_path(root),
         git=state,

@@ -11,16 +11,15 @@ import os
 import secrets
 import stat
 import time
-from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 import anyio
 import msgspec
 
-from roard import hashing, project, sessions
+from roard import hashing, project, sessions, staging
 from roard.capture import git, hardware, packages, redact, trackers
-from roard.filters import Filters
+from roard.classify import Classified, Totals, classify
 from roard.hashing import Key
 from roard.logs import log
 from roard.protocol import (
@@ -158,144 +157,57 @@ async def put_blob(d: Daemon, value: object) -> str:
 # ---------------------------------------------------------------- finish
 
 
-@dataclass
-class _Merged:
-    read: bool = False
-    written: bool = False
-    rdwr: bool = False
-    pre_existed: bool | None = None
-    pre_hash: str | None = None
-    pre_size: int | None = None
-
-
-@dataclass
-class Classified:
-    inputs: dict[bytes, tuple[str | None, int | None]] = field(default_factory=dict)
-    outputs: dict[bytes, str | None] = field(default_factory=dict)  # path -> previous hash
-    rdwr: dict[bytes, str] = field(default_factory=dict)  # path -> content hash before the run
-    filtered: dict[str, int] = field(default_factory=dict)
-    filtered_paths: list[bytes] = field(default_factory=list)
-    stats: dict[bytes, os.stat_result] = field(default_factory=dict)  # end state, for hashing
-    created: set[bytes] = field(default_factory=set)  # did not exist before the job
-
-
-def resolve(path: bytes, dirs: dict[bytes, bytes]) -> tuple[bytes, os.stat_result | None]:
-    """realpath(path) and its stat (None if it does not exist), resolving each directory once."""
-    head, tail = os.path.split(path)
-    real_head = dirs.get(head)
-    if real_head is None:
-        real_head = dirs[head] = os.path.realpath(head)
-    full = os.path.join(real_head, tail) if tail else real_head
-    try:
-        st = os.lstat(full)
-    except OSError:
-        return full, None
-    if stat.S_ISLNK(st.st_mode):  # a symlink is recorded as its resolved target
-        full = os.path.realpath(full)
-        try:
-            st = os.stat(full)
-        except OSError:
-            return full, None
-    return full, st
-
-
-def classify(facts: list[FileFact], filters: Filters) -> Classified:
-    """Decide, per resolved path, whether it was an input, an output, both, or neither."""
-    merged: dict[bytes, _Merged] = {}
-    stats: dict[bytes, os.stat_result | None] = {}
-    dirs: dict[bytes, bytes] = {}
-    for fact in facts:
-        path, st = resolve(fact.path, dirs)
-        stats[path] = st
-        m = merged.setdefault(path, _Merged())
-        m.read |= fact.read
-        m.written |= fact.written
-        m.rdwr |= fact.rdwr
-        if m.pre_existed is None and fact.pre_existed is not None:
-            m.pre_existed = fact.pre_existed
-        if m.pre_hash is None and fact.pre_hash is not None:
-            m.pre_hash, m.pre_size = fact.pre_hash, fact.pre_size
-    out = Classified()
-    for path, m in merged.items():
-        if m.pre_existed is False:
-            out.created.add(path)
-        rule = filters.rule(path)
-        st = stats[path]
-        if rule is None and st is not None and not stat.S_ISREG(st.st_mode):
-            rule = "not-a-file"
-        if rule is not None:
-            out.filtered[rule] = out.filtered.get(rule, 0) + 1
-            out.filtered_paths.append(path)
-            continue
-        exists = st is not None
-        if st is not None:
-            out.stats[path] = st
-        if m.written:
-            if exists:
-                # previous: the replaced content's hash; "" when the file existed but its old
-                # content was not needed (never read), so it is known not to be new.
-                out.outputs[path] = (m.pre_hash or "") if m.pre_existed else None
-            if m.read and m.pre_existed and m.pre_hash is not None:
-                out.inputs[path] = (m.pre_hash, m.pre_size)
-        elif m.rdwr:
-            # Opened read-write only: an input if the content is unchanged, else an output.
-            if not exists:
-                if m.pre_hash is not None:
-                    out.inputs[path] = (m.pre_hash, m.pre_size)
-            elif m.pre_existed is False:
-                out.outputs[path] = None
-            elif m.pre_hash is not None:
-                out.rdwr[path] = m.pre_hash
-            else:
-                out.inputs[path] = (None, None)
-        elif m.read:
-            if exists and m.pre_existed is False:  # O_RDONLY|O_CREAT made it: not an input
-                out.outputs[path] = None
-            elif exists:
-                out.inputs[path] = (None, None)
-            elif m.pre_hash is not None:  # read, then deleted: the content read is known
-                out.inputs[path] = (m.pre_hash, m.pre_size)
-    return out
-
-
 async def finish(
-    d: Daemon, req: RunFinish, facts: list[FileFact], progress: SendProgress
+    d: Daemon, req: RunFinish, facts: list[FileFact], progress: SendProgress, staged: bool
 ) -> RunDone:
+    """Settle the run: classify its paths, hash through the cache, write the record.
+    `staged`: its facts (and `facts`, added first) go through roard.staging, a chunk at a time."""
     began = time.monotonic()
     root = project.find_root(req.start.cwd)
     filters = d.filters
     if root is not None:
         own = project.load_config(root).filters
         filters = filters.extended(own.exclude, own.include)
-    c = await anyio.to_thread.run_sync(classify, facts, filters)
-    t_classify = time.monotonic()
-    to_hash = [p for p, (h, _) in c.inputs.items() if h is None]
-    to_hash += list(c.outputs) + list(c.rdwr)
-    hashed = await hash_files(d, to_hash, progress, stats=c.stats)
+    totals = Totals()
+    dirty = await _dirty_paths(d, req.job_id) if req.start.early else set()
+    created_dirty: set[bytes] = set()
+    written: list[bytes] = []  # outputs, for the tracker runs they reveal
+    rows: list[Staged] = []  # a small run's, written with the record
+    cache: list[tuple] = []
+    hash_seconds = 0.0
+    hashed_count = 0
+    if staged:
+        if facts:
+            await staging.add(d, req.job_id, facts)
+        chunks = staging.classified(d, req.job_id, filters, totals)
+    else:
+        chunks = _single(await anyio.to_thread.run_sync(classify, facts, filters, totals))
+    if staged:
+        async with d.store.write() as db:
+            await _clear_io(db, req.job_id)
+    async for c in chunks:
+        t = time.monotonic()
+        chunk_rows, cache_rows = await _io_rows(d, c, progress)
+        hash_seconds += time.monotonic() - t
+        hashed_count += len(cache_rows)
+        chunk_written = [path for role, path, *_ in chunk_rows if role == 1]
+        written += chunk_written
+        totals.outputs += len(chunk_written)
+        totals.inputs += len(chunk_rows) - len(chunk_written)
+        created_dirty |= c.created & dirty
+        if staged:  # to the staging table now; small runs write theirs with the record
+            async with d.store.write() as db:
+                await _stage_io(db, req.job_id, chunk_rows)
+                await db.executemany(hashing.CACHE_UPSERT, cache_rows)
+        else:
+            rows += chunk_rows
+            cache += cache_rows
     t_hash = time.monotonic()
 
-    inputs: dict[bytes, tuple[str, int]] = {}
-    outputs: dict[bytes, tuple[str, int, str | None]] = {}
-    for path, (pre, size) in c.inputs.items():
-        if pre is not None:
-            inputs[path] = (pre, size or 0)
-        elif path in hashed:
-            inputs[path] = hashed[path][:2]
-    for path, previous in c.outputs.items():
-        if path in hashed:
-            outputs[path] = (*hashed[path][:2], previous)
-    for path, before in c.rdwr.items():
-        if path not in hashed:
-            continue
-        if hashed[path][0] == before:
-            inputs[path] = hashed[path][:2]
-        else:
-            outputs[path] = (*hashed[path][:2], before)
-
-    if req.start.early and c.created:
-        await _settle_git(d, req.job_id, c.created)
+    if created_dirty:
+        await _settle_git(d, req.job_id, created_dirty)
     pkgs = await _packages(d, req.procs)
-    runs = await _trackers(d, req.job_id, [*outputs, *c.filtered_paths])
+    runs = await _trackers(d, req.job_id, [*written, *totals.filtered_paths])
     t_packages = time.monotonic()
     status_row = await d.store.scalar("SELECT status FROM jobs WHERE id = ?", (req.job_id,))
     if status_row is None:  # the daemon lost this run (store replaced); rebuild it from the finish
@@ -306,18 +218,17 @@ async def finish(
         status = "partial"
     exit_code, sig = split_status(req.wait_status)
     filtered = FilteredSummary(
-        count=sum(c.filtered.values()),
-        by_rule=c.filtered,
-        paths=[os.fsdecode(p) for p in c.filtered_paths[:10000]],
+        count=sum(totals.filtered.values()),
+        by_rule=totals.filtered,
+        paths=[os.fsdecode(p) for p in totals.filtered_paths],
     )
     now = time.time()
-    staged: list[Staged] = [(0, p, h, size, None) for p, (h, size) in inputs.items()]
-    staged += [(1, p, h, size, prev) for p, (h, size, prev) in outputs.items()]
     async with d.store.write() as db:
-        await write_io(db, req.job_id, staged, now)
-        await db.executemany(
-            hashing.CACHE_UPSERT, [(*key, h) for h, _, key in hashed.values() if key is not None]
-        )
+        if not staged:
+            await _clear_io(db, req.job_id)
+            await _stage_io(db, req.job_id, rows)
+            await db.executemany(hashing.CACHE_UPSERT, cache)
+        await write_io(db, req.job_id, now)
         await db.execute(
             "UPDATE jobs SET status = ?, ended = ?, exit_code = ?, signal = ?, n_inputs = ?,"
             " n_outputs = ?, packages = ?, processes = ?, blind_spots = ?, filtered = ?,"
@@ -327,8 +238,8 @@ async def finish(
                 req.ended,
                 exit_code,
                 sig,
-                len(inputs),
-                len(outputs),
+                totals.inputs,
+                totals.outputs,
                 _pack(pkgs),
                 _pack(proc_views(req.procs)),
                 _pack(sorted(set(req.blind_spots))),
@@ -343,13 +254,14 @@ async def finish(
         "run.finish",
         job=req.job_id,
         status=status,
-        inputs=len(inputs),
-        outputs=len(outputs),
+        inputs=totals.inputs,
+        outputs=totals.outputs,
         filtered=filtered.count,
-        hashed=len(hashed),
+        hashed=hashed_count,
+        staged=staged,
         seconds=round(time.monotonic() - began, 3),
-        classify=round(t_classify - began, 3),
-        hash=round(t_hash - t_classify, 3),
+        classify=round(t_hash - began - hash_seconds, 3),
+        hash=round(hash_seconds, 3),
         packages=round(t_packages - t_hash, 3),
         write=round(t_written - t_packages, 3),
     )
@@ -358,6 +270,16 @@ async def finish(
     row = await queries.job_row(d, req.job_id)
     assert row is not None
     return RunDone(job=row, filtered=filtered.count)
+
+
+async def _dirty_paths(d: Daemon, job_id: str) -> set[bytes]:
+    """The absolute paths of the job's git dirty list (those _settle_git may drop)."""
+    blob = await d.store.scalar("SELECT git FROM jobs WHERE id = ?", (job_id,))
+    if not blob:
+        return set()
+    state = msgspec.msgpack.decode(blob, type=GitState)
+    root = os.path.realpath(os.fsencode(state.root))
+    return {os.path.join(root, os.fsencode(f.path)) for f in state.dirty}
 
 
 async def _settle_git(d: Daemon, job_id: str, created: set[bytes]) -> None:
@@ -377,35 +299,84 @@ async def _settle_git(d: Daemon, job_id: str, created: set[bytes]) -> None:
         await db.execute("UPDATE jobs SET git = ? WHERE id = ?", (_pack(state), job_id))
 
 
+async def _single(c: Classified) -> AsyncIterator[Classified]:
+    yield c
+
+
+async def _io_rows(
+    d: Daemon, c: Classified, progress: SendProgress
+) -> tuple[list[Staged], list[tuple]]:
+    """A chunk's input and output rows, hashing what is not known (through the cache), and
+    the cache entries to store."""
+    to_hash = [p for p, (h, _) in c.inputs.items() if h is None]
+    to_hash += list(c.outputs) + list(c.rdwr)
+    hashed = await hash_files(d, to_hash, progress, stat_keys=c.keys)
+    inputs: dict[bytes, tuple[str, int]] = {}
+    outputs: dict[bytes, tuple[str, int, str | None]] = {}
+    for path, (pre, size) in c.inputs.items():
+        if pre is not None:
+            inputs[path] = (pre, size or 0)
+        elif path in hashed:
+            inputs[path] = hashed[path][:2]
+    for path, previous in c.outputs.items():
+        if path in hashed:
+            outputs[path] = (*hashed[path][:2], previous)
+    for path, before in c.rdwr.items():
+        if path not in hashed:
+            continue
+        if hashed[path][0] == before:
+            inputs[path] = hashed[path][:2]
+        else:
+            outputs[path] = (*hashed[path][:2], before)
+    rows: list[Staged] = [(0, p, h, size, None) for p, (h, size) in inputs.items()]
+    rows += [(1, p, h, size, prev) for p, (h, size, prev) in outputs.items()]
+    cache = [(*key, h) for h, _, key in hashed.values() if key is not None]
+    return rows, cache
+
+
 Staged = tuple[int, bytes, str, int, str | None]  # role, path, hash, size, previous hash
+_IO_STAGE = (
+    "CREATE TEMP TABLE IF NOT EXISTS io_stage"
+    " (job TEXT, role INTEGER, path BLOB, hash TEXT, size INTEGER, previous TEXT)"
+)
 
 
-async def write_io(db: _Tx, job_id: str, staged: list[Staged], now: float) -> None:
-    """A job's inputs and outputs, set-based: staged rows, then paths, artifacts and links."""
-    await db.execute(
-        "CREATE TEMP TABLE IF NOT EXISTS io_stage"
-        " (role INTEGER, path BLOB, hash TEXT, size INTEGER, previous TEXT)"
+async def _clear_io(db: _Tx, job_id: str) -> None:
+    """Rows a failed earlier attempt to finish this job may have left."""
+    await db.execute(_IO_STAGE)
+    await db.execute("DELETE FROM io_stage WHERE job = ?", (job_id,))
+
+
+async def _stage_io(db: _Tx, job_id: str, rows: list[Staged]) -> None:
+    await db.execute(_IO_STAGE)
+    await db.executemany(
+        "INSERT INTO io_stage VALUES (?, ?, ?, ?, ?, ?)", [(job_id, *r) for r in rows]
     )
-    await db.execute("DELETE FROM io_stage")
-    await db.executemany("INSERT INTO io_stage VALUES (?, ?, ?, ?, ?)", staged)
+
+
+async def write_io(db: _Tx, job_id: str, now: float) -> None:
+    """A job's inputs and outputs, set-based, from its rows in io_stage: paths, artifacts,
+    then links."""
+    await db.execute(_IO_STAGE)
     await db.execute(
-        "INSERT INTO paths (path) SELECT DISTINCT path FROM io_stage WHERE true"
-        " ON CONFLICT DO NOTHING"
+        "INSERT INTO paths (path) SELECT DISTINCT path FROM io_stage WHERE job = ?"
+        " ON CONFLICT DO NOTHING",
+        (job_id,),
     )
     await db.execute(
         "INSERT INTO artifacts (hash, size, first_seen) SELECT hash, max(size), ? FROM io_stage"
-        " GROUP BY hash ON CONFLICT DO NOTHING",
-        (now,),
+        " WHERE job = ? GROUP BY hash ON CONFLICT DO NOTHING",
+        (now, job_id),
     )
     seq = "(SELECT seq FROM jobs WHERE id = ?)"
     await db.execute(f"DELETE FROM job_io WHERE job = {seq}", (job_id,))
     await db.execute(
         f"INSERT INTO job_io (job, role, path, artifact, previous) SELECT {seq}, s.role, p.id,"
         " a.id, s.previous FROM io_stage s JOIN paths p ON p.path = s.path"
-        " JOIN artifacts a ON a.hash = s.hash",
-        (job_id,),
+        " JOIN artifacts a ON a.hash = s.hash WHERE s.job = ?",
+        (job_id, job_id),
     )
-    await db.execute("DELETE FROM io_stage")
+    await db.execute("DELETE FROM io_stage WHERE job = ?", (job_id,))
 
 
 async def start_record(d: Daemon, req: RunFinish) -> None:
@@ -503,20 +474,24 @@ async def hash_files(
     paths: list[bytes],
     progress: SendProgress | None,
     limit: int | None = None,
-    stats: dict[bytes, os.stat_result] | None = None,
+    stat_keys: dict[bytes, Key] | None = None,
 ) -> dict[bytes, tuple[str, int, Key | None]]:
     """Hash files (content hash, size, cache key to store) using and feeding the hash cache.
-    `stats` may carry stat results already taken, to spare a second stat per file."""
+    `stat_keys` may carry the keys of regular files already stat'ed, to spare a second stat."""
+    known_keys = stat_keys or {}
     keys: dict[bytes, Key] = {}
     for path in paths:
-        st = stats.get(path) if stats is not None else None
-        if st is None:
+        key = known_keys.get(path)
+        if key is None:
             try:
                 st = os.stat(path)
             except OSError:
                 continue
-        if stat.S_ISREG(st.st_mode) and (limit is None or st.st_size <= limit):
-            keys[path] = Key.of(st)
+            if not stat.S_ISREG(st.st_mode):
+                continue
+            key = Key.of(st)
+        if limit is None or key.size <= limit:
+            keys[path] = key
     known = await hashing.cached(d.store, keys.values())
     result: dict[bytes, tuple[str, int, Key | None]] = {}
     misses = []
