@@ -247,6 +247,7 @@ typedef struct {
 
 struct roar_tracer {
     pid_t root;
+    int hold_writes;          /* roar_hold_writes: hold every write-intent open */
     pid_t tracer_tid;         /* ptrace requests only work from the attaching thread */
     int root_status;          /* -1 until reaped */
     int ntasks;
@@ -299,11 +300,19 @@ static roar_tracer *g_fwd_owner;
 static struct sigaction g_old_actions[4];
 static const int g_fwd_sigs[4] = {SIGTERM, SIGHUP, SIGUSR1, SIGUSR2};
 
-/* SIGINT and SIGQUIT are ignored by the tracer while it lives, as system(3) does: the
- * terminal sends them to the command (its foreground group), which decides. */
+/* SIGINT and SIGQUIT do not stop the tracer while it lives, as with system(3): the
+ * terminal sends them to the command (its foreground group), which decides.  They are
+ * only counted (roar_interrupts), so that a caller waiting on something else can tell. */
 static roar_tracer *g_ign_owner;
 static struct sigaction g_ign_old[2];
 static const int g_ign_sigs[2] = {SIGINT, SIGQUIT};
+static volatile sig_atomic_t g_interrupts;
+
+static void count_interrupt(int sig)
+{
+    (void)sig;
+    g_interrupts++;
+}
 
 static void ignore_interrupts(roar_tracer *t)
 {
@@ -311,7 +320,8 @@ static void ignore_interrupts(roar_tracer *t)
         return;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
-    sa.sa_handler = SIG_IGN;
+    sa.sa_handler = count_interrupt;
+    sa.sa_flags = SA_RESTART;
     sigemptyset(&sa.sa_mask);
     for (int i = 0; i < 2; i++)
         sigaction(g_ign_sigs[i], &sa, &g_ign_old[i]);
@@ -997,7 +1007,7 @@ static int ev_open(roar_tracer *t, pid_t tid, int dirfd, uint64_t addr, long lon
         return 0;
     roar_event *e = &t->ev[t->nev - 1];
     struct stat st;
-    if (e->path[0] == '/') {
+    if (e->path[0] == '/' && !t->hold_writes) {
         if (stat(e->path, &st) < 0) {
             if (errno == ENOENT) {
                 e->flags = ROAR_OPEN_NEW;
@@ -1131,10 +1141,12 @@ static void on_seccomp(roar_tracer *t, pid_t tid)
                         (int)a[2], a[3], 0, 1);
         break;
     case SC_SYMLINK:
-        ev_path2(t, tid, ROAR_EV_SYMLINK, AT_FDCWD, a[0], 0, AT_FDCWD, a[1], 0, 0);
+        held = ev_path2(t, tid, ROAR_EV_SYMLINK, AT_FDCWD, a[0], 0, AT_FDCWD, a[1], 0,
+                        t->hold_writes) && t->hold_writes;
         break;
     case SC_SYMLINKAT:
-        ev_path2(t, tid, ROAR_EV_SYMLINK, AT_FDCWD, a[0], 0, (int)a[1], a[2], 0, 0);
+        held = ev_path2(t, tid, ROAR_EV_SYMLINK, AT_FDCWD, a[0], 0, (int)a[1], a[2], 0,
+                        t->hold_writes) && t->hold_writes;
         break;
     case SC_UNLINK:
         held = ev_path1(t, tid, ROAR_EV_UNLINK, AT_FDCWD, a[0], 0, 0, 0, 1);
@@ -1732,6 +1744,19 @@ int roar_next(roar_tracer *t, roar_event *events, int cap)
     int n = t->nev;
     t->ev = NULL;
     return n;
+}
+
+int roar_hold_writes(roar_tracer *t, int on)
+{
+    if (!t)
+        return -EINVAL;
+    t->hold_writes = on != 0;
+    return 0;
+}
+
+int roar_interrupts(void)
+{
+    return (int)g_interrupts;
 }
 
 int roar_exit_status(roar_tracer *t)

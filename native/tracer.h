@@ -72,14 +72,20 @@ typedef struct {
  * disable it.  The tracer's original mask is back once every tracee is gone, and
  * at roar_free.
  *
- * SIGINT and SIGQUIT are ignored in the calling process from roar_start to roar_free
- * (the command gets them from the terminal; the tracer must outlive it). */
+ * SIGINT and SIGQUIT only counted (roar_interrupts) in the calling process from roar_start
+ * to roar_free (the command gets them from the terminal; the tracer must outlive it). */
 roar_tracer *roar_start(const char *path, char *const argv[], char *const envp[],
                         const char *cwd, int *err);
 int roar_root_pid(roar_tracer *t);
 int roar_forward_signals(roar_tracer *t);
 int roar_next(roar_tracer *t, roar_event *events, int cap);
 int roar_exit_status(roar_tracer *t);
+/* While on, every write-intent open (flags 0) and every symlink creation is held too, not
+ * only what changes an existing file: the caller can make the command wait before it
+ * changes anything, e.g. until a snapshot of its tree is taken. */
+int roar_hold_writes(roar_tracer *t, int on);
+/* SIGINT/SIGQUIT received by this process since it loaded (counted while a tracer lives). */
+int roar_interrupts(void);
 void roar_free(roar_tracer *t);
 
 #endif

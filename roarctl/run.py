@@ -7,10 +7,12 @@ or spooled to disk for the next one.
 
 Early start: where roard's answer cannot change how the command runs (roard.prerun), the command
 starts at once, and a helper thread loads the modules that talk to roard and announces the run
-while the command runs, on a CPU the tracer does not use. So the CLI's imports and roard's start
-work (git state, dirty files hashed) cost the command nothing. Otherwise (project env vars, a
-hygiene rule, re-running a step, no roard yet) the run is announced first, as before. Until the
-command has started, this module is kept to `os`, `time` and the tracer.
+while the command runs. So the CLI's imports and roard's start work cost the command nothing,
+up to its first write: in a git tree that write is held until roard has taken the git state
+(dirty files hashed), so the state is the tree the command found. Otherwise (project env vars,
+a hygiene rule, re-running a step, no live roard, a tree file inherited open for writing) the
+run is announced first. Until the command has started, this module is kept to `os`, `time` and
+the tracer.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ TYPE_CHECKING = False  # not `from typing`: this module loads before the command
 
 if TYPE_CHECKING:
     from roarctl.deliver import Announced, Stream
-    from roard.protocol import FileFact, RunDone
+    from roard.protocol import FileFact, RunDone, RunStart
 
 SIGKILL_STATUS = 9  # the raw wait status of a process killed by SIGKILL
 
@@ -144,9 +146,8 @@ def run(
     env = [k + b"=" + v for k, v in os.environb.items()]
     started = time.time()
     early, tree = prerun.early_start(cwd) if step is None else (False, None)
-    # An early command about to change a file that existed under this tree is held until
-    # roard has taken the git state (roard.prerun).
-    guard = tree.rstrip(b"/") + b"/" if early and tree is not None else None
+    if early and tree is not None and _writable_in(tree):
+        early = False  # e.g. `>> log` in the tree: the command could change it before roard looks
     announced: Announced | None = None
     if not early:
         announced = _announce_first(argv_b, cwd, env, started, kind, step, quiet)
@@ -160,9 +161,14 @@ def run(
             announced.client.close()
         code = 127 if exc.errno == 2 else 126
         raise RoarError(f"cannot run {argv[0]}: {exc.strerror or exc}", exit_code=code) from None
+    # In a git tree, an early command's first change waits until roard has taken the git
+    # state: every write is held until then (the window), whatever path it goes through.
+    window = early and tree is not None
     if early:
         switch = sys.getswitchinterval()
         sys.setswitchinterval(0.0005)  # a held tracee waits at most this for the GIL
+        if window:
+            tracer.hold_writes(True)
         helper = _Announcer(argv_b, cwd, env, started, kind, affinity)
     # ROAR_FLUSH_EVERY: paths held before their facts are streamed to roard (tests use a few)
     every = int(os.environ.get("ROAR_FLUSH_EVERY", "0") or 0) or CHUNK
@@ -178,21 +184,22 @@ def run(
         stream(facts)
 
     recorder = Recorder(tracer.root_pid, started, flush=flush, chunk=every)
-    tracer_ok = True
+    tracer_ok = recording = True
     try:
         tracer.forward_signals()
         try:
             while batch := tracer.next_batch():
-                for ev in batch:
-                    recorder.apply(ev)
-                last = batch[-1]
-                if (
-                    guard is not None
-                    and last.held
-                    and (last.path.startswith(guard) or last.path2.startswith(guard))
-                ):
-                    helper.wait()
-                    guard = None
+                if recording:
+                    try:
+                        for ev in batch:
+                            recorder.apply(ev)
+                    except Exception as exc:  # never the command's problem: it goes on
+                        recording = tracer_ok = False
+                        print(f"roarctl: warning: recording failed: {exc!r}", file=sys.stderr)
+                if window and batch[-1].held:
+                    _wait_for_snapshot(helper, quiet)
+                    tracer.hold_writes(False)
+                    window = False
         except OSError as exc:  # the tracer itself failed: keep what was seen, as partial
             tracer_ok = False
             print(f"roarctl: warning: tracing failed: {exc}", file=sys.stderr)
@@ -205,22 +212,67 @@ def run(
     elapsed = time.monotonic() - began
     root = recorder.procs[tracer.root_pid]
     root.end, root.wait_status = ended, status
+    code = os.waitstatus_to_exitcode(status)
+    exit_code = 128 - code if code < 0 else code
     if announced is None:
         try:
             announced = helper.result()
         except KeyboardInterrupt:  # Ctrl-C while roard is slow to answer: the command is done
             if not quiet:
                 print("roarctl: not waiting for roard; this run is not recorded", file=sys.stderr)
-            code = os.waitstatus_to_exitcode(status)
-            return 128 - code if code < 0 else code
+            return exit_code
+        except Exception as exc:  # roarctl cannot talk to roard at all (a broken install?)
+            print(f"roarctl: warning: this run is not recorded: {exc!r}", file=sys.stderr)
+            return exit_code
         sys.setswitchinterval(switch)
         if not quiet:
             _warn(announced.warnings)
     return _finish(announced, recorder, status, ended, tracer_ok, stream, elapsed, quiet, verbose)
 
 
+def _writable_in(tree: bytes) -> bool:
+    """Whether this process holds a descriptor open for writing on a file under `tree` (a
+    shell redirect such as `>> train.log`): the command inherits it and may write through it
+    before roard takes the git state."""
+    import fcntl
+
+    prefix = tree.rstrip(b"/") + b"/"
+    try:
+        fds = os.listdir(b"/proc/self/fd")
+    except OSError:
+        return True
+    for name in fds:
+        try:
+            if not os.readlink(b"/proc/self/fd/" + name).startswith(prefix):
+                continue
+            if fcntl.fcntl(int(name), fcntl.F_GETFL) & os.O_ACCMODE != os.O_RDONLY:
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def _wait_for_snapshot(helper: _Announcer, quiet: bool) -> None:
+    """Hold the command (stopped at its first write) until roard has taken the git state.
+    Ctrl-C lets it go at once, as does a roard that has not answered in 15 s."""
+    seen = trace.interrupts()
+    deadline = time.monotonic() + 15
+    while not helper.wait(0.05):
+        if trace.interrupts() != seen:
+            return
+        if time.monotonic() > deadline:
+            if not quiet:
+                print(
+                    "roarctl: warning: roard has not answered in 15 s; the command goes on, "
+                    "and its git state may include the command's first changes",
+                    file=sys.stderr,
+                )
+            return
+
+
 class _Announcer:
-    """An early start's announcement: made in a helper thread while the command runs."""
+    """An early start's announcement, made in a helper thread while the command runs (or, if
+    no thread can be started, before the command takes its first step)."""
 
     def __init__(
         self,
@@ -236,38 +288,46 @@ class _Announcer:
         self._error: BaseException | None = None
         self._done = _thread.allocate_lock()
         self._done.acquire()
-        _thread.start_new_thread(self._work, (affinity,))
+        try:
+            _thread.start_new_thread(self._work, (affinity,))
+        except RuntimeError:  # no thread (a pids limit): announce now, the command waits
+            self._work(set())
+
+    def _start(self) -> RunStart:
+        from roard.protocol import RunStart
+
+        argv, cwd, env, started, kind = self._args
+        return RunStart(argv=argv, cwd=cwd, env=env, started=started, kind=kind, early=True)
 
     def _work(self, affinity: set[int]) -> None:
         try:
-            if affinity:  # threads inherit the tracer's pinned CPU: work on any other
+            if affinity:  # a new thread has the tracer's pinned CPU: let it run anywhere
                 os.sched_setaffinity(0, affinity)
             from roarctl import deliver
-            from roard.protocol import RunStart
 
-            argv, cwd, env, started, kind = self._args
-            start = RunStart(argv=argv, cwd=cwd, env=env, started=started, kind=kind, early=True)
-            try:
-                self._result = deliver.announce(start)
-            except Exception as exc:  # told at the end; the delivery then tries again
-                self._result = deliver.Announced(
-                    start, None, os.urandom(6).hex(), warnings=[f"could not announce: {exc}"]
-                )
-        except BaseException as exc:
+            self._result = deliver.announce(self._start())
+        except BaseException as exc:  # said at the end, where the delivery tries again
             self._error = exc
         finally:
             self._done.release()
 
-    def wait(self) -> None:
-        with self._done:
-            pass
+    def wait(self, timeout: float = -1) -> bool:
+        """Whether the announcement is done (waiting up to `timeout` s; -1: for good)."""
+        if not self._done.acquire(timeout=timeout):
+            return False
+        self._done.release()
+        return True
 
     def result(self) -> Announced:
-        """Wait for the announcement (at the end of the run, or at the first facts streamed)."""
+        """The announcement, once made; a stand-in (no roard yet) if it failed."""
         self.wait()
-        if self._error is not None:
-            raise self._error
-        assert self._result is not None
+        if self._result is None:
+            from roarctl import deliver
+
+            warning = f"could not announce the run: {self._error!r}"
+            self._result = deliver.Announced(
+                self._start(), None, os.urandom(6).hex(), warnings=[warning]
+            )
         return self._result
 
 

@@ -92,6 +92,11 @@ class Event:
         )
 
 
+def interrupts() -> int:
+    """SIGINT/SIGQUIT received so far (a tracer counts them instead of dying of them)."""
+    return int(_lib.roar_interrupts())
+
+
 class TraceStartError(OSError):
     """The command could not be started (execve failed, or fork/ptrace did)."""
 
@@ -141,6 +146,10 @@ class Tracer:
         rc = _lib.roar_forward_signals(self._live())
         if rc < 0:
             raise OSError(-rc, os.strerror(-rc))
+
+    def hold_writes(self, on: bool) -> None:
+        """While on, every write-intent open is held, not only those of existing files."""
+        _lib.roar_hold_writes(self._live(), int(on))
 
     def next_batch(self) -> list[Event]:
         """Run the tracees until some events are ready; [] once every tracee has exited."""

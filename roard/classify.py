@@ -54,7 +54,6 @@ class Classified:
     outputs: dict[bytes, str | None] = field(default_factory=dict)  # path -> previous hash
     rdwr: dict[bytes, str] = field(default_factory=dict)  # path -> content hash before the run
     keys: dict[bytes, Key] = field(default_factory=dict)  # end state of files to hash
-    created: set[bytes] = field(default_factory=set)  # did not exist before the job
 
 
 @dataclass
@@ -98,8 +97,6 @@ def decide(
     totals: Totals,
 ) -> None:
     """The rule for one resolved path; `mode`/`key`: its end state (None: it does not exist)."""
-    if m.pre_existed is False:
-        out.created.add(path)
     rule = filters.rule(path)
     if rule is None and mode is not None and not stat.S_ISREG(mode):
         rule = "not-a-file"

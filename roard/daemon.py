@@ -51,6 +51,8 @@ class Daemon:
     started: float = field(default_factory=time.time)
     runs: dict[str, int] = field(default_factory=dict)  # runs in progress -> facts staged
     staging_ready: bool = False  # roard.staging's tables exist on the store's connection
+    prerun_fd: int | None = None  # roard.prerun: the file roard holds a lock on
+    prerun_lock: anyio.Lock = field(default_factory=anyio.Lock)
     known_blobs: set[str] = field(default_factory=set)
     stop: anyio.Event = field(default_factory=anyio.Event)
     spool_done: anyio.Event = field(default_factory=anyio.Event)

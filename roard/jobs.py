@@ -169,8 +169,6 @@ async def finish(
         own = project.load_config(root).filters
         filters = filters.extended(own.exclude, own.include)
     totals = Totals()
-    dirty = await _dirty_paths(d, req.job_id) if req.start.early else set()
-    created_dirty: set[bytes] = set()
     written: list[bytes] = []  # outputs, for the tracker runs they reveal
     rows: list[Staged] = []  # a small run's, written with the record
     cache: list[tuple] = []
@@ -194,7 +192,6 @@ async def finish(
         written += chunk_written
         totals.outputs += len(chunk_written)
         totals.inputs += len(chunk_rows) - len(chunk_written)
-        created_dirty |= c.created & dirty
         if staged:  # to the staging table now; small runs write theirs with the record
             async with d.store.write() as db:
                 await _stage_io(db, req.job_id, chunk_rows)
@@ -204,8 +201,6 @@ async def finish(
             cache += cache_rows
     t_hash = time.monotonic()
 
-    if created_dirty:
-        await _settle_git(d, req.job_id, created_dirty)
     pkgs = await _packages(d, req.procs)
     runs = await _trackers(d, req.job_id, [*written, *totals.filtered_paths])
     t_packages = time.monotonic()
@@ -270,33 +265,6 @@ async def finish(
     row = await queries.job_row(d, req.job_id)
     assert row is not None
     return RunDone(job=row, filtered=filtered.count)
-
-
-async def _dirty_paths(d: Daemon, job_id: str) -> set[bytes]:
-    """The absolute paths of the job's git dirty list (those _settle_git may drop)."""
-    blob = await d.store.scalar("SELECT git FROM jobs WHERE id = ?", (job_id,))
-    if not blob:
-        return set()
-    state = msgspec.msgpack.decode(blob, type=GitState)
-    root = os.path.realpath(os.fsencode(state.root))
-    return {os.path.join(root, os.fsencode(f.path)) for f in state.dirty}
-
-
-async def _settle_git(d: Daemon, job_id: str, created: set[bytes]) -> None:
-    """An early start's git state was taken while its command ran (roard.prerun): files the
-    job created, kept or not, were no part of the code it started from. (Files that existed
-    are not changed before the state is taken: roarctl holds the command until then.)"""
-    blob = await d.store.scalar("SELECT git FROM jobs WHERE id = ?", (job_id,))
-    if not blob:
-        return
-    state = msgspec.msgpack.decode(blob, type=GitState)
-    root = os.path.realpath(os.fsencode(state.root))
-    dirty = [f for f in state.dirty if os.path.join(root, os.fsencode(f.path)) not in created]
-    if len(dirty) == len(state.dirty):
-        return
-    state = msgspec.structs.replace(state, dirty=dirty, clean=not dirty)
-    async with d.store.write() as db:
-        await db.execute("UPDATE jobs SET git = ? WHERE id = ?", (_pack(state), job_id))
 
 
 async def _single(c: Classified) -> AsyncIterator[Classified]:

@@ -11,14 +11,16 @@ nothing), unless roard's answer could change how the command runs:
   written a moment ago is never missed.
 
 roard writes the file (`roard <version>`, then one root per line) when it starts and on every
-env change, and removes it when it stops. No file, or one from another roard version, means
-wait: the safe way, which also starts or replaces roard as before.
+env change, holds a shared lock on it while it lives, and removes it when it stops. No file,
+one nobody holds (its roard died), or one from another roard version means wait: the safe
+way, which also starts or replaces roard as before.
 
-Imported by `roarctl run` before it starts the command: only `os` at import time.
+Imported by `roarctl run` before it starts the command: only `os` and `fcntl` at import time.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 
 from roard import __version__
@@ -37,16 +39,24 @@ def early_start(cwd: bytes) -> tuple[bool, bytes | None]:
     """(may a run in `cwd` start before roard answers, the git work tree around cwd).
 
     roard takes the git state (dirty files hashed) while an early command runs, so the
-    command must not change a file of that tree first: `roarctl run` holds a command that is
-    about to change an existing file under it until roard has answered. Files the command
-    creates are left out of the git state by roard at finish."""
+    command must not change a file of that tree first: `roarctl run` holds every write of
+    the command until roard has answered (roarctl.run)."""
     if os.environ.get("ROAR_EARLY") == "0":
         return False, None
     try:
-        with open(os.path.join(runtime_base(), PRERUN), "rb") as f:
-            lines = f.read().split(b"\n")
+        fd = os.open(os.path.join(runtime_base(), PRERUN), os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
         return False, None
+    try:
+        lines = os.read(fd, 1 << 20).split(b"\n")
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return False, None  # no roard holds it: left by one that died
+    except BlockingIOError:
+        pass  # a live roard holds it (shared)
+    except OSError:
+        return False, None
+    finally:
+        os.close(fd)
     if lines[0] != _HEADER:
         return False, None
     for root in lines[1:]:
@@ -85,14 +95,25 @@ def render(roots: list[bytes]) -> bytes:
 
 
 async def refresh(d: Daemon) -> None:
-    """Rewrite the file from the store (atomically: a reader sees the old or the new one)."""
-    rows = await d.store.rows(
-        "SELECT DISTINCT p.root FROM project_env e JOIN projects p ON p.id = e.project_id"
-    )
-    target = d.paths.prerun
-    tmp = target.with_name(f".{PRERUN}.{os.getpid()}")
-    tmp.write_bytes(render([bytes(r[0]) for r in rows]))
-    os.replace(tmp, target)
+    """Rewrite the file from the store, atomically (a reader sees the old or the new one),
+    and hold a shared lock on it for as long as roard lives: a file nobody holds is stale."""
+    async with d.prerun_lock:  # two env changes at once: the last one read is written last
+        rows = await d.store.rows(
+            "SELECT DISTINCT p.root FROM project_env e JOIN projects p ON p.id = e.project_id"
+        )
+        target = d.paths.prerun
+        tmp = target.with_name(f".{PRERUN}.{os.getpid()}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        try:
+            os.write(fd, render([bytes(r[0]) for r in rows]))
+            fcntl.flock(fd, fcntl.LOCK_SH)
+            os.replace(tmp, target)
+        except BaseException:
+            os.close(fd)
+            raise
+        if d.prerun_fd is not None:
+            os.close(d.prerun_fd)
+        d.prerun_fd = fd
 
 
 def remove(d: Daemon) -> None:
@@ -100,3 +121,6 @@ def remove(d: Daemon) -> None:
         d.paths.prerun.unlink()
     except OSError:
         pass
+    if d.prerun_fd is not None:
+        os.close(d.prerun_fd)
+        d.prerun_fd = None

@@ -98,7 +98,7 @@ class RunStart(msgspec.Struct, tag=True):
     kind: str = "run"  # run | build (setup steps, run first on reproduction)
     step: int | None = None  # re-running a recorded step (`run @N`): its number
     # The command started before this was sent (roard.prerun): nothing can be injected or
-    # refused, and files the job creates are left out of the git state at finish.
+    # refused (roarctl holds the command's writes until roard has answered).
     early: bool = False
 
 

@@ -814,8 +814,10 @@ def test_write_open_of_a_device_or_fifo_is_not_held(tmp_path):
 def test_tracer_ignores_sigint_and_sigquit_while_it_lives_and_the_command_does_not():
     handler = signal.getsignal(signal.SIGINT)
     with Tracer(b"/bin/sleep", [b"sleep", b"0.5"], dict(os.environb), b"/") as t:
+        seen = trace.interrupts()
         os.kill(os.getpid(), signal.SIGINT)  # Python's handler would raise KeyboardInterrupt
         os.kill(os.getpid(), signal.SIGQUIT)  # the default action would dump core
+        assert trace.interrupts() == seen + 2  # counted, for a caller waiting on roard
         with open(f"/proc/{t.root_pid}/status") as f:
             ignored = int(next(line for line in f if line.startswith("SigIgn:")).split()[1], 16)
         assert not ignored & (1 << (signal.SIGINT - 1) | 1 << (signal.SIGQUIT - 1))
@@ -848,3 +850,20 @@ def test_the_tracer_compiles_for_aarch64_without_warnings(tmp_path):
     ).stdout
     for name in ("roar_start", "roar_next", "roar_free", "roar_forward_signals"):
         assert f" T {name}\n" in symbols
+
+
+def test_hold_writes_holds_even_new_files_until_turned_off(tmp_path):
+    script = b"echo a > one; echo b > two; ln -s one three; echo c > four"
+    held: list[bytes] = []
+    with Tracer(SH, [SH, b"-c", script], dict(os.environb), os.fsencode(tmp_path)) as t:
+        t.hold_writes(True)
+        events: list[Event] = []
+        while batch := t.next_batch():
+            events += batch
+            if batch[-1].held:
+                held.append(os.path.basename(batch[-1].path2 or batch[-1].path))
+                if len(held) == 3:
+                    t.hold_writes(False)
+    assert held == [b"one", b"two", b"three"]  # new files and a symlink: held while on
+    (four,) = opens_of(events, real(tmp_path) + b"/four")
+    assert (four.held, four.flags) == (0, trace.OPEN_NEW)
