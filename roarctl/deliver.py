@@ -17,6 +17,7 @@ import msgspec
 
 from roarctl.client import Client, DaemonGone
 from roarctl.errors import RoarError
+from roarctl.record import CHUNK  # facts per RunFiles message, as streamed during the run
 from roard.paths import paths
 from roard.protocol import (
     Error,
@@ -29,8 +30,6 @@ from roard.protocol import (
     RunStarted,
     frame,
 )
-
-CHUNK = 20000  # facts per RunFiles message
 
 
 class Announced:

@@ -47,8 +47,8 @@ def bits_of(fact: FileFact) -> int:
 
 @dataclass
 class Classified:
-    """What was decided, for one chunk of paths (or the whole of a small run).
-    `filtered` and `filtered_paths` add up across chunks (see `Totals`)."""
+    """What was decided, for one chunk of paths (or the whole of a small run); what adds up
+    across chunks is in `Totals`."""
 
     inputs: dict[bytes, tuple[str | None, int | None]] = field(default_factory=dict)
     outputs: dict[bytes, str | None] = field(default_factory=dict)  # path -> previous hash

@@ -177,12 +177,11 @@ async def finish(
     if staged:
         if facts:
             await staging.add(d, req.job_id, facts)
+        async with d.store.write() as db:
+            await _clear_io(db, req.job_id)
         chunks = staging.classified(d, req.job_id, filters, totals)
     else:
         chunks = _single(await anyio.to_thread.run_sync(classify, facts, filters, totals))
-    if staged:
-        async with d.store.write() as db:
-            await _clear_io(db, req.job_id)
     async for c in chunks:
         t = time.monotonic()
         chunk_rows, cache_rows = await _io_rows(d, c, progress)
