@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-SRC := roard roarctl native tests bench demo
+SRC := roar roard roarctl native tests bench demo
 
 .PHONY: install demo test lint format bench clean
 

@@ -393,7 +393,7 @@ class Case:
 
 
 def cases(t: Targets, root: Path) -> list[Case]:
-    from roard.protocol import GetDag, GetInputs, GetLineage, GetLog, GetStatus, Ping, Show
+    from roar.protocol import GetDag, GetInputs, GetLineage, GetLog, GetStatus, Ping, Show
 
     cwd = os.fsencode(root)
     other = os.fsencode(t.other_root)
@@ -504,8 +504,8 @@ def main() -> int:
         sh([ROARCTL, "daemon", "start"], base, env)
         first = cli_ms(["status"], root, env)  # roard's first request: cold caches, imports
 
+        from roar.paths import Paths
         from roarctl.client import Client
-        from roard.paths import Paths
 
         where = Paths(
             runtime=runtime / "roar",

@@ -78,7 +78,7 @@ def init(as_json: bool) -> None:
     Example:
       cd ~/src/my-model && roarctl init
     """
-    from roard.protocol import Init, InitDone
+    from roar.protocol import Init, InitDone
 
     with _client() as c:
         reply = c.call(Init(cwd=os.getcwdb()))
@@ -100,8 +100,8 @@ def status(limit: int, as_json: bool) -> None:
     Example:
       roarctl status --json | jq .daemon
     """
+    from roar.protocol import GetStatus, StatusReply
     from roarctl import render
-    from roard.protocol import GetStatus, StatusReply
 
     with _client() as c:
         reply = c.call(GetStatus(cwd=os.getcwdb(), limit=limit))
@@ -124,8 +124,8 @@ def log(limit: int, all_projects: bool, as_json: bool) -> None:
       roarctl log -n 5
       roarctl log --all --json
     """
+    from roar.protocol import GetLog, LogReply
     from roarctl import render
-    from roard.protocol import GetLog, LogReply
 
     with _client() as c:
         reply = c.call(GetLog(cwd=os.getcwdb(), limit=limit, all_projects=all_projects))
@@ -154,8 +154,8 @@ def show(target: str, verbose: bool, as_json: bool) -> None:
       roarctl show model.pt        # the artifact at this path, by its content
       roarctl show 3f2a9c --json
     """
+    from roar.protocol import Show, ShowArtifact, ShowJob
     from roarctl import render
-    from roard.protocol import Show, ShowArtifact, ShowJob
 
     with _client() as c:
         reply = c.call(Show(target=target, cwd=os.getcwdb(), verbose=verbose))
@@ -183,9 +183,9 @@ def daemon_stop() -> None:
     """Stop roard cleanly (runs in progress keep running and are recorded on the next start)."""
     import time
 
+    from roar.paths import paths
+    from roar.protocol import Shutdown
     from roarctl.client import Client
-    from roard.paths import paths
-    from roard.protocol import Shutdown
 
     try:
         c = Client.connect(autostart=False)
@@ -206,8 +206,8 @@ def daemon_stop() -> None:
 @_json_option
 def daemon_status(as_json: bool) -> None:
     """Say whether roard runs, and where its socket, store and log are."""
+    from roar.paths import paths
     from roarctl.client import Client
-    from roard.paths import paths
 
     p = paths()
     info: dict[str, Any] = {

@@ -10,10 +10,9 @@ import time
 
 import msgspec
 
-from roarctl.errors import RoarError
-from roard import __version__
-from roard.paths import Paths, paths
-from roard.protocol import (
+from roar import __version__
+from roar.paths import Paths, paths
+from roar.protocol import (
     PROTOCOL_VERSION,
     Error,
     FrameError,
@@ -24,6 +23,7 @@ from roard.protocol import (
     decode_reply,
     frame,
 )
+from roarctl.errors import RoarError
 
 START_TIMEOUT = 15.0
 
@@ -64,7 +64,7 @@ class Client:
 
     @classmethod
     def _replace_daemon(cls, old: Client, where: Paths) -> Client:
-        from roard.protocol import Shutdown
+        from roar.protocol import Shutdown
 
         try:
             old.send(Shutdown())

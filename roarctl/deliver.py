@@ -15,11 +15,8 @@ from typing import IO
 
 import msgspec
 
-from roarctl.client import Client, DaemonGone
-from roarctl.errors import RoarError
-from roarctl.record import CHUNK  # facts per RunFiles message, as streamed during the run
-from roard.paths import paths
-from roard.protocol import (
+from roar.paths import paths
+from roar.protocol import (
     Error,
     FileFact,
     Progress,
@@ -30,6 +27,9 @@ from roard.protocol import (
     RunStarted,
     frame,
 )
+from roarctl.client import Client, DaemonGone
+from roarctl.errors import RoarError
+from roarctl.record import CHUNK  # facts per RunFiles message, as streamed during the run
 
 
 class Announced:
@@ -186,7 +186,7 @@ def _deliver_once(
 def _spool(finish: RunFinish, facts: list[FileFact]) -> None:
     """Save the record for the next roard; secrets are redacted first (nothing unredacted is
     ever stored). A failure to save costs the record, never the command's exit status."""
-    from roard.capture.redact import redact_argv, redact_env
+    from roar.redact import redact_argv, redact_env
 
     start = msgspec.structs.replace(
         finish.start,

@@ -11,7 +11,7 @@ import time
 import uuid
 from collections.abc import Iterator
 
-from roard.protocol import DagReply, JobDetail, LineageNode
+from roar.protocol import DagReply, JobDetail, LineageNode
 
 PRODUCER = "https://pypi.org/project/roar/"
 OL_SCHEMA = "https://openlineage.io/spec/2-0-2/OpenLineage.json#/definitions/RunEvent"

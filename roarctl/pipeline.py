@@ -39,7 +39,7 @@ def reset(as_json: bool) -> None:
     Example:
       roarctl reset && roarctl run python prepare.py
     """
-    from roard.protocol import Reset, SessionInfo
+    from roar.protocol import Reset, SessionInfo
 
     with _client() as c:
         reply = c.call(Reset(cwd=os.getcwdb()))
@@ -62,8 +62,8 @@ def pop(delete_outputs: bool, yes: bool, as_json: bool) -> None:
       roarctl pop
       roarctl pop --delete-outputs -y
     """
+    from roar.protocol import Pop, PopReply
     from roarctl import render
-    from roard.protocol import Pop, PopReply
 
     cwd = os.getcwdb()
     with _client() as c:
@@ -103,8 +103,8 @@ def dag(artifacts: bool, fmt: str, as_json: bool) -> None:
       roarctl dag --format dot | dot -Tsvg > pipeline.svg
       roarctl dag --format mermaid
     """
+    from roar.protocol import DagReply, GetDag
     from roarctl import export, render
-    from roard.protocol import DagReply, GetDag
 
     with _client() as c:
         reply = c.call(GetDag(cwd=os.getcwdb()))
@@ -133,8 +133,8 @@ def lineage(target: str, downstream: bool, depth: int, as_json: bool) -> None:
       roarctl lineage model.pt
       roarctl lineage @1 --downstream --depth 2
     """
+    from roar.protocol import GetLineage, LineageReply
     from roarctl import render
-    from roard.protocol import GetLineage, LineageReply
 
     with _client() as c:
         reply = c.call(
@@ -157,8 +157,8 @@ def inputs(target: str, unsourced: bool, as_json: bool) -> None:
       roarctl inputs metrics.json
       roarctl inputs @3 --unsourced --json
     """
+    from roar.protocol import GetInputs, InputsReply
     from roarctl import render
-    from roard.protocol import GetInputs, InputsReply
 
     with _client() as c:
         reply = c.call(GetInputs(target=target, cwd=os.getcwdb(), unsourced=unsourced))
@@ -180,8 +180,8 @@ def diff(a: str, b: str, as_json: bool) -> None:
       roarctl diff model-a.pt model-b.pt
       roarctl diff @2 3f2a9c
     """
+    from roar.protocol import Diff, DiffReply
     from roarctl import render
-    from roard.protocol import Diff, DiffReply
 
     with _client() as c:
         reply = c.call(Diff(a=a, b=b, cwd=os.getcwdb()))
@@ -206,8 +206,8 @@ def export(target: str, fmt: str) -> None:
       roarctl export model.pt --format prov-json > model.prov.json
       roarctl export @3 --format openlineage | curl -X POST ... (one event per line)
     """
+    from roar.protocol import GetLineage, LineageReply, Show, ShowJob
     from roarctl import export as formats
-    from roard.protocol import GetLineage, LineageReply, Show, ShowJob
 
     cwd = os.getcwdb()
     with _client() as c:

@@ -18,7 +18,7 @@ TYPE_CHECKING = False  # not `from typing`: this module loads before the command
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from roard.protocol import FileFact, Proc
+    from roar.protocol import FileFact, Proc
 
 CHUNK = 20000
 RENAME_EXCHANGE = 2  # renameat2 flag (linux/fs.h)
@@ -152,7 +152,7 @@ class Recorder:
             return
         st.pre_existed = True
         if (st.read or st.read_before or reads_content) and os.path.isfile(path):
-            from roard.hashing import hash_file
+            from roar.hashing import hash_file
 
             try:
                 st.pre_hash, st.pre_size = hash_file(path), info.st_size
@@ -259,7 +259,7 @@ class Recorder:
         self.unresolved += 1
 
     def proc_list(self) -> list[Proc]:
-        from roard.protocol import ExecImage, Proc
+        from roar.protocol import ExecImage, Proc
 
         return [
             Proc(
@@ -274,7 +274,7 @@ class Recorder:
         ]
 
     def facts(self) -> list[FileFact]:
-        from roard.protocol import FileFact
+        from roar.protocol import FileFact
 
         return [
             FileFact(

@@ -6,7 +6,7 @@ import time
 
 import click
 
-from roard.protocol import (
+from roar.protocol import (
     ArtifactDetail,
     DagReply,
     DiffReply,

@@ -22,16 +22,17 @@ import os
 import sys
 import time
 
+from roar import prerun
 from roarctl import trace
 from roarctl.errors import RoarError
 from roarctl.record import CHUNK, Recorder, privilege_dropped
-from roard import prerun
 
 TYPE_CHECKING = False  # not `from typing`: this module loads before the command starts
 
 if TYPE_CHECKING:
+    from roar.model import JobKind
+    from roar.protocol import FileFact, RunDone, RunStart
     from roarctl.deliver import Announced, Stream
-    from roard.protocol import FileFact, RunDone, RunStart
 
 SIGKILL_STATUS = 9  # the raw wait status of a process killed by SIGKILL
 
@@ -96,8 +97,8 @@ def apply_overrides(step: str, argv: list[str], overrides: list[str]) -> list[st
 
 def rerun(ref: str, overrides: list[str], quiet: bool, verbose: bool) -> int:
     """`roarctl run @N [--name=value ...]`: run a recorded step again, in its directory."""
+    from roar.protocol import GetStep, StepReply
     from roarctl.client import Client
-    from roard.protocol import GetStep, StepReply
 
     with Client.connect() as c:
         step = c.call(GetStep(cwd=os.getcwdb(), ref=ref))
@@ -123,7 +124,7 @@ def run(
     argv: list[str],
     quiet: bool = False,
     verbose: bool = False,
-    kind: str = "run",
+    kind: JobKind = "run",
     step: int | None = None,
 ) -> int:
     if step is None and argv[0].startswith("@"):
@@ -280,7 +281,7 @@ class _Announcer:
         cwd: bytes,
         env: list[bytes],
         started: float,
-        kind: str,
+        kind: JobKind,
         affinity: set[int],
     ) -> None:
         self._args = (argv, cwd, env, started, kind)
@@ -294,7 +295,7 @@ class _Announcer:
             self._work(set())
 
     def _start(self) -> RunStart:
-        from roard.protocol import RunStart
+        from roar.protocol import RunStart
 
         argv, cwd, env, started, kind = self._args
         return RunStart(argv=argv, cwd=cwd, env=env, started=started, kind=kind, early=True)
@@ -336,13 +337,13 @@ def _announce_first(
     cwd: bytes,
     env: list[bytes],
     started: float,
-    kind: str,
+    kind: JobKind,
     step: int | None,
     quiet: bool,
 ) -> Announced:
     """Announce the run before its command starts: its answer may inject env vars or refuse."""
+    from roar.protocol import RunStart
     from roarctl import deliver
-    from roard.protocol import RunStart
 
     start = RunStart(argv=argv, cwd=cwd, env=env, started=started, kind=kind, step=step)
     announced = deliver.announce(start)
@@ -374,9 +375,9 @@ def _finish(
     verbose: bool,
 ) -> int:
     """Deliver the record and say what was recorded; returns the command's exit code."""
+    from roar.paths import paths
+    from roar.protocol import RunFinish
     from roarctl import deliver
-    from roard.paths import paths
-    from roard.protocol import RunFinish
 
     code = os.waitstatus_to_exitcode(status)
     exit_code = 128 - code if code < 0 else code

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import Literal
 
 import click
 
@@ -24,8 +25,8 @@ def env() -> None:
     """
 
 
-def _env(op: str, name: str = "", value: str = "") -> dict[str, str]:
-    from roard.protocol import EnvOp, EnvReply
+def _env(op: Literal["set", "get", "list", "unset"], name: str = "", value: str = "") -> dict[str, str]:
+    from roar.protocol import EnvOp, EnvReply
 
     with _client() as c:
         reply = c.call(EnvOp(cwd=os.getcwdb(), op=op, name=name, value=value))
@@ -85,8 +86,8 @@ def label() -> None:
     """
 
 
-def _label(op: str, target: str, pairs: dict[str, str], as_json: bool) -> None:
-    from roard.protocol import LabelOp, LabelReply
+def _label(op: Literal["set", "get", "rm"], target: str, pairs: dict[str, str], as_json: bool) -> None:
+    from roar.protocol import LabelOp, LabelReply
 
     with _client() as c:
         reply = c.call(LabelOp(cwd=os.getcwdb(), op=op, target=target, pairs=pairs))
@@ -141,9 +142,9 @@ def collection() -> None:
     """
 
 
-def _collection(op: str, name: str, targets: list[str], as_json: bool) -> None:
+def _collection(op: Literal["add", "show", "list"], name: str, targets: list[str], as_json: bool) -> None:
+    from roar.protocol import CollectionOp, CollectionReply
     from roarctl import render
-    from roard.protocol import CollectionOp, CollectionReply
 
     with _client() as c:
         reply = c.call(CollectionOp(cwd=os.getcwdb(), op=op, name=name, targets=targets))
@@ -208,8 +209,8 @@ CONFIG_KEYS = {
 
 
 def _config_files() -> tuple[Path, Path | None]:
-    from roard import project
-    from roard.paths import paths
+    from roar import project
+    from roar.paths import paths
 
     root = project.find_root(os.getcwdb())
     proj = Path(os.fsdecode(root)) / ".roar" / "config.toml" if root is not None else None
@@ -233,7 +234,7 @@ def _lookup(data: dict, key: str) -> object:
 
 
 def _effective() -> list[dict]:
-    from roard.config import Config
+    from roar.config import Config
 
     user_file, project_file = _config_files()
     user, proj = _load(user_file), _load(project_file)
@@ -314,8 +315,8 @@ def config_set(key: str, values: tuple[str, ...], scope: str | None) -> None:
     project's .roar/config.toml when inside a project, unless --user."""
     import msgspec
 
-    from roard import project
-    from roard.config import Config
+    from roar import project
+    from roar.config import Config
 
     user_file, project_file = _config_files()
     if key == "log.level" or scope == "user" or (scope is None and project_file is None):

@@ -6,9 +6,8 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
-from roard import prerun, queries
-from roard.capture import redact
-from roard.protocol import (
+from roar import redact
+from roar.protocol import (
     CollectionOp,
     CollectionReply,
     EnvOp,
@@ -18,6 +17,7 @@ from roard.protocol import (
     LabelReply,
     show_path,
 )
+from roard import queries
 
 if TYPE_CHECKING:
     from roard.daemon import Daemon
@@ -25,12 +25,21 @@ if TYPE_CHECKING:
 
 async def project_of(d: Daemon, cwd: bytes) -> tuple[int | None, str | None]:
     """The project id and display root of cwd (None, None outside any project)."""
-    from roard import project
+    from roar import project
 
     root = project.find_root(cwd)
     if root is None:
         return None, None
     return await d.store.project_id(root), show_path(root)
+
+
+async def refresh_prerun(d: Daemon) -> None:
+    """List the projects with env vars in the prerun file: their runs wait for roard."""
+    rows = await d.store.rows(
+        "SELECT DISTINCT p.root FROM project_env e JOIN projects p ON p.id = e.project_id"
+    )
+    if d.prerun is not None:
+        await d.prerun.write([bytes(r[0]) for r in rows])
 
 
 async def env(d: Daemon, req: EnvOp) -> EnvReply:
@@ -58,7 +67,7 @@ async def env(d: Daemon, req: EnvOp) -> EnvReply:
             if cur.rowcount == 0:
                 raise queries.NotFound(f"{req.name} is not set in {root}")
     if req.op in ("set", "unset"):
-        await prerun.refresh(d)  # runs in this project now wait for their env vars
+        await refresh_prerun(d)  # runs in this project now wait for their env vars
     rows = await d.store.rows(
         "SELECT name, value FROM project_env WHERE project_id = ? ORDER BY name", (project_id,)
     )

@@ -13,9 +13,9 @@ import os
 import stat
 from dataclasses import dataclass, field
 
+from roar.hashing import Key
+from roar.protocol import FileFact
 from roard.filters import Filters
-from roard.hashing import Key
-from roard.protocol import FileFact
 
 READ, WRITTEN, RDWR = 1, 2, 4  # fact bits, as staged
 

@@ -19,11 +19,9 @@ import anyio
 from anyio.abc import ByteStream, SocketAttribute, SocketListener
 from anyio.streams.buffered import BufferedByteReceiveStream
 
-from roard import __version__, config, handlers, logs, prerun
-from roard.filters import Filters
-from roard.logs import log
-from roard.paths import Paths, private_dir
-from roard.protocol import (
+from roar import __version__, config
+from roar.paths import Paths, private_dir
+from roar.protocol import (
     PROTOCOL_VERSION,
     Error,
     FrameError,
@@ -33,6 +31,9 @@ from roard.protocol import (
     body_length,
     decode_request,
 )
+from roard import bookkeeping, handlers, logs, prerun
+from roard.filters import Filters
+from roard.logs import log
 from roard.store import Store, StoreError
 
 
@@ -51,8 +52,7 @@ class Daemon:
     started: float = field(default_factory=time.time)
     runs: dict[str, int] = field(default_factory=dict)  # runs in progress -> facts staged
     staging_ready: bool = False  # roard.staging's tables exist on the store's connection
-    prerun_fd: int | None = None  # roard.prerun: the file roard holds a lock on
-    prerun_lock: anyio.Lock = field(default_factory=anyio.Lock)
+    prerun: prerun.PrerunFile | None = None  # runs that must wait for roard (roar.prerun)
     known_blobs: set[str] = field(default_factory=set)
     stop: anyio.Event = field(default_factory=anyio.Event)
     spool_done: anyio.Event = field(default_factory=anyio.Event)
@@ -73,7 +73,8 @@ async def run(
         activated = _socket_activated()
         listener = await _listen(paths.socket)
         try:
-            await prerun.refresh(d)  # runs may start before roard answers: see roard.prerun
+            d.prerun = prerun.PrerunFile(paths.prerun)
+            await bookkeeping.refresh_prerun(d)  # runs may start before roard answers
             log.info(
                 "roard.start",
                 pid=os.getpid(),
@@ -94,7 +95,8 @@ async def run(
                 tg.cancel_scope.cancel()
         finally:
             _notify_systemd(b"STOPPING=1")
-            prerun.remove(d)  # from now on, runs wait for (and start) the next roard
+            if d.prerun is not None:
+                d.prerun.remove()  # from now on, runs wait for (and start) the next roard
             with anyio.CancelScope(shield=True):
                 await listener.aclose()
                 if not activated:  # systemd's socket is systemd's: it stays for the next start

@@ -7,8 +7,8 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
+from roar.protocol import DiffEntry, DiffReply, JobDetail
 from roard import queries
-from roard.protocol import DiffEntry, DiffReply, JobDetail
 
 if TYPE_CHECKING:
     from roard.daemon import Daemon

@@ -10,20 +10,8 @@ import anyio
 import msgspec
 from anyio.abc import ByteStream
 
-from roard import (
-    __version__,
-    bookkeeping,
-    diff,
-    jobs,
-    lineage,
-    project,
-    queries,
-    sessions,
-    staging,
-)
-from roard.capture import git
-from roard.logs import log
-from roard.protocol import (
+from roar import __version__, project
+from roar.protocol import (
     CollectionOp,
     DaemonInfo,
     Diff,
@@ -61,6 +49,17 @@ from roard.protocol import (
     frame,
     show_path,
 )
+from roard import (
+    bookkeeping,
+    diff,
+    jobs,
+    lineage,
+    queries,
+    sessions,
+    staging,
+)
+from roard.capture import git
+from roard.logs import log
 from roard.store import StoreError
 
 if TYPE_CHECKING:

@@ -15,26 +15,25 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 import anyio
+import blake3
 import msgspec
 
-from roard import hashing, project, sessions, staging
-from roard.capture import git, hardware, packages, redact, trackers
-from roard.classify import Classified, Totals, classify
-from roard.hashing import Key
-from roard.logs import log
-from roard.protocol import (
+from roar import hashing, project, redact
+from roar.hashing import Key
+from roar.model import FilteredSummary, GitState, Process, TrackerRun
+from roar.protocol import (
     FileFact,
-    FilteredSummary,
-    GitState,
     Proc,
-    ProcView,
     Progress,
     RunDone,
     RunFinish,
     RunStart,
     RunStarted,
-    TrackerRun,
 )
+from roard import hashcache, sessions, staging
+from roard.capture import git, hardware, packages, trackers
+from roard.classify import Classified, Totals, classify
+from roard.logs import log
 
 if TYPE_CHECKING:
     from roard.daemon import Daemon
@@ -143,7 +142,7 @@ async def _hash_dirty(d: Daemon, state: GitState) -> GitState:
 
 async def put_blob(d: Daemon, value: object) -> str:
     body = _pack(value)
-    digest = hashing.blake3.blake3(body).hexdigest()
+    digest = blake3.blake3(body).hexdigest()
     if digest not in d.known_blobs:
         async with d.store.write() as db:
             await db.execute(
@@ -194,7 +193,7 @@ async def finish(
         if staged:  # to the staging table now; small runs write theirs with the record
             async with d.store.write() as db:
                 await _stage_io(db, req.job_id, chunk_rows)
-                await db.executemany(hashing.CACHE_UPSERT, cache_rows)
+                await db.executemany(hashcache.UPSERT, cache_rows)
         else:
             rows += chunk_rows
             cache += cache_rows
@@ -221,7 +220,7 @@ async def finish(
         if not staged:
             await _clear_io(db, req.job_id)
             await _stage_io(db, req.job_id, rows)
-            await db.executemany(hashing.CACHE_UPSERT, cache)
+            await db.executemany(hashcache.UPSERT, cache)
         await write_io(db, req.job_id, now)
         await db.execute(
             "UPDATE jobs SET status = ?, ended = ?, exit_code = ?, signal = ?, n_inputs = ?,"
@@ -386,7 +385,7 @@ def split_status(wait_status: int) -> tuple[int | None, int | None]:
     return None, None
 
 
-def proc_views(procs: list[Proc]) -> list[ProcView]:
+def proc_views(procs: list[Proc]) -> list[Process]:
     """The process tree for display; a child that never exec'd shows its parent's image."""
     image = {p.pid: p.execs[-1] for p in procs if p.execs}
     parent = {p.pid: p.ppid for p in procs}
@@ -398,7 +397,7 @@ def proc_views(procs: list[Proc]) -> list[ProcView]:
             last = image.get(pid)
         code, sig = split_status(p.wait_status) if p.wait_status is not None else (None, None)
         views.append(
-            ProcView(
+            Process(
                 pid=p.pid,
                 ppid=p.ppid,
                 argv=redact.redact_argv(last.argv) if last else [],
@@ -459,7 +458,7 @@ async def hash_files(
             key = Key.of(st)
         if limit is None or key.size <= limit:
             keys[path] = key
-    known = await hashing.cached(d.store, keys.values())
+    known = await hashcache.cached(d.store, keys.values())
     result: dict[bytes, tuple[str, int, Key | None]] = {}
     misses = []
     for path, key in keys.items():

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from roard.protocol import IORecord, LineageNode, show_path
+from roar.protocol import IORecord, LineageNode, show_path
 
 if TYPE_CHECKING:
     from roard.daemon import Daemon

@@ -27,8 +27,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import anyio
 
+    from roar.paths import paths
     from roard.daemon import AlreadyRunning, run
-    from roard.paths import paths
     from roard.store import StoreError
 
     try:

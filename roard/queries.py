@@ -8,21 +8,17 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from roard import project, sessions
-from roard.protocol import (
+from roar import project
+from roar.model import FilteredSummary, GitState, Hardware, Package, Process, TrackerRun
+from roar.protocol import (
     ArtifactDetail,
-    FilteredSummary,
-    GitState,
-    Hardware,
     IORecord,
     JobDetail,
     JobRef,
     JobRow,
-    Package,
-    ProcView,
-    TrackerRun,
     show_path,
 )
+from roard import sessions
 
 if TYPE_CHECKING:
     from roard.daemon import Daemon
@@ -208,7 +204,7 @@ async def job_detail(d: Daemon, job_id: str, verbose: bool) -> JobDetail:
         env=await _blob(d, env_blob, dict[str, str], {}),
         packages=packages,
         hardware=await _blob(d, hw_blob, Hardware, None),
-        processes=_unpack(procs, list[ProcView], []),
+        processes=_unpack(procs, list[Process], []),
         blind_spots=_unpack(blind, list[str], []),
         filtered=summary,
         trackers=_unpack(runs, list[TrackerRun], []),

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from roard.protocol import DagReply, DagStep, IORecord, JobRow, PopReply, show_path
+from roar.protocol import DagReply, DagStep, IORecord, JobRow, PopReply, show_path
 
 if TYPE_CHECKING:
     from roard.daemon import Daemon
@@ -226,8 +226,8 @@ async def pop(
 
     import anyio
 
+    from roar.hashing import hash_file
     from roard import queries
-    from roard.hashing import hash_file
 
     rows = await d.store.rows(
         "SELECT seq, id FROM jobs WHERE session_id = ? ORDER BY started DESC LIMIT 1", (session,)

@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from roar.hashing import Key
+from roar.protocol import FileFact
 from roard.classify import Classified, Merged, Totals, bits_of, decide, resolve
 from roard.filters import Filters
-from roard.hashing import Key
-from roard.protocol import FileFact
 
 if TYPE_CHECKING:
     from roard.daemon import Daemon

@@ -10,16 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from roard.capture.git import git_state
-from roard.capture.hardware import hardware
-from roard.capture.packages import is_python, python_packages
-from roard.capture.redact import (
+from roar.redact import (
     REDACTED,
     command_display,
     redact_argv,
     redact_env,
     redact_text,
 )
+from roard.capture.git import git_state
+from roard.capture.hardware import hardware
+from roard.capture.packages import is_python, python_packages
 
 # ---------------------------------------------------------------- redaction
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from conftest import BIN, Roar, _alive, wait_for
 
-from roard import __version__
+from roar import __version__
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -202,7 +202,7 @@ def test_unsavable_record_keeps_the_exit_status(roar: Roar) -> None:
 RESENT_FACTS = """
 import os, sys, time
 from roarctl.client import Client
-from roard.protocol import FileFact, GetStatus, RunFiles
+from roar.protocol import FileFact, GetStatus, RunFiles
 
 def runs():
     with Client.connect(autostart=False) as c:
@@ -230,7 +230,7 @@ def test_facts_resent_on_a_connection_that_drops_are_let_go(roar: Roar) -> None:
 
 
 OLD_ROARD = (
-    "import sys, roard; roard.__version__ = '0.0.1-old'; "
+    "import sys, roar; roar.__version__ = '0.0.1-old'; "
     "from roard.main import main; sys.argv[0] = 'roard'; sys.exit(main())"
 )
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from conftest import ROARCTL, Roar, git_repo, wait_for
 
-from roard import __version__, prerun
+from roar import __version__, prerun
 
 
 @contextmanager

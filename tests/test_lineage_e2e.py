@@ -410,7 +410,7 @@ def test_pop_refuses_when_the_newest_job_changed(roar: Roar) -> None:
     import socket
     import struct
 
-    from roard import protocol as p
+    from roar import protocol as p
 
     repo = project(roar)
     first = step(roar, repo, "--in", "raw.csv", "--out", "a.csv")

@@ -200,7 +200,7 @@ def test_malformed_frames_get_an_error_and_the_daemon_survives(roar: Roar) -> No
 
     import msgspec
 
-    from roard import protocol as p
+    from roar import protocol as p
 
     roar("daemon", "start")
 

@@ -79,7 +79,7 @@ def rec(job: dict[str, Any], kind: str, name: str) -> dict[str, Any]:
 
 
 def b3(path: Path) -> str:
-    from roard.hashing import hash_file
+    from roar.hashing import hash_file
 
     return hash_file(bytes(path))
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import msgspec
 
-from roard.capture.redact import REDACTED, redact_env
+from roar.redact import REDACTED, redact_env
 from roard.capture.trackers import TrackerRun, detect
 
 WANDB_ID = "3k9x2m7q"

@@ -1,15 +1,15 @@
 """The git state of the directory a run started in: commit, branch, remotes, dirty files.
 
 pygit2 takes ~70 ms to import, so it is imported inside git_state(). (Finding a project's root
-without pygit2 is roard.project.find_root.)
+without pygit2 is roar.project.find_root.)
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from roard.capture.redact import redact_text
-from roard.protocol import DirtyFile, GitState
+from roar.model import DirtyFile, DirtyStatus, GitState
+from roar.redact import redact_text
 
 if TYPE_CHECKING:
     import pygit2
@@ -21,7 +21,7 @@ def _show(name: str) -> str:
     return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
-def _status_name(flags: int) -> str:
+def _status_name(flags: int) -> DirtyStatus:
     """One word for a pygit2 status bit set; the most telling bit wins."""
     from pygit2.enums import FileStatus as F
 

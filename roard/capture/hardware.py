@@ -9,7 +9,7 @@ import shutil
 import socket
 import subprocess
 
-from roard.protocol import Hardware
+from roar.model import Hardware
 
 _GPU_QUERY = ["--query-gpu=name,memory.total,driver_version", "--format=csv,noheader"]
 _GPU_TIMEOUT = 5.0

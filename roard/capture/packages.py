@@ -17,7 +17,7 @@ import threading
 from collections import OrderedDict
 from typing import TypeVar
 
-from roard.protocol import Package
+from roar.model import Package
 
 _SCRIPT = "import json, sys; print(json.dumps(sys.path))"
 _TIMEOUT = 10.0

@@ -42,8 +42,8 @@ import os
 import re
 from urllib.parse import urlsplit, urlunsplit
 
-from roard.capture.redact import REDACTED
-from roard.protocol import TrackerRun
+from roar.model import TrackerRun
+from roar.redact import REDACTED
 
 _MAX_READ = 1 << 20  # tracker metadata files are small; never read more than this
 

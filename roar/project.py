@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from roard import config
-from roard.config import Config
+from roar import config
+from roar.config import Config
 
 CONFIG_TEMPLATE = """\
 # roar project configuration. Everything here is optional.

@@ -10,8 +10,21 @@ views the CLI renders carry display strings (undecodable bytes shown as backslas
 from __future__ import annotations
 
 import struct
+from typing import Literal
 
 import msgspec
+
+from roar.errors import ErrorCode
+from roar.model import (
+    FilteredSummary,
+    GitState,
+    Hardware,
+    JobKind,
+    JobStatus,
+    Package,
+    Process,
+    TrackerRun,
+)
 
 PROTOCOL_VERSION = 1
 MAX_FRAME = 16 * 1024 * 1024
@@ -95,7 +108,7 @@ class RunStart(msgspec.Struct, tag=True):
     cwd: bytes
     env: list[bytes]  # KEY=VALUE, as the command receives it; redacted by roard before storing
     started: float
-    kind: str = "run"  # run | build (setup steps, run first on reproduction)
+    kind: JobKind = "run"
     step: int | None = None  # re-running a recorded step (`run @N`): its number
     # The command started before this was sent (roard.prerun): nothing can be injected or
     # refused (roarctl holds the command's writes until roard has answered).
@@ -149,21 +162,21 @@ class Diff(msgspec.Struct, tag=True):
 
 class EnvOp(msgspec.Struct, tag=True):
     cwd: bytes
-    op: str  # set | get | list | unset
+    op: Literal["set", "get", "list", "unset"]
     name: str = ""
     value: str = ""
 
 
 class LabelOp(msgspec.Struct, tag=True):
     cwd: bytes
-    op: str  # set | get | rm
+    op: Literal["set", "get", "rm"]
     target: str
     pairs: dict[str, str] = {}  # set: key -> value; rm/get: keys (values ignored)
 
 
 class CollectionOp(msgspec.Struct, tag=True):
     cwd: bytes
-    op: str  # add | show | list
+    op: Literal["add", "show", "list"]
     name: str = ""
     targets: list[str] = []
 
@@ -214,42 +227,11 @@ Request = (
 # ---------------------------------------------------------------- views (what the CLI renders)
 
 
-class GitState(msgspec.Struct):
-    root: str
-    commit: str | None = None  # None on an unborn branch
-    branch: str | None = None  # None when HEAD is detached
-    remotes: dict[str, str] = {}  # name -> URL, credentials removed
-    dirty: list[DirtyFile] = []
-    clean: bool = True
-
-
-class DirtyFile(msgspec.Struct):
-    path: str  # relative to the repository root
-    status: str  # modified | added | deleted | renamed | untracked | ...
-    hash: str | None = None  # blake3 of the working-tree content (None: deleted or too large)
-
-
-class Package(msgspec.Struct, array_like=True):
-    name: str
-    version: str
-
-
-class Hardware(msgspec.Struct):
-    os: str
-    kernel: str
-    arch: str
-    hostname: str
-    cpu: str
-    cpus: int
-    memory_bytes: int
-    gpus: list[str] = []
-
-
 class JobRow(msgspec.Struct):
     id: str
     command: str  # display form, secrets redacted
     project: str | None
-    status: str  # running | complete | interrupted | recovered | partial
+    status: JobStatus
     started: float
     ended: float | None
     exit_code: int | None
@@ -258,7 +240,7 @@ class JobRow(msgspec.Struct):
     outputs: int
     step: str | None = None  # @N or @BN within its session
     session: int | None = None
-    kind: str = "run"
+    kind: JobKind = "run"
     superseded: bool = False  # a later job re-ran the same step
     stale: bool = False  # an upstream step re-ran with different outputs
 
@@ -271,31 +253,6 @@ class IORecord(msgspec.Struct):
     previous: str | None = None  # for an output that replaced a file: the replaced content's hash
 
 
-class ProcView(msgspec.Struct):
-    pid: int
-    ppid: int
-    argv: list[str]
-    exe: str | None = None
-    exit_code: int | None = None
-    signal: int | None = None
-
-
-class TrackerRun(msgspec.Struct):
-    """An experiment tracker's run that a job wrote (W&B, MLflow, Neptune, TensorBoard)."""
-
-    tool: str  # "wandb" | "mlflow" | "neptune" | "tensorboard"
-    run_id: str | None  # the tool's own run id
-    url: str | None  # where to look at it: app URL, MLflow UI/run directory, TensorBoard logdir
-    project: str | None  # W&B entity/project, MLflow experiment id (or name), Neptune project
-    source: str  # the file or directory (or "env NAME") the facts came from
-
-
-class FilteredSummary(msgspec.Struct):
-    count: int = 0
-    by_rule: dict[str, int] = {}
-    paths: list[str] = []  # filled with --verbose
-
-
 class JobDetail(msgspec.Struct):
     job: JobRow
     cwd: str
@@ -306,7 +263,7 @@ class JobDetail(msgspec.Struct):
     env: dict[str, str] = {}
     packages: dict[str, list[Package]] = {}  # interpreter path -> packages
     hardware: Hardware | None = None
-    processes: list[ProcView] = []
+    processes: list[Process] = []
     blind_spots: list[str] = []
     filtered: FilteredSummary = msgspec.field(default_factory=FilteredSummary)
     trackers: list[TrackerRun] = []
@@ -354,7 +311,7 @@ class Ok(msgspec.Struct, tag=True):
 
 
 class Error(msgspec.Struct, tag=True):
-    code: str  # bad-frame | version | not-found | ambiguous | invalid | internal
+    code: ErrorCode
     message: str
     hint: str | None = None
 
@@ -392,7 +349,7 @@ class StepReply(msgspec.Struct, tag=True):
     job_id: str
     argv: list[str]
     cwd: str
-    kind: str
+    kind: JobKind
     cwd_raw: bytes = b""  # the directory itself (cwd is its display form)
 
 
@@ -413,7 +370,7 @@ class DagReply(msgspec.Struct, tag=True):
 
 
 class LineageNode(msgspec.Struct):
-    kind: str  # artifact | job
+    kind: Literal["artifact", "job"]
     id: str  # hash or job id
     label: str  # path or command
     children: list[LineageNode] = []

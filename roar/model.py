@@ -1,0 +1,141 @@
+"""The record of a run: what roard stores, what it registers, and what the registry serves.
+
+One set of Structs, versioned. roard keeps the parts of a job's context as msgpack blobs of
+these types in its store; the registration payload and the registry's JSON are `Job` itself.
+Reply views (roar.protocol) are built from them but are not them: a view can change without
+changing what is stored.
+
+Evolving the model: add fields with defaults (an old record then loads with the default), never
+rename or retype a field, and bump MODEL_VERSION when a record written by the new code would
+mean something else to old code. tests/data keeps records of each version, and a test proves
+they still load.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+MODEL_VERSION = 1
+
+JobStatus = Literal["running", "complete", "interrupted", "recovered", "partial"]
+JobKind = Literal["run", "build"]  # build: a setup step, run first on reproduction
+DirtyStatus = Literal[
+    "modified", "added", "deleted", "renamed", "untracked", "typechange", "conflicted"
+]
+TrackerTool = Literal["wandb", "mlflow", "neptune", "tensorboard"]
+
+
+class DirtyFile(msgspec.Struct):
+    path: str  # relative to the repository root
+    status: DirtyStatus
+    hash: str | None = None  # blake3 of the working-tree content (None: deleted or too large)
+
+
+class GitState(msgspec.Struct):
+    root: str
+    commit: str | None = None  # None on an unborn branch
+    branch: str | None = None  # None when HEAD is detached
+    remotes: dict[str, str] = {}  # name -> URL, credentials removed
+    dirty: list[DirtyFile] = []
+    clean: bool = True
+
+
+class Package(msgspec.Struct, array_like=True):
+    name: str
+    version: str
+
+
+class Hardware(msgspec.Struct):
+    os: str
+    kernel: str
+    arch: str
+    hostname: str
+    cpu: str
+    cpus: int
+    memory_bytes: int
+    gpus: list[str] = []
+
+
+class TrackerRun(msgspec.Struct):
+    """An experiment tracker's run that a job wrote (W&B, MLflow, Neptune, TensorBoard)."""
+
+    tool: TrackerTool
+    run_id: str | None  # the tool's own run id
+    url: str | None  # where to look at it: app URL, MLflow UI/run directory, TensorBoard logdir
+    project: str | None  # W&B entity/project, MLflow experiment id (or name), Neptune project
+    source: str  # the file or directory (or "env NAME") the facts came from
+
+
+class FilteredSummary(msgspec.Struct):
+    """System files a job touched that are not its inputs or outputs, counted per rule."""
+
+    count: int = 0
+    by_rule: dict[str, int] = {}
+    paths: list[str] = []  # the first 10,000 (shown with `show --verbose`)
+
+
+class Process(msgspec.Struct):
+    """One process of a job's tree: the program it last ran (argv redacted) and how it ended."""
+
+    pid: int
+    ppid: int
+    argv: list[str]
+    exe: str | None = None
+    exit_code: int | None = None
+    signal: int | None = None
+
+
+class RunContext(msgspec.Struct):
+    """Everything about a job beyond its files: code, environment, machine, processes, and what
+    roar could not observe. Secrets are redacted before a RunContext is made."""
+
+    git: GitState | None = None
+    env: dict[str, str] = {}  # redacted
+    packages: dict[str, list[Package]] = {}  # interpreter path -> distributions it saw
+    hardware: Hardware | None = None
+    processes: list[Process] = []
+    blind_spots: list[str] = []  # sentences: what roar could not observe
+    trackers: list[TrackerRun] = []
+    external: list[str] = []  # network peers: "93.184.216.34:443 (tcp)"
+    filtered: FilteredSummary = msgspec.field(default_factory=FilteredSummary)
+
+
+class IO(msgspec.Struct):
+    """A file a job read (input) or wrote (output), by content."""
+
+    path: str
+    hash: str  # blake3 hex of the content read or written
+    size: int
+    previous: str | None = None  # for an output that replaced a file: the old content's hash
+
+
+class Job(msgspec.Struct):
+    """One recorded run of a command, whole."""
+
+    id: str
+    command: str  # display form, redacted
+    argv: list[str]  # redacted
+    cwd: str
+    started: float
+    status: JobStatus
+    kind: JobKind = "run"
+    project: str | None = None
+    session: int | None = None
+    step: int | None = None
+    ended: float | None = None
+    exit_code: int | None = None
+    signal: int | None = None
+    inputs: list[IO] = []
+    outputs: list[IO] = []
+    context: RunContext = msgspec.field(default_factory=RunContext)
+    version: int = MODEL_VERSION
+
+
+class Artifact(msgspec.Struct):
+    """Content, identified by its hash, and the names it was seen under."""
+
+    hash: str
+    size: int
+    paths: list[str] = []
