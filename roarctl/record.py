@@ -8,6 +8,7 @@ processes become protocol messages only when asked for (`facts()`, `proc_list()`
 from __future__ import annotations
 
 import os
+import stat
 import sys
 import time
 
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
     from roar.protocol import FileFact, Proc
 
 CHUNK = 20000
-RENAME_EXCHANGE = 2  # renameat2 flag (linux/fs.h)
+RENAME_NOREPLACE, RENAME_EXCHANGE = 1, 2  # renameat2 flags (linux/fs.h)
 _ONE_PATH = (trace.OPEN, trace.UNLINK, trace.TRUNCATE)
 _TWO_PATHS = (trace.RENAME, trace.LINK)
 
@@ -53,6 +54,19 @@ class _PathState:
         self.pre_existed: bool | None = None
         self.pre_hash: str | None = None
         self.pre_size: int | None = None
+
+    def merge(self, other: _PathState) -> None:
+        """Add what is known of `other` (the same path's facts from elsewhere), as roard
+        merges one path's facts across chunks."""
+        self.read |= other.read
+        self.written |= other.written
+        self.rdwr |= other.rdwr
+        self.deleted |= other.deleted
+        self.read_before |= other.read_before
+        if self.pre_existed is None:
+            self.pre_existed = other.pre_existed
+        if self.pre_hash is None and other.pre_hash is not None:
+            self.pre_hash, self.pre_size = other.pre_hash, other.pre_size
 
 
 class _Bloom:
@@ -97,9 +111,10 @@ class Recorder:
 
     With `flush`, memory stays bounded however many paths a run touches: once `chunk` paths
     are held, their facts go to `flush` (streamed to roard, which merges facts for one path
-    across chunks) and are forgotten, but for a Bloom filter of the paths read: a path read
-    before a flush is still hashed before it is overwritten (a false positive costs only an
-    extra hash)."""
+    across chunks) and are forgotten, but for Bloom filters of the paths read and of those
+    written: a path read before a flush is still hashed before it is overwritten (a false
+    positive costs only an extra hash), and a directory renamed after a flush still carries
+    the files the run read or wrote in it to their new names (`_rename_dir`)."""
 
     def __init__(
         self,
@@ -112,6 +127,7 @@ class Recorder:
         self._flush = flush
         self._chunk = chunk
         self._read_before: _Bloom | None = None
+        self._written_before: _Bloom | None = None
         self.procs: dict[int, _Proc] = {root_pid: _Proc(root_pid, os.getpid(), started)}
         self.threads: set[int] = set()
         self.blind_spots: list[str] = []
@@ -130,12 +146,14 @@ class Recorder:
         """Hand the facts held so far to `flush` and forget them."""
         if self._flush is None or not self.files:
             return
-        if self._read_before is None:
-            self._read_before = _Bloom()
-        bloom = self._read_before
+        if self._read_before is None or self._written_before is None:
+            self._read_before, self._written_before = _Bloom(), _Bloom()
+        read, written = self._read_before, self._written_before
         for path, st in self.files.items():
             if st.read:
-                bloom.add(path)
+                read.add(path)
+            if st.written or st.rdwr:
+                written.add(path)
         facts = self.facts()
         self.files = {}
         self._flush(facts)
@@ -211,6 +229,9 @@ class Recorder:
             self.threads.discard(ev.pid)
         elif kind == trace.RENAME:
             old, new = _norm(ev.path), _norm(ev.path2)
+            if _is_dir(old):
+                self._rename_dir(old, new, ev.flags)
+                return
             if ev.flags & RENAME_EXCHANGE:  # both names get the other's content
                 self._before_destroy(old)
                 self._before_destroy(new)
@@ -243,6 +264,58 @@ class Recorder:
             peer = _peer(ev.data, ev.arg)
             if peer:
                 self.external.add(peer)
+
+    def _rename_dir(self, old: bytes, new: bytes, flags: int) -> None:
+        """Called while the tracee is held, before directory `old` is renamed to `new`: what
+        the run did to paths under `old` now lives under `new` (and, for RENAME_EXCHANGE, the
+        other way round), whether those facts are held here or were flushed already. A
+        rename the kernel will refuse moves nothing."""
+        if old == new or new.startswith(old + b"/") or old.startswith(new + b"/"):
+            return  # EINVAL, or a no-op
+        moves = [(old, new)]
+        if flags & RENAME_EXCHANGE:
+            if _is_dir(new):
+                moves.append((new, old))
+            elif os.path.lexists(new):  # a file: it takes the directory's name
+                self._before_destroy(new)
+                self._state(old).written = True
+            else:
+                return  # ENOENT
+        elif os.path.lexists(new) and (
+            flags & RENAME_NOREPLACE or not _is_dir(new) or _has_entries(new)
+        ):
+            return  # EEXIST, ENOTDIR or ENOTEMPTY
+        moving: list[tuple[bytes, _PathState]] = []
+        for src, dst in moves:
+            prefix = src + b"/"
+            for path in [p for p in self.files if p.startswith(prefix)]:
+                if os.path.lexists(path):  # else what happened to it stays under its name
+                    moving.append((dst + path[len(src) :], self.files.pop(path)))
+            if self._read_before is not None and self._written_before is not None:
+                moving += self._flushed_under(src, dst, self._read_before, self._written_before)
+        for path, st in moving:
+            known = self.files.get(path)
+            if known is None:
+                self.files[path] = st
+            else:
+                known.merge(st)
+
+    @staticmethod
+    def _flushed_under(
+        src: bytes, dst: bytes, read: _Bloom, written: _Bloom
+    ) -> list[tuple[bytes, _PathState]]:
+        """The files under directory `src` that an earlier chunk read or wrote (their facts
+        are with roard, under names that are about to vanish), as facts under `dst`."""
+        out = []
+        for top, _dirs, names in os.walk(src):
+            for name in names:
+                path = os.path.join(top, name)
+                was_read, was_written = path in read, path in written
+                if was_read or was_written:
+                    st = _PathState()
+                    st.read, st.written, st.read_before = was_read, was_written, was_read
+                    out.append((dst + path[len(src) :], st))
+        return out
 
     def _blind(self, sentence: str) -> None:
         if sentence not in self.blind_spots:
@@ -289,6 +362,22 @@ class Recorder:
             )
             for p, s in self.files.items()
         ]
+
+
+def _is_dir(path: bytes) -> bool:
+    """A real directory (not a symlink to one: renaming a symlink moves only the link)."""
+    try:
+        return stat.S_ISDIR(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
+def _has_entries(path: bytes) -> bool:
+    try:
+        with os.scandir(path) as it:
+            return next(it, None) is not None
+    except OSError:
+        return False
 
 
 _UNTRACED = {
