@@ -138,6 +138,7 @@ def decide(
 
 def classify(facts: list[FileFact], filters: Filters, totals: Totals) -> Classified:
     """A small run's facts, all in memory."""
+    filters = filters.for_run()
     merged: dict[bytes, Merged] = {}
     stats: dict[bytes, os.stat_result | None] = {}
     dirs: dict[bytes, bytes] = {}

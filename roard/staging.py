@@ -83,6 +83,7 @@ async def classified(
 ) -> AsyncIterator[Classified]:
     """The run's staged facts, decided, a chunk of resolved paths at a time."""
     await _ensure(d)
+    filters = filters.for_run()
     dirs: dict[bytes, bytes] = {}
     last = 0
     while rows := await d.store.rows(
