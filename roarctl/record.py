@@ -36,6 +36,21 @@ def _norm(path: bytes) -> bytes:
     return os.path.normpath(path)
 
 
+def pyc_source(path: bytes) -> bytes | None:
+    """`<dir>/<name>.py` for CPython's cached bytecode `<dir>/__pycache__/<name>.<tag>.pyc`
+    (also `.opt-1.pyc`, and pytest's `<name>.<tag>-pytest-<version>.pyc`): the source the
+    interpreter derived that file's name from and checked it against before loading it, as
+    importlib.util.source_from_cache does. None for any other path (a sourceless `.pyc` that
+    lives beside where its `.py` would be is code of its own)."""
+    head, _, name = path.rpartition(b"/")
+    if not head.endswith(b"/__pycache__") or not name.endswith(b".pyc"):
+        return None
+    base, dot, _ = name.partition(b".")
+    if not base or not dot:
+        return None
+    return head[: -len(b"/__pycache__")] + b"/" + base + b".py"
+
+
 class _PathState:
     __slots__ = (
         "deleted",
@@ -198,6 +213,10 @@ class Recorder:
                 if ev.held:  # O_CREAT on a read-only open: may create the file
                     self._before_destroy(path)
                 self._state(path).read = True
+                if path.endswith(b".pyc") and (source := pyc_source(path)) is not None:
+                    # The bytecode is the source compiled: the code that ran is the .py,
+                    # which CPython only stat'ed to check the cache was fresh.
+                    self._state(source).read = True
             elif acc == os.O_RDWR and not flags & os.O_TRUNC:
                 self._before_destroy(path, reads_content=True)
                 self._state(path).rdwr = True
