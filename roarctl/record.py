@@ -230,6 +230,11 @@ class Recorder:
                 proc = self.procs[ev.pid] = _Proc(ev.pid, 0, time.time())
             argv = ev.data.split(b"\0")[:-1] if ev.data else []
             proc.execs.append((ev.path, ev.path2, argv))
+            # The program that ran is an input (roard filters system programs out); the
+            # kernel loaded it, and a script's interpreter, without an open the tracer sees.
+            for image in (ev.path, ev.path2):
+                if image.startswith(b"/"):
+                    self._state(_norm(image)).read = True
             if ev.flags and (why := privilege_dropped(ev.path2)):
                 self._blind(
                     f"{os.fsdecode(ev.path2)} {why}: it ran without that privilege (roar's "
