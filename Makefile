@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 SRC := roar roard roarctl native tests bench demo
 
-.PHONY: install demo test lint format bench clean
+.PHONY: install demo test test-deps lint format bench clean
 
 install: $(VENV)/.installed
 
@@ -21,8 +21,16 @@ $(VENV)/.installed: pyproject.toml setup.py native/tracer.c native/tracer.h nati
 demo: install
 	bash demo/run.sh
 
-test: install
+test: install test-deps
 	$(PY) -m pytest -q
+
+# The real projects tier compares roar's record with `strace -f`: install strace when root can.
+test-deps:
+	@command -v strace >/dev/null 2>&1 || [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null || \
+		{ echo "installing strace for the real projects tests"; \
+		  apt-get install -y -q strace >/dev/null 2>&1 || \
+		  { apt-get update -q >/dev/null && apt-get install -y -q strace >/dev/null; } || \
+		  echo "could not install strace: its comparisons will be skipped"; }
 
 lint: install
 	$(VENV)/bin/ruff check $(SRC)
