@@ -3,6 +3,9 @@
 Each workload runs N paired rounds (bare and traced back to back, order alternating) and reports
 the median ratio, so machine noise hits both sides alike. A private HOME/XDG tree keeps the
 benchmark's jobs out of your store; its daemon is started before timing and stopped after.
+One workload is a real project: the test suite of more-itertools, run by pytest from its sdist
+(downloaded once with `pip download` into ~/.cache/roar-bench, checked against its sha256),
+with CPython's bytecode cache on, as users have it.
 
     python bench/run.py [--rounds 7] [--only prep2000,cpu]
 """
@@ -10,6 +13,7 @@ benchmark's jobs out of your store; its daemon is started before timing and stop
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import shutil
 import statistics
@@ -51,7 +55,29 @@ TARGETS = {
     "imports": 1.6,
     "make200": 0.0,
     "gitstatus": 0.0,
+    "pytest-mi": 0.0,
 }  # 0: no target of its own (never slower than strace)
+# A small pure-Python library whose sdist carries its test suite (663 tests, ~3 s bare).
+SDIST = "more-itertools-10.5.0.tar.gz"
+SDIST_REQ = "more-itertools==10.5.0"
+SDIST_SHA256 = "5482bfef7849c25dc3c6dd53a6173ae4795da2a41a80faea6700d9f5846c5da6"
+CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "roar-bench"
+
+
+def sdist() -> Path | None:
+    """The library's sdist, downloaded from PyPI on first use (None if that fails)."""
+    path = CACHE / SDIST
+    if not path.exists():
+        CACHE.mkdir(parents=True, exist_ok=True)
+        pip = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--no-binary"]
+        got = subprocess.run([*pip, ":all:", SDIST_REQ, "-d", str(CACHE)], check=False)
+        if got.returncode != 0 or not path.exists():
+            print(f"could not download {SDIST_REQ}: skipping pytest-mi", file=sys.stderr)
+            return None
+    if hashlib.sha256(path.read_bytes()).hexdigest() != SDIST_SHA256:
+        print(f"{path} does not match its sha256: remove it", file=sys.stderr)
+        return None
+    return path
 
 
 def workloads(work: Path) -> dict[str, list[str]]:
@@ -85,6 +111,14 @@ def workloads(work: Path) -> dict[str, list[str]]:
         subprocess.run([*git, "-C", str(repo), "commit", "-qm", "x"], check=True)
     (work / "prep.py").write_text(PREP)
     (work / "cpu.py").write_text(CPU)
+    real = {}
+    archive = sdist()
+    if archive is not None:
+        subprocess.run(["tar", "-xzf", str(archive), "-C", str(work)], check=True)
+        lib = work / SDIST.removesuffix(".tar.gz")
+        # The venv's python (pytest lives there), in the project, bytecode cache on.
+        env_ = ["env", "-u", "PYTHONDONTWRITEBYTECODE", "-C", str(lib)]
+        real["pytest-mi"] = [*env_, sys.executable, "-m", "pytest", "-q"]
     return {
         "prep2000": [PY, str(work / "prep.py"), str(data), str(work / "out.json")],
         "forky300": ["sh", "-c", "for i in $(seq 300); do cat in.txt > /dev/null; done"],
@@ -92,6 +126,7 @@ def workloads(work: Path) -> dict[str, list[str]]:
         "imports": [PY, "-c", IMPORTS],
         "make200": ["sh", "-c", f"make -s -C {src} clean && make -s -j2 -C {src}"],
         "gitstatus": ["sh", "-c", f"for i in $(seq 30); do git -C {repo} status -s; done"],
+        **real,
     }
 
 
