@@ -81,8 +81,7 @@ def init(as_json: bool) -> None:
     from roar.protocol import Init, InitDone
 
     with _client() as c:
-        reply = c.call(Init(cwd=os.getcwdb()))
-    assert isinstance(reply, InitDone)
+        reply = c.call(Init(cwd=os.getcwdb()), expect=InitDone)
     if as_json:
         _emit_json(reply)
     else:
@@ -104,8 +103,7 @@ def status(limit: int, as_json: bool) -> None:
     from roarctl import render
 
     with _client() as c:
-        reply = c.call(GetStatus(cwd=os.getcwdb(), limit=limit))
-    assert isinstance(reply, StatusReply)
+        reply = c.call(GetStatus(cwd=os.getcwdb(), limit=limit), expect=StatusReply)
     if as_json:
         _emit_json(reply)
     else:
@@ -128,8 +126,8 @@ def log(limit: int, all_projects: bool, as_json: bool) -> None:
     from roarctl import render
 
     with _client() as c:
-        reply = c.call(GetLog(cwd=os.getcwdb(), limit=limit, all_projects=all_projects))
-    assert isinstance(reply, LogReply)
+        request = GetLog(cwd=os.getcwdb(), limit=limit, all_projects=all_projects)
+        reply = c.call(request, expect=LogReply)
     if as_json:
         _emit_json(reply.jobs)
     else:
@@ -158,11 +156,11 @@ def show(target: str, verbose: bool, as_json: bool) -> None:
     from roarctl import render
 
     with _client() as c:
-        reply = c.call(Show(target=target, cwd=os.getcwdb(), verbose=verbose))
+        request = Show(target=target, cwd=os.getcwdb(), verbose=verbose)
+        reply = c.call(request, expect=(ShowJob, ShowArtifact))
     if isinstance(reply, ShowJob):
         _emit_json({"job": reply.detail}) if as_json else render.job(reply.detail, verbose)
     else:
-        assert isinstance(reply, ShowArtifact)
         _emit_json({"artifact": reply.detail}) if as_json else render.artifact(reply.detail)
 
 
@@ -184,7 +182,7 @@ def daemon_stop() -> None:
     import time
 
     from roar.paths import paths
-    from roar.protocol import Shutdown
+    from roar.protocol import Ok, Shutdown
     from roarctl.client import Client
 
     try:
@@ -194,7 +192,7 @@ def daemon_stop() -> None:
         return
     with c:
         pid = c.welcome.pid
-        c.call(Shutdown())
+        c.call(Shutdown(), expect=Ok)
     for _ in range(500):
         if not paths().socket.exists():
             break

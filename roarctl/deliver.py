@@ -17,7 +17,6 @@ import msgspec
 
 from roar.paths import paths
 from roar.protocol import (
-    Error,
     FileFact,
     Progress,
     RunDone,
@@ -27,7 +26,7 @@ from roar.protocol import (
     RunStarted,
     frame,
 )
-from roarctl.client import Client, DaemonGone
+from roarctl.client import Client, DaemonGone, checked
 from roarctl.errors import RoarError
 from roarctl.record import CHUNK  # facts per RunFiles message, as streamed during the run
 
@@ -56,16 +55,18 @@ def announce(start: RunStart) -> Announced:
     An early start (the command already runs, start.early) never starts or replaces roard
     here: this runs beside the tracer, whose waitpid(-1) must not meet other children. The
     record then goes to a roard started at the end."""
+    client = None
     try:
         client = Client.connect(autostart=not start.early)
-        reply = client.call(start)
+        reply = client.call(start, expect=RunStarted)
     except RoarError as exc:
+        if client is not None:
+            client.close()
         if start.step is not None:  # re-running a step needs the daemon's answer
             raise
         # Early: the delivery at the end starts roard, or says where the record went.
         warnings = [] if start.early else [f"{exc.message}; the run is recorded when roard is back"]
         return Announced(start, None, os.urandom(6).hex(), warnings=warnings)
-    assert isinstance(reply, RunStarted)
     if reply.refuse:
         client.close()
         raise RoarError(f"not running: {reply.refuse}")
@@ -159,10 +160,7 @@ def _deliver_once(
                     bar.update(reply)
                     continue
                 bar.close()
-                if isinstance(reply, Error):
-                    raise RoarError(reply.message, reply.hint)
-                assert isinstance(reply, RunDone)
-                return reply
+                return checked(reply, RunDone, "RunFinish")
         except DaemonGone:
             if client is not None:
                 client.close()

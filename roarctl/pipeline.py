@@ -42,8 +42,7 @@ def reset(as_json: bool) -> None:
     from roar.protocol import Reset, SessionInfo
 
     with _client() as c:
-        reply = c.call(Reset(cwd=os.getcwdb()))
-    assert isinstance(reply, SessionInfo)
+        reply = c.call(Reset(cwd=os.getcwdb()), expect=SessionInfo)
     _emit_json(reply) if as_json else click.echo(f"roar: {reply.message}")
 
 
@@ -67,8 +66,8 @@ def pop(delete_outputs: bool, yes: bool, as_json: bool) -> None:
 
     cwd = os.getcwdb()
     with _client() as c:
-        preview = c.call(Pop(cwd=cwd, delete_outputs=delete_outputs, dry_run=True))
-        assert isinstance(preview, PopReply)
+        request = Pop(cwd=cwd, delete_outputs=delete_outputs, dry_run=True)
+        preview = c.call(request, expect=PopReply)
         if as_json and delete_outputs and not yes:
             raise RoarError(
                 "pop --delete-outputs --json deletes without asking: add -y", exit_code=2
@@ -82,10 +81,8 @@ def pop(delete_outputs: bool, yes: bool, as_json: bool) -> None:
                 default=False,
             ):
                 raise SystemExit(1)
-        reply = c.call(
-            Pop(cwd=cwd, delete_outputs=delete_outputs, dry_run=False, job_id=preview.job.id)
-        )
-    assert isinstance(reply, PopReply)
+        request = Pop(cwd=cwd, delete_outputs=delete_outputs, dry_run=False, job_id=preview.job.id)
+        reply = c.call(request, expect=PopReply)
     _emit_json(reply) if as_json else render.pop(reply, preview=False)
 
 
@@ -107,8 +104,7 @@ def dag(artifacts: bool, fmt: str, as_json: bool) -> None:
     from roarctl import export, render
 
     with _client() as c:
-        reply = c.call(GetDag(cwd=os.getcwdb()))
-    assert isinstance(reply, DagReply)
+        reply = c.call(GetDag(cwd=os.getcwdb()), expect=DagReply)
     if as_json:
         _emit_json(reply)
     elif fmt == "dot":
@@ -137,10 +133,8 @@ def lineage(target: str, downstream: bool, depth: int, as_json: bool) -> None:
     from roarctl import render
 
     with _client() as c:
-        reply = c.call(
-            GetLineage(target=target, cwd=os.getcwdb(), downstream=downstream, depth=depth)
-        )
-    assert isinstance(reply, LineageReply)
+        request = GetLineage(target=target, cwd=os.getcwdb(), downstream=downstream, depth=depth)
+        reply = c.call(request, expect=LineageReply)
     _emit_json(reply) if as_json else render.tree(reply.root)
 
 
@@ -161,8 +155,8 @@ def inputs(target: str, unsourced: bool, as_json: bool) -> None:
     from roarctl import render
 
     with _client() as c:
-        reply = c.call(GetInputs(target=target, cwd=os.getcwdb(), unsourced=unsourced))
-    assert isinstance(reply, InputsReply)
+        request = GetInputs(target=target, cwd=os.getcwdb(), unsourced=unsourced)
+        reply = c.call(request, expect=InputsReply)
     _emit_json(reply.inputs) if as_json else render.records(reply.inputs)
 
 
@@ -184,8 +178,7 @@ def diff(a: str, b: str, as_json: bool) -> None:
     from roarctl import render
 
     with _client() as c:
-        reply = c.call(Diff(a=a, b=b, cwd=os.getcwdb()))
-    assert isinstance(reply, DiffReply)
+        reply = c.call(Diff(a=a, b=b, cwd=os.getcwdb()), expect=DiffReply)
     _emit_json(reply) if as_json else render.diff(reply)
 
 
@@ -211,11 +204,9 @@ def export(target: str, fmt: str) -> None:
 
     cwd = os.getcwdb()
     with _client() as c:
-        reply = c.call(GetLineage(target=target, cwd=cwd))
-        assert isinstance(reply, LineageReply)
+        reply = c.call(GetLineage(target=target, cwd=cwd), expect=LineageReply)
         details = {}
         for job_id in formats.job_ids(reply.root):
-            shown = c.call(Show(target=job_id, cwd=cwd))
-            assert isinstance(shown, ShowJob)
+            shown = c.call(Show(target=job_id, cwd=cwd), expect=ShowJob)
             details[job_id] = shown.detail
     click.echo(formats.render(fmt, reply.root, details), nl=False)

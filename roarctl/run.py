@@ -101,8 +101,7 @@ def rerun(ref: str, overrides: list[str], quiet: bool, verbose: bool) -> int:
     from roarctl.client import Client
 
     with Client.connect() as c:
-        step = c.call(GetStep(cwd=os.getcwdb(), ref=ref))
-    assert isinstance(step, StepReply)
+        step = c.call(GetStep(cwd=os.getcwdb(), ref=ref), expect=StepReply)
     if any("<redacted>" in a for a in step.argv):
         raise RoarError(
             f"{step.ref}'s command held a secret that roar did not store",

@@ -25,13 +25,14 @@ def env() -> None:
     """
 
 
-def _env(op: Literal["set", "get", "list", "unset"], name: str = "", value: str = "") -> dict[str, str]:
+def _env(
+    op: Literal["set", "get", "list", "unset"], name: str = "", value: str = ""
+) -> dict[str, str]:
     from roar.protocol import EnvOp, EnvReply
 
     with _client() as c:
-        reply = c.call(EnvOp(cwd=os.getcwdb(), op=op, name=name, value=value))
-    assert isinstance(reply, EnvReply)
-    return reply.values
+        request = EnvOp(cwd=os.getcwdb(), op=op, name=name, value=value)
+        return c.call(request, expect=EnvReply).values
 
 
 @env.command("set", context_settings=CONTEXT)
@@ -86,12 +87,14 @@ def label() -> None:
     """
 
 
-def _label(op: Literal["set", "get", "rm"], target: str, pairs: dict[str, str], as_json: bool) -> None:
+def _label(
+    op: Literal["set", "get", "rm"], target: str, pairs: dict[str, str], as_json: bool
+) -> None:
     from roar.protocol import LabelOp, LabelReply
 
     with _client() as c:
-        reply = c.call(LabelOp(cwd=os.getcwdb(), op=op, target=target, pairs=pairs))
-    assert isinstance(reply, LabelReply)
+        request = LabelOp(cwd=os.getcwdb(), op=op, target=target, pairs=pairs)
+        reply = c.call(request, expect=LabelReply)
     if as_json:
         _emit_json(reply)
         return
@@ -142,13 +145,15 @@ def collection() -> None:
     """
 
 
-def _collection(op: Literal["add", "show", "list"], name: str, targets: list[str], as_json: bool) -> None:
+def _collection(
+    op: Literal["add", "show", "list"], name: str, targets: list[str], as_json: bool
+) -> None:
     from roar.protocol import CollectionOp, CollectionReply
     from roarctl import render
 
     with _client() as c:
-        reply = c.call(CollectionOp(cwd=os.getcwdb(), op=op, name=name, targets=targets))
-    assert isinstance(reply, CollectionReply)
+        request = CollectionOp(cwd=os.getcwdb(), op=op, name=name, targets=targets)
+        reply = c.call(request, expect=CollectionReply)
     if as_json:
         _emit_json(reply.collections)
         return

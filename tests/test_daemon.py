@@ -202,11 +202,11 @@ def test_unsavable_record_keeps_the_exit_status(roar: Roar) -> None:
 RESENT_FACTS = """
 import os, sys, time
 from roarctl.client import Client
-from roar.protocol import FileFact, GetStatus, RunFiles
+from roar.protocol import FileFact, GetStatus, RunFiles, StatusReply
 
 def runs():
     with Client.connect(autostart=False) as c:
-        return c.call(GetStatus(cwd=os.getcwdb())).daemon.runs
+        return c.call(GetStatus(cwd=os.getcwdb()), expect=StatusReply).daemon.runs
 
 # As roarctl does after a roard restart: facts of a run started on another connection.
 c = Client.connect(autostart=False)
