@@ -26,6 +26,7 @@ from roar.protocol import (
     RunStarted,
     frame,
 )
+from roarctl import messages
 from roarctl.client import Client, DaemonGone, checked
 from roarctl.errors import RoarError
 from roarctl.record import CHUNK  # facts per RunFiles message, as streamed during the run
@@ -169,7 +170,7 @@ def _deliver_once(
             if attempt == 0:
                 continue
         except RoarError as exc:
-            print(f"roarctl: warning: {exc.message}", file=sys.stderr)
+            messages.warn(exc.message)
             break
         finally:
             if client is not None:
@@ -202,10 +203,8 @@ def _spool(finish: RunFinish, facts: list[FileFact]) -> None:
             f.write(frame(whole)[4:])
         os.replace(tmp, target)
     except OSError as exc:
-        print(
-            f"roarctl: warning: could not save the record of job {finish.job_id} "
-            f"({exc.strerror or exc}); it is lost",
-            file=sys.stderr,
+        messages.warn(
+            f"could not save the record of job {finish.job_id} ({exc.strerror or exc}); it is lost"
         )
 
 
@@ -226,7 +225,7 @@ class _ProgressBar:
         width = 30
         filled = int(frac * width)
         sys.stderr.write(
-            f"\rroar: {p.label} [{'#' * filled}{' ' * (width - filled)}] {frac:4.0%} "
+            f"\r{messages.PREFIX}: {p.label} [{'#' * filled}{' ' * (width - filled)}] {frac:4.0%} "
             f"{_size(p.done)}/{_size(p.total)}"
         )
         sys.stderr.flush()

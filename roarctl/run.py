@@ -23,7 +23,7 @@ import sys
 import time
 
 from roar import prerun
-from roarctl import trace
+from roarctl import messages, trace
 from roarctl.errors import RoarError
 from roarctl.record import CHUNK, Recorder, privilege_dropped
 
@@ -115,7 +115,7 @@ def rerun(ref: str, overrides: list[str], quiet: bool, verbose: bool) -> int:
     if not quiet:
         import shlex
 
-        print(f"roar: re-running {step.ref}: {shlex.join(argv)}", file=sys.stderr)
+        messages.note(f"re-running {step.ref}: {shlex.join(argv)}")
     return run(argv, quiet, verbose, kind=step.kind, step=int(step.ref.lstrip("@Bb")))
 
 
@@ -131,10 +131,9 @@ def run(
     exe = find_executable(argv[0])
     why = privilege_dropped(exe)
     if why and not quiet:  # warn before it runs: it will run without its privilege
-        print(
-            f"roarctl: warning: {argv[0]} {why}; under roar it runs without that privilege "
-            "(tracing sets no_new_privs) and may fail or behave differently",
-            file=sys.stderr,
+        messages.warn(
+            f"{argv[0]} {why}; under roar it runs without that privilege "
+            "(tracing sets no_new_privs) and may fail or behave differently"
         )
     argv_b = [os.fsencode(a) for a in argv]
     try:
@@ -195,14 +194,14 @@ def run(
                             recorder.apply(ev)
                     except Exception as exc:  # never the command's problem: it goes on
                         recording = tracer_ok = False
-                        print(f"roarctl: warning: recording failed: {exc!r}", file=sys.stderr)
+                        messages.warn(f"recording failed: {exc!r}")
                 if window and batch[-1].held:
                     _wait_for_snapshot(helper, quiet)
                     tracer.hold_writes(False)
                     window = False
         except OSError as exc:  # the tracer itself failed: keep what was seen, as partial
             tracer_ok = False
-            print(f"roarctl: warning: tracing failed: {exc}", file=sys.stderr)
+            messages.warn(f"tracing failed: {exc}")
     finally:
         status = tracer.exit_status()
         tracer.close()  # after a tracer failure this kills what is left of the command
@@ -219,10 +218,10 @@ def run(
             announced = helper.result()
         except KeyboardInterrupt:  # Ctrl-C while roard is slow to answer: the command is done
             if not quiet:
-                print("roarctl: not waiting for roard; this run is not recorded", file=sys.stderr)
+                messages.note("not waiting for roard; this run is not recorded")
             return exit_code
         except Exception as exc:  # roarctl cannot talk to roard at all (a broken install?)
-            print(f"roarctl: warning: this run is not recorded: {exc!r}", file=sys.stderr)
+            messages.warn(f"this run is not recorded: {exc!r}")
             return exit_code
         sys.setswitchinterval(switch)
         if not quiet:
@@ -262,10 +261,9 @@ def _wait_for_snapshot(helper: _Announcer, quiet: bool) -> None:
             return
         if time.monotonic() > deadline:
             if not quiet:
-                print(
-                    "roarctl: warning: roard has not answered in 15 s; the command goes on, "
-                    "and its git state may include the command's first changes",
-                    file=sys.stderr,
+                messages.warn(
+                    "roard has not answered in 15 s; the command goes on, "
+                    "and its git state may include the command's first changes"
                 )
             return
 
@@ -359,7 +357,7 @@ def _announce_first(
 
 def _warn(warnings: list[str]) -> None:
     for warning in warnings:
-        print(f"roar: warning: {warning}", file=sys.stderr)
+        messages.warn(warning)
 
 
 def _finish(
@@ -395,16 +393,12 @@ def _finish(
         done = deliver.deliver(announced.client, finish, recorder.facts(), quiet, stream)
     except KeyboardInterrupt:
         if not quiet:
-            print(
-                "roarctl: not waiting; roard finishes the record in the background", file=sys.stderr
-            )
+            messages.note("not waiting; roard finishes the record in the background")
         return exit_code
     if not quiet:
         if done is None and (paths().spool / f"{job_id}.msgpack").exists():
-            print(
-                f"roar: job {job_id} spooled (roard unavailable; it is stored when roard "
-                "next starts)",
-                file=sys.stderr,
+            messages.note(
+                f"job {job_id} spooled (roard unavailable; it is stored when roard next starts)"
             )
         elif done is not None:
             _summary(done, elapsed, verbose)
@@ -416,12 +410,12 @@ def _summary(done: RunDone, elapsed: float, verbose: bool) -> None:
     status = "" if job.status == "complete" else f" · {job.status}"
     step = f" · {job.step}" if job.step else ""
     line = (
-        f"roar: job {job.id}{step} · {job.inputs} input{'s' * (job.inputs != 1)} · "
+        f"job {job.id}{step} · {job.inputs} input{'s' * (job.inputs != 1)} · "
         f"{job.outputs} output{'s' * (job.outputs != 1)} · {_duration(elapsed)}{status}"
     )
     if verbose:
         line += f" · {done.filtered} system files filtered"
-    print(line, file=sys.stderr)
+    messages.note(line)
 
 
 def _duration(seconds: float) -> str:

@@ -197,6 +197,10 @@ def test_unsavable_record_keeps_the_exit_status(roar: Roar) -> None:
     proc = roar("run", "sh", "-c", "exit 3", env=broken, check=False)
     assert proc.returncode == 3
     assert "Traceback" not in proc.stderr and "it is lost" in proc.stderr
+    quiet = roar("run", "-q", "sh", "-c", "exit 3", env=broken, check=False)
+    assert quiet.returncode == 3  # -q hides roar's notes, never that a record is lost
+    (lost,) = [ln for ln in quiet.stderr.splitlines() if "it is lost" in ln]
+    assert lost.startswith("roar: warning: could not save the record of job ")
 
 
 RESENT_FACTS = """
