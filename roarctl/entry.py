@@ -35,7 +35,7 @@ def main() -> None:
     try:
         fast = _fast_run(sys.argv[1:])
         if fast is not None:
-            from roarctl.run import run
+            from roarctl.run import main as run
 
             sys.exit(run(*fast))
         from roarctl.cli import click_main

@@ -1,5 +1,5 @@
 """Running commands traced: run, build. roarctl.entry runs plain `run` invocations without
-click (see there); both ways end in roarctl.run."""
+click (see there); both ways end in roarctl.run.main."""
 
 from __future__ import annotations
 
@@ -26,9 +26,9 @@ def run(command: tuple[str, ...], quiet: bool, verbose: bool) -> None:
       roarctl run -- sh -c 'sort data.csv > sorted.csv'
       roarctl run -q make all
     """
-    from roarctl.run import run as do_run
+    from roarctl.run import main
 
-    sys.exit(do_run(list(command), quiet=quiet, verbose=verbose))
+    sys.exit(main(list(command), quiet=quiet, verbose=verbose))
 
 
 @click.command(context_settings=PASSTHROUGH)
@@ -43,9 +43,9 @@ def build(command: tuple[str, ...], quiet: bool) -> None:
       roarctl build pip install -e .
       roarctl build make
     """
-    from roarctl.run import run as do_run
+    from roarctl.run import main
 
-    sys.exit(do_run(list(command), quiet=quiet, kind="build"))
+    sys.exit(main(list(command), quiet=quiet, kind="build"))
 
 
 COMMANDS = [run, build]
