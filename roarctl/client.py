@@ -7,6 +7,7 @@ import os
 import socket
 import sys
 import time
+from typing import Any, TypeVar, overload
 
 import msgspec
 
@@ -26,10 +27,32 @@ from roar.protocol import (
 from roarctl.errors import RoarError
 
 START_TIMEOUT = 15.0
+VERSIONS_HINT = "roarctl and roard versions may differ: roarctl daemon stop"
+
+R = TypeVar("R", bound=msgspec.Struct)
+S = TypeVar("S", bound=msgspec.Struct)
 
 
 class DaemonGone(RoarError):
     """The connection to roard broke (it died or was stopped)."""
+
+
+@overload
+def checked(reply: Reply, expect: type[R], request: str) -> R: ...
+@overload
+def checked(reply: Reply, expect: tuple[type[R], type[S]], request: str) -> R | S: ...
+def checked(reply: Reply, expect: Any, request: str) -> Any:
+    """`reply` when it is of the type (or one of the types) `expect` names. An Error reply, or
+    a reply of another type (roard and roarctl of different versions), is a RoarError: never an
+    assert, which `python -O` would remove."""
+    if isinstance(reply, Error):
+        raise RoarError(reply.message, reply.hint)
+    if isinstance(reply, expect):
+        return reply
+    wanted = " or ".join(t.__name__ for t in (expect if isinstance(expect, tuple) else (expect,)))
+    raise RoarError(
+        f"roard answered {request} with {type(reply).__name__}, not {wanted}", VERSIONS_HINT
+    )
 
 
 class Client:
@@ -50,12 +73,9 @@ class Client:
         client = cls(sock, Welcome(protocol=0, server="", pid=0))
         client.send(Hello(protocol=PROTOCOL_VERSION, client=f"roarctl {__version__}"))
         reply = client.recv()
-        if isinstance(reply, Error):
-            if reply.code == "version" and autostart and replace:
-                return cls._replace_daemon(client, where)
-            raise RoarError(reply.message, reply.hint)
-        assert isinstance(reply, Welcome)
-        client.welcome = reply
+        if isinstance(reply, Error) and reply.code == "version" and autostart and replace:
+            return cls._replace_daemon(client, where)
+        client.welcome = reply = checked(reply, Welcome, "Hello")
         if reply.server != __version__ and autostart and replace:
             # An upgrade left the old daemon running: replace it (runs in flight are
             # delivered to the new one, as after any daemon restart).
@@ -97,18 +117,17 @@ class Client:
             length = body_length(self._exactly(4))
             return decode_reply(self._exactly(length))
         except FrameError as exc:
-            raise RoarError(
-                f"roard sent something unreadable: {exc}",
-                "roarctl and roard versions may differ: roarctl daemon stop",
-            ) from None
+            raise RoarError(f"roard sent something unreadable: {exc}", VERSIONS_HINT) from None
 
-    def call(self, message: msgspec.Struct) -> Reply:
-        """Send a request and return its reply; an Error reply becomes a RoarError."""
+    @overload
+    def call(self, message: msgspec.Struct, expect: type[R]) -> R: ...
+    @overload
+    def call(self, message: msgspec.Struct, expect: tuple[type[R], type[S]]) -> R | S: ...
+    def call(self, message: msgspec.Struct, expect: Any) -> Any:
+        """Send a request and return its reply, of the type (or one of the types) `expect`
+        names; an Error reply, or any other reply, raises a RoarError."""
         self.send(message)
-        reply = self.recv()
-        if isinstance(reply, Error):
-            raise RoarError(reply.message, reply.hint)
-        return reply
+        return checked(self.recv(), expect, type(message).__name__)
 
     def _exactly(self, n: int) -> bytes:
         chunks = []

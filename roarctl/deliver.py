@@ -2,22 +2,21 @@
 restarted roard if the first one died), or spool it to disk when no roard can take it.
 
 Loaded off the command's critical path: `roarctl run` starts the command first where it may
-(see roarctl.run) and imports this in a helper thread while the command runs.
+(see roarctl.run) and imports this in a helper thread while the command runs. Prints nothing:
+warnings go to the caller's `warn`, roard's progress to its ProgressBar.
 """
 
 from __future__ import annotations
 
 import os
-import sys
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import IO
 
 import msgspec
 
 from roar.paths import paths
 from roar.protocol import (
-    Error,
     FileFact,
     Progress,
     RunDone,
@@ -27,8 +26,9 @@ from roar.protocol import (
     RunStarted,
     frame,
 )
-from roarctl.client import Client, DaemonGone
+from roarctl.client import Client, DaemonGone, checked
 from roarctl.errors import RoarError
+from roarctl.messages import ProgressBar
 from roarctl.record import CHUNK  # facts per RunFiles message, as streamed during the run
 
 
@@ -56,16 +56,18 @@ def announce(start: RunStart) -> Announced:
     An early start (the command already runs, start.early) never starts or replaces roard
     here: this runs beside the tracer, whose waitpid(-1) must not meet other children. The
     record then goes to a roard started at the end."""
+    client = None
     try:
         client = Client.connect(autostart=not start.early)
-        reply = client.call(start)
+        reply = client.call(start, expect=RunStarted)
     except RoarError as exc:
+        if client is not None:
+            client.close()
         if start.step is not None:  # re-running a step needs the daemon's answer
             raise
         # Early: the delivery at the end starts roard, or says where the record went.
         warnings = [] if start.early else [f"{exc.message}; the run is recorded when roard is back"]
         return Announced(start, None, os.urandom(6).hex(), warnings=warnings)
-    assert isinstance(reply, RunStarted)
     if reply.refuse:
         client.close()
         raise RoarError(f"not running: {reply.refuse}")
@@ -118,13 +120,16 @@ def deliver(
     client: Client | None,
     finish: RunFinish,
     facts: list[FileFact],
-    quiet: bool,
+    warn: Callable[[str], None],
     stream: Stream | None = None,
-) -> RunDone | None:
+    progress: ProgressBar | None = None,
+) -> RunDone | Path | None:
     """Send the record; on a lost daemon, restart it and send again; failing that, spool it.
-    Facts streamed during the run are sent again on any new connection."""
+    Facts streamed during the run are sent again on any new connection. Returns roard's
+    answer, or the spool file the record was saved to, or None: the record is lost (`warn`
+    was told why)."""
     try:
-        return _deliver_once(client, finish, facts, quiet, stream)
+        return _deliver_once(client, finish, facts, warn, stream, progress)
     finally:
         if stream is not None:
             stream.close()
@@ -134,9 +139,10 @@ def _deliver_once(
     client: Client | None,
     finish: RunFinish,
     facts: list[FileFact],
-    quiet: bool,
+    warn: Callable[[str], None],
     stream: Stream | None,
-) -> RunDone | None:
+    progress: ProgressBar | None,
+) -> RunDone | Path | None:
     # The run's own connection already carries the streamed chunks, unless sending failed;
     # any new connection (a restarted roard) is sent them again first.
     fresh = stream is not None and not stream.sent_ok
@@ -152,17 +158,17 @@ def _deliver_once(
             for i in range(0, len(facts), CHUNK):
                 client.send(RunFiles(job_id=finish.job_id, files=facts[i : i + CHUNK]))
             client.send(finish)
-            bar = _ProgressBar(quiet)
+            if progress is not None:
+                progress.start()
             while True:
                 reply = client.recv()
                 if isinstance(reply, Progress):
-                    bar.update(reply)
+                    if progress is not None:
+                        progress.update(reply.label, reply.done, reply.total)
                     continue
-                bar.close()
-                if isinstance(reply, Error):
-                    raise RoarError(reply.message, reply.hint)
-                assert isinstance(reply, RunDone)
-                return reply
+                if progress is not None:
+                    progress.close()
+                return checked(reply, RunDone, "RunFinish")
         except DaemonGone:
             if client is not None:
                 client.close()
@@ -171,7 +177,7 @@ def _deliver_once(
             if attempt == 0:
                 continue
         except RoarError as exc:
-            print(f"roarctl: warning: {exc.message}", file=sys.stderr)
+            warn(exc.message)
             break
         finally:
             if client is not None:
@@ -179,11 +185,10 @@ def _deliver_once(
                 client = None
     if stream is not None:  # the record spooled must be whole: the streamed chunks too
         facts = [f for chunk in stream.replay() for f in chunk] + facts
-    _spool(finish, facts)
-    return None
+    return _spool(finish, facts, warn)
 
 
-def _spool(finish: RunFinish, facts: list[FileFact]) -> None:
+def _spool(finish: RunFinish, facts: list[FileFact], warn: Callable[[str], None]) -> Path | None:
     """Save the record for the next roard; secrets are redacted first (nothing unredacted is
     ever stored). A failure to save costs the record, never the command's exit status."""
     from roar.redact import redact_argv, redact_env
@@ -204,45 +209,8 @@ def _spool(finish: RunFinish, facts: list[FileFact]) -> None:
             f.write(frame(whole)[4:])
         os.replace(tmp, target)
     except OSError as exc:
-        print(
-            f"roarctl: warning: could not save the record of job {finish.job_id} "
-            f"({exc.strerror or exc}); it is lost",
-            file=sys.stderr,
+        warn(
+            f"could not save the record of job {finish.job_id} ({exc.strerror or exc}); it is lost"
         )
-
-
-class _ProgressBar:
-    """A one-line bar on stderr, shown only on a terminal and only once work passes a second
-    (ROAR_PROGRESS_AFTER seconds)."""
-
-    def __init__(self, quiet: bool) -> None:
-        self.enabled = not quiet and sys.stderr.isatty()
-        self.after = float(os.environ.get("ROAR_PROGRESS_AFTER", "1.0"))
-        self.shown = False
-        self.began = time.monotonic()
-
-    def update(self, p: Progress) -> None:
-        if not self.enabled or time.monotonic() - self.began < self.after or p.total <= 0:
-            return
-        frac = min(1.0, p.done / p.total)
-        width = 30
-        filled = int(frac * width)
-        sys.stderr.write(
-            f"\rroar: {p.label} [{'#' * filled}{' ' * (width - filled)}] {frac:4.0%} "
-            f"{_size(p.done)}/{_size(p.total)}"
-        )
-        sys.stderr.flush()
-        self.shown = True
-
-    def close(self) -> None:
-        if self.shown:
-            sys.stderr.write("\r\033[K")
-            sys.stderr.flush()
-
-
-def _size(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if n < 1000 or unit == "TB":
-            return f"{n:.0f}{unit}" if unit == "B" else f"{n:.1f}{unit}"
-        n /= 1000
-    return f"{n:.1f}TB"
+        return None
+    return target

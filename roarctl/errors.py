@@ -1,8 +1,7 @@
-"""The CLI's error type, and the one place errors are shown to the user."""
+"""The CLI's error type: what went wrong, in one line, and what to do next. Raised anywhere in
+roarctl; shown to the user in one place, roarctl.entry.main (through roarctl.messages)."""
 
 from __future__ import annotations
-
-import sys
 
 
 class RoarError(Exception):
@@ -13,10 +12,3 @@ class RoarError(Exception):
         self.message = message
         self.hint = hint
         self.exit_code = exit_code
-
-
-def show(exc: RoarError) -> int:
-    print(f"roarctl: error: {exc.message}", file=sys.stderr)
-    if exc.hint:
-        print(f"  hint: {exc.hint}", file=sys.stderr)
-    return exc.exit_code

@@ -5,7 +5,7 @@ keeps the terminal, process group, stdin and signals it would have had, and it n
 roard being alive: if roard dies mid-run, the record is delivered to a restarted roard at the end,
 or spooled to disk for the next one.
 
-Early start: where roard's answer cannot change how the command runs (roard.prerun), the command
+Early start: where roard's answer cannot change how the command runs (roar.prerun), the command
 starts at once, and a helper thread loads the modules that talk to roard and announces the run
 while the command runs. So the CLI's imports and roard's start work cost the command nothing,
 up to its first write: in a git tree that write is held until roard has taken the git state
@@ -13,6 +13,10 @@ up to its first write: in a git tree that write is held until roard has taken th
 a hygiene rule, re-running a step, no live roard, a tree file inherited open for writing) the
 run is announced first. Until the command has started, this module is kept to `os`, `time` and
 the tracer.
+
+Runner is the library face: it runs one command after another, each with its own cwd and
+environment, prints nothing and returns a RunResult. `main` is the CLI's: `roarctl run` and
+`roarctl build` (roarctl.entry calls it without click), printing what they always have.
 """
 
 from __future__ import annotations
@@ -23,212 +27,333 @@ import sys
 import time
 
 from roar import prerun
-from roarctl import trace
+from roarctl import messages, trace
 from roarctl.errors import RoarError
 from roarctl.record import CHUNK, Recorder, privilege_dropped
 
 TYPE_CHECKING = False  # not `from typing`: this module loads before the command starts
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+    from pathlib import Path
+    from typing import Literal
+
     from roar.model import JobKind
-    from roar.protocol import FileFact, RunDone, RunStart
+    from roar.protocol import FileFact, JobRow, RunStart
     from roarctl.deliver import Announced, Stream
+    from roarctl.messages import ProgressBar
+
+    Record = Literal["stored", "spooled", "lost", "not-recorded", "in-background"]
+    OnWarning = Callable[[str, bool], None]
 
 SIGKILL_STATUS = 9  # the raw wait status of a process killed by SIGKILL
 
 
-def find_executable(name: str) -> bytes:
-    """PATH lookup as the shell does it; RoarError with exit 126/127 when it cannot run."""
-    if "/" in name:
-        if not os.path.exists(name):
+class RunResult:
+    """What became of one run: the command's exit code, and where its record went.
+
+    `record` is "stored" (roard stored it: `job` is its row), "spooled" (no roard could take
+    it: saved to `spool` for the next one), "lost" (it could not be saved either: a warning
+    says why), "not-recorded" (roard could not be told about the run at all, or, with
+    `interrupted`, Ctrl-C stopped the wait for it) or "in-background" (Ctrl-C stopped the
+    wait while roard was finishing the record: it goes on without us). `warnings` holds every
+    warning given through `on_warning`, in order."""
+
+    __slots__ = (
+        "elapsed",
+        "exit_code",
+        "filtered",
+        "interrupted",
+        "job",
+        "job_id",
+        "record",
+        "spool",
+        "warnings",
+    )
+
+    def __init__(
+        self,
+        job_id: str,
+        exit_code: int,
+        elapsed: float,
+        record: Record,
+        warnings: list[str],
+        job: JobRow | None = None,
+        filtered: int = 0,
+        spool: Path | None = None,
+        interrupted: bool = False,
+    ) -> None:
+        self.job_id = job_id  # "" when the run was never announced
+        self.exit_code = exit_code  # as the shell reports it: 128+N for signal N
+        self.elapsed = elapsed  # the command's wall time, in seconds
+        self.record: Record = record
+        self.warnings = warnings
+        self.job = job
+        self.filtered = filtered  # system files filtered out of the record
+        self.spool = spool
+        self.interrupted = interrupted
+
+
+class Runner:
+    """Runs commands traced, one after another, and hands each one's record to roard.
+
+    Prints nothing. `on_warning(text, at_risk)` is called as each warning arises (some must be
+    seen before or while the command runs: a setuid program, a refusing or slow roard);
+    `at_risk` is true when the record itself is partial, lost or not made (`roarctl run -q`
+    still shows those). `progress` shows roard's progress on a large record.
+
+    Each run takes its own cwd and environment; this process's working directory is never
+    changed. ROAR_EARLY and ROAR_FLUSH_EVERY are read from this process's environment."""
+
+    def __init__(
+        self, on_warning: OnWarning | None = None, progress: ProgressBar | None = None
+    ) -> None:
+        self.on_warning = on_warning
+        self.progress = progress
+
+    def run(
+        self,
+        argv: list[str],
+        cwd: str | bytes | None = None,
+        env: Mapping[str, str] | Mapping[bytes, bytes] | None = None,
+        kind: JobKind = "run",
+        step: int | None = None,
+    ) -> RunResult:
+        """Run `argv` in `cwd` (default: this process's) with `env` (default: this process's),
+        as a job of `kind`; `step`: the number of the recorded step it runs again (`@N`).
+
+        The executable is looked up in `env`'s PATH, a relative one in `cwd`. Raises RoarError
+        when the command cannot be started (exit_code 126 or 127, as the shell's) or roard
+        refuses it; the command's own failure is the result's exit_code."""
+        if not argv:
+            raise RoarError("no command to run", exit_code=2)
+        warn = _Warnings(self.on_warning)
+        if cwd is None:
+            where = _getcwd()
+        else:
+            from roarctl.steps import cannot_enter
+
+            where = os.path.realpath(os.fsencode(cwd))
+            why = cannot_enter(where)
+            if why:
+                raise RoarError(f"cannot enter {os.fsdecode(where)}: {why}")
+        environ: Mapping[bytes, bytes] = os.environb
+        if env is not None:
+            environ = {os.fsencode(k): os.fsencode(v) for k, v in env.items()}
+        exe = find_executable(argv[0], environ.get(b"PATH", os.defpath.encode()), where)
+        why = privilege_dropped(os.path.join(where, exe))
+        if why:  # warn before it runs: it will run without its privilege
+            warn(
+                f"{argv[0]} {why}; under roar it runs without that privilege "
+                "(tracing sets no_new_privs) and may fail or behave differently"
+            )
+        argv_b = [os.fsencode(a) for a in argv]
+        env_b = [k + b"=" + v for k, v in environ.items()]
+        started = time.time()
+        early, tree = prerun.early_start(where) if step is None else (False, None)
+        if early and tree is not None and _writable_in(tree):
+            early = False  # e.g. `>> log` in the tree: the command could change it first
+        announced: Announced | None = None
+        if not early:
+            announced = _announce_first(argv_b, where, env_b, started, kind, step, warn)
+            env_b = announced.start.env  # with the project's `roarctl env set` variables
+        switch = sys.getswitchinterval()
+        try:
+            return self._trace(
+                exe, argv_b, where, env_b, started, kind, early, tree, announced, warn
+            )
+        finally:
+            sys.setswitchinterval(switch)
+
+    def _trace(
+        self,
+        exe: bytes,
+        argv: list[bytes],
+        cwd: bytes,
+        env: list[bytes],
+        started: float,
+        kind: JobKind,
+        early: bool,
+        tree: bytes | None,
+        announced: Announced | None,
+        warn: _Warnings,
+    ) -> RunResult:
+        """Start the command under the tracer and fold its events until it ends; then deliver."""
+        affinity = os.sched_getaffinity(0) if early else set()
+        began = time.monotonic()
+        try:
+            tracer = trace.Tracer(exe, argv, env, cwd)
+        except trace.TraceStartError as exc:
+            if announced is not None and announced.client is not None:
+                announced.client.close()
+            code = 127 if exc.errno == 2 else 126
+            name = os.fsdecode(argv[0])
+            raise RoarError(f"cannot run {name}: {exc.strerror or exc}", exit_code=code) from None
+        # In a git tree, an early command's first change waits until roard has taken the git
+        # state: every write is held until then (the window), whatever path it goes through.
+        window = early and tree is not None
+        if early:
+            sys.setswitchinterval(0.0005)  # a held tracee waits at most this for the GIL
+            if window:
+                tracer.hold_writes(True)
+            helper = _Announcer(argv, cwd, env, started, kind, affinity)
+        # ROAR_FLUSH_EVERY: paths held before their facts are streamed to roard (tests use a few)
+        every = int(os.environ.get("ROAR_FLUSH_EVERY", "0") or 0) or CHUNK
+        stream: Stream | None = None
+
+        def flush(facts: list[FileFact]) -> None:
+            nonlocal stream
+            if stream is None:
+                from roarctl.deliver import Stream
+
+                a = announced or helper.result()
+                stream = Stream(a.client, a.job_id)
+            stream(facts)
+
+        recorder = Recorder(tracer.root_pid, started, flush=flush, chunk=every)
+        tracer_ok = recording = True
+        try:
+            tracer.forward_signals()
+            try:
+                while batch := tracer.next_batch():
+                    if recording:
+                        try:
+                            for ev in batch:
+                                recorder.apply(ev)
+                        except Exception as exc:  # never the command's problem: it goes on
+                            recording = tracer_ok = False
+                            warn(f"recording failed: {exc!r}", True)
+                    if window and batch[-1].held:
+                        _wait_for_snapshot(helper, warn)
+                        tracer.hold_writes(False)
+                        window = False
+            except OSError as exc:  # the tracer itself failed: keep what was seen, as partial
+                tracer_ok = False
+                warn(f"tracing failed: {exc}", True)
+        finally:
+            status = tracer.exit_status()
+            tracer.close()  # after a tracer failure this kills what is left of the command
+        if status < 0:  # never reaped: killed by close() above
+            status = SIGKILL_STATUS
+        ended = time.time()
+        elapsed = time.monotonic() - began
+        root = recorder.procs[tracer.root_pid]
+        root.end, root.wait_status = ended, status
+        code = os.waitstatus_to_exitcode(status)
+        exit_code = 128 - code if code < 0 else code
+        if announced is None:
+            try:
+                announced = helper.result()
+            except KeyboardInterrupt:  # Ctrl-C while roard is slow to answer: the command is done
+                return RunResult(
+                    "", exit_code, elapsed, "not-recorded", warn.items, interrupted=True
+                )
+            except Exception as exc:  # roarctl cannot talk to roard at all (a broken install?)
+                warn(f"this run is not recorded: {exc!r}", True)
+                return RunResult("", exit_code, elapsed, "not-recorded", warn.items)
+            for warning in announced.warnings:
+                warn(warning)
+        return self._deliver(
+            announced, recorder, status, ended, tracer_ok, stream, exit_code, elapsed, warn
+        )
+
+    def _deliver(
+        self,
+        announced: Announced,
+        recorder: Recorder,
+        status: int,
+        ended: float,
+        tracer_ok: bool,
+        stream: Stream | None,
+        exit_code: int,
+        elapsed: float,
+        warn: _Warnings,
+    ) -> RunResult:
+        """Deliver the record (or spool it) and say where it went."""
+        from pathlib import Path
+
+        from roar.protocol import RunDone, RunFinish
+        from roarctl import deliver
+
+        job_id = announced.job_id
+        finish = RunFinish(
+            job_id=job_id,
+            start=announced.start,
+            ended=ended,
+            wait_status=status,
+            procs=recorder.proc_list(),
+            blind_spots=recorder.blind_spots,
+            tracer_ok=tracer_ok,
+            external=sorted(recorder.external),
+        )
+
+        def at_risk(text: str) -> None:
+            warn(text, True)
+
+        client, progress = announced.client, self.progress
+        try:
+            done = deliver.deliver(client, finish, recorder.facts(), at_risk, stream, progress)
+        except KeyboardInterrupt:
+            return RunResult(
+                job_id, exit_code, elapsed, "in-background", warn.items, interrupted=True
+            )
+        if isinstance(done, RunDone):
+            return RunResult(
+                job_id,
+                exit_code,
+                elapsed,
+                "stored",
+                warn.items,
+                job=done.job,
+                filtered=done.filtered,
+            )
+        if isinstance(done, Path):
+            return RunResult(job_id, exit_code, elapsed, "spooled", warn.items, spool=done)
+        return RunResult(job_id, exit_code, elapsed, "lost", warn.items)
+
+
+class _Warnings:
+    """One run's warnings: kept for its result, and passed on to `on_warning` as they arise."""
+
+    __slots__ = ("items", "on_warning")
+
+    def __init__(self, on_warning: OnWarning | None) -> None:
+        self.items: list[str] = []
+        self.on_warning = on_warning
+
+    def __call__(self, text: str, at_risk: bool = False) -> None:
+        self.items.append(text)
+        if self.on_warning is not None:
+            self.on_warning(text, at_risk)
+
+
+def find_executable(name: str, path: bytes, cwd: bytes) -> bytes:
+    """PATH lookup as the shell does it, in `path` (a PATH value), a relative name or PATH
+    entry taken in `cwd`; returns what to exec from `cwd`. RoarError with exit 126/127 when it
+    cannot run."""
+    name_b = os.fsencode(name)
+    if b"/" in name_b:
+        full = os.path.join(cwd, name_b)
+        if not os.path.exists(full):
             raise RoarError(f"{name}: no such file or directory", exit_code=127)
-        if os.path.isdir(name) or not os.access(name, os.X_OK):
+        if os.path.isdir(full) or not os.access(full, os.X_OK):
             raise RoarError(f"{name}: permission denied (not an executable file)", exit_code=126)
-        return os.fsencode(name)
-    for d in os.environ.get("PATH", os.defpath).split(os.pathsep):
-        candidate = os.path.join(d or ".", name)
-        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
-            return os.fsencode(candidate)
+        return name_b
+    for d in path.split(b":"):
+        candidate = os.path.join(d or b".", name_b)
+        full = os.path.join(cwd, candidate)
+        if os.path.isfile(full) and os.access(full, os.X_OK):
+            return candidate
     raise RoarError(f"{name}: command not found", "check the spelling, or your PATH", exit_code=127)
 
 
-def apply_overrides(step: str, argv: list[str], overrides: list[str]) -> list[str]:
-    """Replace `--name value` / `--name=value` arguments; an override matching nothing is an
-    error, never ignored."""
-    pairs: list[tuple[str, str]] = []
-    i = 0
-    while i < len(overrides):
-        arg = overrides[i]
-        if not arg.startswith("--") or arg == "--":
-            raise RoarError(
-                f"'{arg}' is not an override",
-                "write overrides as --name=value or --name value",
-                exit_code=2,
-            )
-        if "=" in arg:
-            name, value = arg[2:].split("=", 1)
-            i += 1
-        elif i + 1 < len(overrides):
-            name, value = arg[2:], overrides[i + 1]
-            i += 2
-        else:
-            raise RoarError(f"{arg} needs a value", exit_code=2)
-        pairs.append((name, value))
-    out = list(argv)
-    for name, value in pairs:
-        flag = f"--{name}"
-        for j, a in enumerate(out):
-            if a == flag and j + 1 < len(out):
-                out[j + 1] = value
-                break
-            if a.startswith(flag + "="):
-                out[j] = f"{flag}={value}"
-                break
-        else:
-            import shlex
-
-            raise RoarError(
-                f"{flag} matches no argument of {step}: {shlex.join(argv)}",
-                "an override replaces an argument the step already has",
-                exit_code=2,
-            )
-    return out
-
-
-def rerun(ref: str, overrides: list[str], quiet: bool, verbose: bool) -> int:
-    """`roarctl run @N [--name=value ...]`: run a recorded step again, in its directory."""
-    from roar.protocol import GetStep, StepReply
-    from roarctl.client import Client
-
-    with Client.connect() as c:
-        step = c.call(GetStep(cwd=os.getcwdb(), ref=ref))
-    assert isinstance(step, StepReply)
-    if any("<redacted>" in a for a in step.argv):
-        raise RoarError(
-            f"{step.ref}'s command held a secret that roar did not store",
-            "run the command again yourself under `roarctl run`",
-        )
-    argv = apply_overrides(step.ref, step.argv, overrides)
+def _getcwd() -> bytes:
     try:
-        os.chdir(step.cwd_raw or step.cwd)
-    except OSError as exc:
-        raise RoarError(f"cannot enter {step.cwd}, where {step.ref} ran: {exc.strerror}") from None
-    if not quiet:
-        import shlex
-
-        print(f"roar: re-running {step.ref}: {shlex.join(argv)}", file=sys.stderr)
-    return run(argv, quiet, verbose, kind=step.kind, step=int(step.ref.lstrip("@Bb")))
-
-
-def run(
-    argv: list[str],
-    quiet: bool = False,
-    verbose: bool = False,
-    kind: JobKind = "run",
-    step: int | None = None,
-) -> int:
-    if step is None and argv[0].startswith("@"):
-        return rerun(argv[0], argv[1:], quiet, verbose)
-    exe = find_executable(argv[0])
-    why = privilege_dropped(exe)
-    if why and not quiet:  # warn before it runs: it will run without its privilege
-        print(
-            f"roarctl: warning: {argv[0]} {why}; under roar it runs without that privilege "
-            "(tracing sets no_new_privs) and may fail or behave differently",
-            file=sys.stderr,
-        )
-    argv_b = [os.fsencode(a) for a in argv]
-    try:
-        cwd = os.getcwdb()
+        return os.getcwdb()
     except FileNotFoundError:
         raise RoarError(
             "the current directory no longer exists", "cd somewhere that does"
         ) from None
-    env = [k + b"=" + v for k, v in os.environb.items()]
-    started = time.time()
-    early, tree = prerun.early_start(cwd) if step is None else (False, None)
-    if early and tree is not None and _writable_in(tree):
-        early = False  # e.g. `>> log` in the tree: the command could change it before roard looks
-    announced: Announced | None = None
-    if not early:
-        announced = _announce_first(argv_b, cwd, env, started, kind, step, quiet)
-        env = announced.start.env  # with the project's `roarctl env set` variables
-    affinity = os.sched_getaffinity(0) if early else set()
-    began = time.monotonic()
-    try:
-        tracer = trace.Tracer(exe, argv_b, env, cwd)
-    except trace.TraceStartError as exc:
-        if announced is not None and announced.client is not None:
-            announced.client.close()
-        code = 127 if exc.errno == 2 else 126
-        raise RoarError(f"cannot run {argv[0]}: {exc.strerror or exc}", exit_code=code) from None
-    # In a git tree, an early command's first change waits until roard has taken the git
-    # state: every write is held until then (the window), whatever path it goes through.
-    window = early and tree is not None
-    if early:
-        switch = sys.getswitchinterval()
-        sys.setswitchinterval(0.0005)  # a held tracee waits at most this for the GIL
-        if window:
-            tracer.hold_writes(True)
-        helper = _Announcer(argv_b, cwd, env, started, kind, affinity)
-    # ROAR_FLUSH_EVERY: paths held before their facts are streamed to roard (tests use a few)
-    every = int(os.environ.get("ROAR_FLUSH_EVERY", "0") or 0) or CHUNK
-    stream: Stream | None = None
-
-    def flush(facts: list[FileFact]) -> None:
-        nonlocal stream
-        if stream is None:
-            from roarctl.deliver import Stream
-
-            a = announced or helper.result()
-            stream = Stream(a.client, a.job_id)
-        stream(facts)
-
-    recorder = Recorder(tracer.root_pid, started, flush=flush, chunk=every)
-    tracer_ok = recording = True
-    try:
-        tracer.forward_signals()
-        try:
-            while batch := tracer.next_batch():
-                if recording:
-                    try:
-                        for ev in batch:
-                            recorder.apply(ev)
-                    except Exception as exc:  # never the command's problem: it goes on
-                        recording = tracer_ok = False
-                        print(f"roarctl: warning: recording failed: {exc!r}", file=sys.stderr)
-                if window and batch[-1].held:
-                    _wait_for_snapshot(helper, quiet)
-                    tracer.hold_writes(False)
-                    window = False
-        except OSError as exc:  # the tracer itself failed: keep what was seen, as partial
-            tracer_ok = False
-            print(f"roarctl: warning: tracing failed: {exc}", file=sys.stderr)
-    finally:
-        status = tracer.exit_status()
-        tracer.close()  # after a tracer failure this kills what is left of the command
-    if status < 0:  # never reaped: killed by close() above
-        status = SIGKILL_STATUS
-    ended = time.time()
-    elapsed = time.monotonic() - began
-    root = recorder.procs[tracer.root_pid]
-    root.end, root.wait_status = ended, status
-    code = os.waitstatus_to_exitcode(status)
-    exit_code = 128 - code if code < 0 else code
-    if announced is None:
-        try:
-            announced = helper.result()
-        except KeyboardInterrupt:  # Ctrl-C while roard is slow to answer: the command is done
-            if not quiet:
-                print("roarctl: not waiting for roard; this run is not recorded", file=sys.stderr)
-            return exit_code
-        except Exception as exc:  # roarctl cannot talk to roard at all (a broken install?)
-            print(f"roarctl: warning: this run is not recorded: {exc!r}", file=sys.stderr)
-            return exit_code
-        sys.setswitchinterval(switch)
-        if not quiet:
-            _warn(announced.warnings)
-    return _finish(announced, recorder, status, ended, tracer_ok, stream, elapsed, quiet, verbose)
 
 
 def _writable_in(tree: bytes) -> bool:
@@ -253,7 +378,7 @@ def _writable_in(tree: bytes) -> bool:
     return False
 
 
-def _wait_for_snapshot(helper: _Announcer, quiet: bool) -> None:
+def _wait_for_snapshot(helper: _Announcer, warn: _Warnings) -> None:
     """Hold the command (stopped at its first write) until roard has taken the git state.
     Ctrl-C lets it go at once, as does a roard that has not answered in 15 s."""
     seen = trace.interrupts()
@@ -262,12 +387,10 @@ def _wait_for_snapshot(helper: _Announcer, quiet: bool) -> None:
         if trace.interrupts() != seen:
             return
         if time.monotonic() > deadline:
-            if not quiet:
-                print(
-                    "roarctl: warning: roard has not answered in 15 s; the command goes on, "
-                    "and its git state may include the command's first changes",
-                    file=sys.stderr,
-                )
+            warn(
+                "roard has not answered in 15 s; the command goes on, "
+                "and its git state may include the command's first changes"
+            )
             return
 
 
@@ -339,7 +462,7 @@ def _announce_first(
     started: float,
     kind: JobKind,
     step: int | None,
-    quiet: bool,
+    warn: _Warnings,
 ) -> Announced:
     """Announce the run before its command starts: its answer may inject env vars or refuse."""
     from roar.protocol import RunStart
@@ -347,8 +470,8 @@ def _announce_first(
 
     start = RunStart(argv=argv, cwd=cwd, env=env, started=started, kind=kind, step=step)
     announced = deliver.announce(start)
-    if not quiet:
-        _warn(announced.warnings)
+    for warning in announced.warnings:
+        warn(warning)
     if announced.inject:  # the project's `roarctl env set` variables
         names = {e.split(b"=", 1)[0] for e in announced.inject}
         env = [e for e in env if e.split(b"=", 1)[0] not in names] + announced.inject
@@ -358,71 +481,59 @@ def _announce_first(
     return announced
 
 
-def _warn(warnings: list[str]) -> None:
-    for warning in warnings:
-        print(f"roar: warning: {warning}", file=sys.stderr)
+# ------------------------------------------------------------ the CLI's `run` and `build`
 
 
-def _finish(
-    announced: Announced,
-    recorder: Recorder,
-    status: int,
-    ended: float,
-    tracer_ok: bool,
-    stream: Stream | None,
-    elapsed: float,
-    quiet: bool,
-    verbose: bool,
-) -> int:
-    """Deliver the record and say what was recorded; returns the command's exit code."""
-    from roar.paths import paths
-    from roar.protocol import RunFinish
-    from roarctl import deliver
+def main(argv: list[str], quiet: bool = False, verbose: bool = False, kind: JobKind = "run") -> int:
+    """`roarctl run [-q] [-v] CMD...`, `roarctl run @N [--name=value ...]`, `roarctl build`:
+    run it, warnings on stderr as they arise, then one line saying what was recorded. Returns
+    the command's exit code."""
+    cwd: bytes | None = None
+    step: int | None = None
+    if argv[0].startswith("@"):  # a recorded step again, in its directory
+        from roarctl import steps
 
-    code = os.waitstatus_to_exitcode(status)
-    exit_code = 128 - code if code < 0 else code
-    job_id = announced.job_id
-    finish = RunFinish(
-        job_id=job_id,
-        start=announced.start,
-        ended=ended,
-        wait_status=status,
-        procs=recorder.proc_list(),
-        blind_spots=recorder.blind_spots,
-        tracer_ok=tracer_ok,
-        external=sorted(recorder.external),
-    )
-    try:
-        done = deliver.deliver(announced.client, finish, recorder.facts(), quiet, stream)
-    except KeyboardInterrupt:
+        plan = steps.resolve(argv[0], argv[1:], _getcwd())
         if not quiet:
-            print(
-                "roarctl: not waiting; roard finishes the record in the background", file=sys.stderr
-            )
-        return exit_code
+            import shlex
+
+            messages.note(f"re-running {plan.ref}: {shlex.join(plan.argv)}")
+        argv, cwd, kind, step = plan.argv, plan.cwd, plan.kind, plan.number
+
+    def on_warning(text: str, at_risk: bool) -> None:
+        if at_risk or not quiet:
+            messages.warn(text)
+
+    runner = Runner(on_warning, progress=None if quiet else messages.ProgressBar())
+    result = runner.run(argv, cwd=cwd, kind=kind, step=step)
     if not quiet:
-        if done is None and (paths().spool / f"{job_id}.msgpack").exists():
-            print(
-                f"roar: job {job_id} spooled (roard unavailable; it is stored when roard "
-                "next starts)",
-                file=sys.stderr,
-            )
-        elif done is not None:
-            _summary(done, elapsed, verbose)
-    return exit_code
+        line = outcome(result, verbose)
+        if line:
+            messages.note(line)
+    return result.exit_code
 
 
-def _summary(done: RunDone, elapsed: float, verbose: bool) -> None:
-    job = done.job
-    status = "" if job.status == "complete" else f" · {job.status}"
-    step = f" · {job.step}" if job.step else ""
-    line = (
-        f"roar: job {job.id}{step} · {job.inputs} input{'s' * (job.inputs != 1)} · "
-        f"{job.outputs} output{'s' * (job.outputs != 1)} · {_duration(elapsed)}{status}"
-    )
-    if verbose:
-        line += f" · {done.filtered} system files filtered"
-    print(line, file=sys.stderr)
+def outcome(result: RunResult, verbose: bool = False) -> str | None:
+    """The line `roarctl run` ends with (after `roar: `), if any: the job's summary, or where
+    its record went instead (a record lost was a warning already)."""
+    if result.record == "stored" and result.job is not None:
+        job = result.job
+        status = "" if job.status == "complete" else f" · {job.status}"
+        step = f" · {job.step}" if job.step else ""
+        line = (
+            f"job {job.id}{step} · {job.inputs} input{'s' * (job.inputs != 1)} · "
+            f"{job.outputs} output{'s' * (job.outputs != 1)} · {_duration(result.elapsed)}{status}"
+        )
+        return line + f" · {result.filtered} system files filtered" if verbose else line
+    if result.record == "spooled":
+        return (
+            f"job {result.job_id} spooled (roard unavailable; it is stored when roard next starts)"
+        )
+    if result.record == "in-background":
+        return "not waiting; roard finishes the record in the background"
+    if result.record == "not-recorded" and result.interrupted:
+        return "not waiting for roard; this run is not recorded"
+    return None
 
 
 def _duration(seconds: float) -> str:

@@ -197,16 +197,20 @@ def test_unsavable_record_keeps_the_exit_status(roar: Roar) -> None:
     proc = roar("run", "sh", "-c", "exit 3", env=broken, check=False)
     assert proc.returncode == 3
     assert "Traceback" not in proc.stderr and "it is lost" in proc.stderr
+    quiet = roar("run", "-q", "sh", "-c", "exit 3", env=broken, check=False)
+    assert quiet.returncode == 3  # -q hides roar's notes, never that a record is lost
+    (lost,) = [ln for ln in quiet.stderr.splitlines() if "it is lost" in ln]
+    assert lost.startswith("roar: warning: could not save the record of job ")
 
 
 RESENT_FACTS = """
 import os, sys, time
 from roarctl.client import Client
-from roar.protocol import FileFact, GetStatus, RunFiles
+from roar.protocol import FileFact, GetStatus, RunFiles, StatusReply
 
 def runs():
     with Client.connect(autostart=False) as c:
-        return c.call(GetStatus(cwd=os.getcwdb())).daemon.runs
+        return c.call(GetStatus(cwd=os.getcwdb()), expect=StatusReply).daemon.runs
 
 # As roarctl does after a roard restart: facts of a run started on another connection.
 c = Client.connect(autostart=False)

@@ -253,7 +253,7 @@ def test_show_errors_are_one_line_and_nonzero(roar: Roar) -> None:
     for target in ("deadbeefdeadbeef", "no/such/file.txt"):
         proc = roar("show", target, check=False)
         assert proc.returncode == 1
-        assert proc.stderr.startswith("roarctl: error: ")
+        assert proc.stderr.startswith("roar: error: ")
         assert "Traceback" not in proc.stderr
 
 

@@ -1,37 +1,17 @@
-"""Pipeline commands: build, reset, pop, dag, lineage, inputs, diff, export."""
+"""The session's pipeline: reset, pop, dag, lineage, inputs, diff, export."""
 
 from __future__ import annotations
 
 import os
-import sys
 
 import click
 
-from roarctl.cli import CONTEXT, _client, _emit_json, _json_option, cli
+from roarctl.commands.common import CONTEXT, client, emit_json, json_option
 from roarctl.errors import RoarError
 
 
-@cli.command(
-    context_settings={**CONTEXT, "ignore_unknown_options": True, "allow_interspersed_args": False}
-)
-@click.option("-q", "--quiet", is_flag=True, help="Print nothing of roar's own.")
-@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
-def build(command: tuple[str, ...], quiet: bool) -> None:
-    """Run a setup COMMAND as a build step (@B1, @B2, ...): recorded like `run`, and run first
-    when the pipeline is reproduced.
-
-    \b
-    Examples:
-      roarctl build pip install -e .
-      roarctl build make
-    """
-    from roarctl.run import run
-
-    sys.exit(run(list(command), quiet=quiet, kind="build"))
-
-
-@cli.command(context_settings=CONTEXT)
-@_json_option
+@click.command(context_settings=CONTEXT)
+@json_option
 def reset(as_json: bool) -> None:
     """Start a new session in this project: the next run is step @1 of a new pipeline.
 
@@ -41,16 +21,15 @@ def reset(as_json: bool) -> None:
     """
     from roar.protocol import Reset, SessionInfo
 
-    with _client() as c:
-        reply = c.call(Reset(cwd=os.getcwdb()))
-    assert isinstance(reply, SessionInfo)
-    _emit_json(reply) if as_json else click.echo(f"roar: {reply.message}")
+    with client() as c:
+        reply = c.call(Reset(cwd=os.getcwdb()), expect=SessionInfo)
+    emit_json(reply) if as_json else click.echo(f"roar: {reply.message}")
 
 
-@cli.command(context_settings=CONTEXT)
+@click.command(context_settings=CONTEXT)
 @click.option("--delete-outputs", is_flag=True, help="Also delete the job's output files.")
 @click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
-@_json_option
+@json_option
 def pop(delete_outputs: bool, yes: bool, as_json: bool) -> None:
     """Undo the session's most recent job: remove its record.
 
@@ -66,9 +45,9 @@ def pop(delete_outputs: bool, yes: bool, as_json: bool) -> None:
     from roarctl import render
 
     cwd = os.getcwdb()
-    with _client() as c:
-        preview = c.call(Pop(cwd=cwd, delete_outputs=delete_outputs, dry_run=True))
-        assert isinstance(preview, PopReply)
+    with client() as c:
+        request = Pop(cwd=cwd, delete_outputs=delete_outputs, dry_run=True)
+        preview = c.call(request, expect=PopReply)
         if as_json and delete_outputs and not yes:
             raise RoarError(
                 "pop --delete-outputs --json deletes without asking: add -y", exit_code=2
@@ -82,17 +61,15 @@ def pop(delete_outputs: bool, yes: bool, as_json: bool) -> None:
                 default=False,
             ):
                 raise SystemExit(1)
-        reply = c.call(
-            Pop(cwd=cwd, delete_outputs=delete_outputs, dry_run=False, job_id=preview.job.id)
-        )
-    assert isinstance(reply, PopReply)
-    _emit_json(reply) if as_json else render.pop(reply, preview=False)
+        request = Pop(cwd=cwd, delete_outputs=delete_outputs, dry_run=False, job_id=preview.job.id)
+        reply = c.call(request, expect=PopReply)
+    emit_json(reply) if as_json else render.pop(reply, preview=False)
 
 
-@cli.command(context_settings=CONTEXT)
+@click.command(context_settings=CONTEXT)
 @click.option("--artifacts", is_flag=True, help="List each step's inputs and outputs.")
 @click.option("--format", "fmt", type=click.Choice(["text", "dot", "mermaid"]), default="text")
-@_json_option
+@json_option
 def dag(artifacts: bool, fmt: str, as_json: bool) -> None:
     """Show the session's pipeline: its steps, what each depends on, and which are stale
     (an upstream step re-ran with different outputs) or superseded (re-run since).
@@ -106,11 +83,10 @@ def dag(artifacts: bool, fmt: str, as_json: bool) -> None:
     from roar.protocol import DagReply, GetDag
     from roarctl import export, render
 
-    with _client() as c:
-        reply = c.call(GetDag(cwd=os.getcwdb()))
-    assert isinstance(reply, DagReply)
+    with client() as c:
+        reply = c.call(GetDag(cwd=os.getcwdb()), expect=DagReply)
     if as_json:
-        _emit_json(reply)
+        emit_json(reply)
     elif fmt == "dot":
         click.echo(export.dag_dot(reply), nl=False)
     elif fmt == "mermaid":
@@ -119,11 +95,11 @@ def dag(artifacts: bool, fmt: str, as_json: bool) -> None:
         render.dag(reply, artifacts)
 
 
-@cli.command(context_settings=CONTEXT)
+@click.command(context_settings=CONTEXT)
 @click.argument("target")
 @click.option("--downstream", is_flag=True, help="What was made from TARGET, not what made it.")
 @click.option("--depth", type=click.IntRange(min=0), default=0, help="Job levels (0: all).")
-@_json_option
+@json_option
 def lineage(target: str, downstream: bool, depth: int, as_json: bool) -> None:
     """Show the lineage of TARGET (job id, @N, artifact hash or prefix, or path) as a tree:
     upstream by default, or --downstream.
@@ -136,18 +112,16 @@ def lineage(target: str, downstream: bool, depth: int, as_json: bool) -> None:
     from roar.protocol import GetLineage, LineageReply
     from roarctl import render
 
-    with _client() as c:
-        reply = c.call(
-            GetLineage(target=target, cwd=os.getcwdb(), downstream=downstream, depth=depth)
-        )
-    assert isinstance(reply, LineageReply)
-    _emit_json(reply) if as_json else render.tree(reply.root)
+    with client() as c:
+        request = GetLineage(target=target, cwd=os.getcwdb(), downstream=downstream, depth=depth)
+        reply = c.call(request, expect=LineageReply)
+    emit_json(reply) if as_json else render.tree(reply.root)
 
 
-@cli.command(context_settings=CONTEXT)
+@click.command(context_settings=CONTEXT)
 @click.argument("target")
 @click.option("--unsourced", is_flag=True, help="Only inputs no recorded job produced.")
-@_json_option
+@json_option
 def inputs(target: str, unsourced: bool, as_json: bool) -> None:
     """List the root inputs TARGET depends on. With --unsourced, only those no recorded job
     produced: you will need them to reproduce TARGET elsewhere.
@@ -160,16 +134,16 @@ def inputs(target: str, unsourced: bool, as_json: bool) -> None:
     from roar.protocol import GetInputs, InputsReply
     from roarctl import render
 
-    with _client() as c:
-        reply = c.call(GetInputs(target=target, cwd=os.getcwdb(), unsourced=unsourced))
-    assert isinstance(reply, InputsReply)
-    _emit_json(reply.inputs) if as_json else render.records(reply.inputs)
+    with client() as c:
+        request = GetInputs(target=target, cwd=os.getcwdb(), unsourced=unsourced)
+        reply = c.call(request, expect=InputsReply)
+    emit_json(reply.inputs) if as_json else render.records(reply.inputs)
 
 
-@cli.command(context_settings=CONTEXT)
+@click.command(context_settings=CONTEXT)
 @click.argument("a")
 @click.argument("b")
-@_json_option
+@json_option
 def diff(a: str, b: str, as_json: bool) -> None:
     """Show what differs in the provenance of A and B (jobs, @N, artifacts or paths): code,
     command, inputs (with the first place their histories diverge), packages, environment,
@@ -183,13 +157,12 @@ def diff(a: str, b: str, as_json: bool) -> None:
     from roar.protocol import Diff, DiffReply
     from roarctl import render
 
-    with _client() as c:
-        reply = c.call(Diff(a=a, b=b, cwd=os.getcwdb()))
-    assert isinstance(reply, DiffReply)
-    _emit_json(reply) if as_json else render.diff(reply)
+    with client() as c:
+        reply = c.call(Diff(a=a, b=b, cwd=os.getcwdb()), expect=DiffReply)
+    emit_json(reply) if as_json else render.diff(reply)
 
 
-@cli.command(context_settings=CONTEXT)
+@click.command(context_settings=CONTEXT)
 @click.argument("target")
 @click.option(
     "--format",
@@ -210,12 +183,13 @@ def export(target: str, fmt: str) -> None:
     from roarctl import export as formats
 
     cwd = os.getcwdb()
-    with _client() as c:
-        reply = c.call(GetLineage(target=target, cwd=cwd))
-        assert isinstance(reply, LineageReply)
+    with client() as c:
+        reply = c.call(GetLineage(target=target, cwd=cwd), expect=LineageReply)
         details = {}
         for job_id in formats.job_ids(reply.root):
-            shown = c.call(Show(target=job_id, cwd=cwd))
-            assert isinstance(shown, ShowJob)
+            shown = c.call(Show(target=job_id, cwd=cwd), expect=ShowJob)
             details[job_id] = shown.detail
     click.echo(formats.render(fmt, reply.root, details), nl=False)
+
+
+COMMANDS = [reset, pop, dag, lineage, inputs, diff, export]

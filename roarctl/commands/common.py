@@ -1,0 +1,31 @@
+"""What the command modules share: click settings, the --json option and printer, a client."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import click
+
+if TYPE_CHECKING:
+    from roarctl.client import Client
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+# `run`, `build`: everything after the options is the command, its own options included
+PASSTHROUGH = {**CONTEXT, "ignore_unknown_options": True, "allow_interspersed_args": False}
+
+
+def json_option(f: Any) -> Any:
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")(f)
+
+
+def client() -> Client:
+    """A connection to roard, started if none runs."""
+    from roarctl.client import Client
+
+    return Client.connect()
+
+
+def emit_json(value: Any) -> None:
+    import msgspec
+
+    click.echo(msgspec.json.format(msgspec.json.encode(value), indent=2).decode())
