@@ -40,6 +40,12 @@ import math
 import re
 import shlex
 from collections import Counter
+from typing import TYPE_CHECKING
+
+from msgspec.structs import replace
+
+if TYPE_CHECKING:
+    from roar.protocol import RunFinish
 
 REDACTED = "<redacted>"
 
@@ -444,3 +450,19 @@ def redact_argv(argv: list[bytes]) -> list[str]:
 def command_display(argv: list[str]) -> str:
     """The display form of an (already redacted) argv."""
     return shlex.join(argv)
+
+
+def redact_run(finish: RunFinish) -> RunFinish:
+    """A run's record with every secret gone: the command's argv and environment, and the argv
+    of every program each of its processes executed. The one function a run's record passes
+    through before it is written anywhere (roard's store, the spool) or sent anywhere."""
+
+    def argv(raw: list[bytes]) -> list[bytes]:
+        return [a.encode() for a in redact_argv(raw)]
+
+    start = finish.start
+    env = [f"{k}={v}".encode() for k, v in redact_env(start.env).items()]
+    procs = [
+        replace(p, execs=[replace(e, argv=argv(e.argv)) for e in p.execs]) for p in finish.procs
+    ]
+    return replace(finish, start=replace(start, argv=argv(start.argv), env=env), procs=procs)

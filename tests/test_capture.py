@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from roar.redact import (
@@ -15,6 +16,7 @@ from roar.redact import (
     command_display,
     redact_argv,
     redact_env,
+    redact_run,
     redact_text,
 )
 from roard.capture.git import git_state
@@ -333,6 +335,40 @@ def test_redact_secrets_assigned_in_code_strings() -> None:
     assert js[2] == f'run({{"apiKey": "{REDACTED}", "user": "ana"}})'
     keep = "print('learning rate', lr); config = {'lr': '0.01', 'name': 'resnet'}"
     assert redact_argv([b"python", b"-c", keep.encode()])[2] == keep
+
+
+def test_redact_run_leaves_no_secret_anywhere_in_a_record() -> None:
+    """The whole record (what the spool writes): the command, its env, every process's argv."""
+    from roar.protocol import ExecImage, FileFact, Proc, RunFinish, RunStart
+
+    secrets = ["hunter2", "ghp_abcdefghijklmnopqrstuvwxyz0123456789", "plain-env", "pw-child"]
+    start = RunStart(
+        argv=[b"sshpass", b"-p", b"hunter2", b"python", b"t.py"],
+        cwd=b"/work",
+        env=[b"HF_TOKEN=plain-env", b"HOME=/home/ana"],
+        started=1.0,
+    )
+    child = ExecImage(
+        path=b"/usr/bin/curl", exe=b"/usr/bin/curl", argv=[b"curl", b"-u", b"a:pw-child"]
+    )
+    tokened = ExecImage(
+        path=b"/bin/git", exe=b"/bin/git", argv=[b"git", b"push", secrets[1].encode()]
+    )
+    finish = RunFinish(
+        job_id="0123456789ab",
+        start=start,
+        ended=2.0,
+        wait_status=0,
+        procs=[Proc(pid=2, ppid=1, start=1.0, execs=[child, tokened])],
+        files=[FileFact(path=b"/work/out.txt", written=True)],
+    )
+    out = redact_run(finish)
+    encoded = msgspec.msgpack.encode(out)
+    for secret in secrets:
+        assert secret.encode() not in encoded, secret
+    assert out.start.argv[:3] == [b"sshpass", b"-p", REDACTED.encode()]
+    assert b"HOME=/home/ana" in out.start.env and out.files == finish.files
+    assert out.procs[0].execs[0].argv == [b"curl", b"-u", f"a:{REDACTED}".encode()]
 
 
 # ---------------------------------------------------------------- git

@@ -102,7 +102,7 @@ def test_run_is_spooled_when_no_daemon_can_start_and_stored_later(roar: Roar) ->
         "run",
         "sh",
         "-c",
-        "echo hi > spooled.txt; exit 4",
+        "echo hi > spooled.txt; sh -c 'true --password=hunter2xyz'; exit 4",
         env={**broken, "MY_API_TOKEN": secret},
         check=False,
     )
@@ -111,7 +111,9 @@ def test_run_is_spooled_when_no_daemon_can_start_and_stored_later(roar: Roar) ->
     assert "spooled" in proc.stderr and "Traceback" not in proc.stderr
     spool = list((roar.home / ".local/state/roar/spool").glob("*.msgpack"))
     assert len(spool) == 1
-    assert secret.encode() not in spool[0].read_bytes()  # redacted before it is saved
+    saved = spool[0].read_bytes()
+    assert secret.encode() not in saved  # redacted before it is saved
+    assert b"hunter2xyz" not in saved  # in every process's argv too, not only the command's
     job = roar.last_job()  # a working daemon starts and ingests the spool
     assert job["job"]["exit_code"] == 4 and job["job"]["status"] == "recovered"
     assert [os.path.basename(o["path"]) for o in job["outputs"]] == ["spooled.txt"]
