@@ -179,7 +179,8 @@ FUZZ = settings(
     max_examples=int(os.environ.get("ROAR_FUZZ_EXAMPLES", "300")),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-    derandomize=not os.environ.get("ROAR_FUZZ_RANDOM"),  # the same examples every run: a failure in CI is a failure here
+    # the same examples every run (a failure in CI is a failure here); random for longer hunts
+    derandomize=not os.environ.get("ROAR_FUZZ_RANDOM"),
 )
 
 
