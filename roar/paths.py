@@ -24,11 +24,40 @@ def _xdg(var: str, default: str) -> Path:
 
 
 def runtime_base() -> str:
-    """$XDG_RUNTIME_DIR/roar, or a 0700 directory of the user's own under /tmp."""
+    """Where roard's socket, lock and prerun file live: $XDG_RUNTIME_DIR/roar, or, without a
+    login manager's runtime directory (ssh, cron, containers), $XDG_STATE_HOME/roar/run in the
+    user's own home, which no other user can create first (a directory in /tmp could be, and
+    its owner would then receive every run's environment). /tmp/roar-UID is used only when
+    that path is too long for a socket, and the client refuses it unless it is the user's."""
     base = os.environ.get("XDG_RUNTIME_DIR")
     if base and os.path.isabs(base) and os.access(base, os.W_OK | os.X_OK):
         return os.path.join(base, "roar")
+    state = os.environ.get("XDG_STATE_HOME")
+    if not (state and os.path.isabs(state)):
+        state = os.path.join(os.path.expanduser("~"), ".local", "state")
+    run = os.path.join(state, "roar", "run")
+    if len(os.fsencode(run)) + len(b"/roard.sock") < SOCKET_PATH_MAX:
+        return run
     return f"/tmp/roar-{os.getuid()}"
+
+
+SOCKET_PATH_MAX = 108  # sizeof(sockaddr_un.sun_path) on Linux, with its NUL
+
+
+def unsafe_dir(path: str | bytes) -> str | None:
+    """Why the directory at `path` cannot be trusted with roar's socket or files (another user
+    owns it, or other users may write in it), or None if it can (or does not exist yet)."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        return f"cannot check {os.fsdecode(path)}: {exc.strerror}"
+    if st.st_uid != os.getuid():
+        return f"{os.fsdecode(path)} belongs to uid {st.st_uid}, not to you (uid {os.getuid()})"
+    if st.st_mode & 0o022:
+        return f"{os.fsdecode(path)} is writable by other users (mode {st.st_mode & 0o777:o})"
+    return None
 
 
 def runtime_dir() -> Path:

@@ -25,7 +25,7 @@ import fcntl
 import os
 
 from roar import __version__
-from roar.paths import PRERUN, runtime_base
+from roar.paths import PRERUN, runtime_base, unsafe_dir
 
 _HEADER = f"roard {__version__}".encode()
 _RULES = (b"committed_code_only",)  # hygiene rules that can refuse a run
@@ -39,8 +39,11 @@ def early_start(cwd: bytes) -> tuple[bool, bytes | None]:
     the command until roard has answered (roarctl.run)."""
     if os.environ.get("ROAR_EARLY") == "0":
         return False, None
+    base = runtime_base()
+    if unsafe_dir(base) is not None:  # not the user's own: wait, and let the client refuse it
+        return False, None
     try:
-        fd = os.open(os.path.join(runtime_base(), PRERUN), os.O_RDONLY | os.O_CLOEXEC)
+        fd = os.open(os.path.join(base, PRERUN), os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
         return False, None
     try:

@@ -10,7 +10,7 @@ views the CLI renders carry display strings (undecodable bytes shown as backslas
 from __future__ import annotations
 
 import struct
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -35,6 +35,25 @@ class FrameError(Exception):
     """A frame that cannot be read: too large, truncated or not a known message."""
 
 
+class InvalidMessage(FrameError):
+    """A well-formed message with a value that is not allowed (the error names the field)."""
+
+
+# Field constraints, checked when a message is decoded: a value outside them is answered with
+# an `invalid` error naming the field, before any handler sees it.
+Limit = Annotated[int, msgspec.Meta(ge=1, le=1_000_000)]
+Depth = Annotated[int, msgspec.Meta(ge=0, le=1_000_000)]
+Timestamp = Annotated[float, msgspec.Meta(ge=0, le=1e11)]  # seconds since the epoch; finite
+Target = Annotated[str, msgspec.Meta(min_length=1, max_length=8192, pattern=r"^[^\x00]+$")]
+Name = Annotated[str, msgspec.Meta(max_length=4096, pattern=r"^[^\x00]*$")]
+JobId = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{12}$")]
+Hash = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{64}$")]
+WaitStatus = Annotated[int, msgspec.Meta(ge=-1, le=0xFFFF)]  # a raw wait status; -1: unknown
+Size = Annotated[int, msgspec.Meta(ge=0)]
+Pid = Annotated[int, msgspec.Meta(ge=0, le=2**31)]
+Step = Annotated[int, msgspec.Meta(ge=1, le=1_000_000)]
+
+
 # ---------------------------------------------------------------- records carried by requests
 
 
@@ -47,8 +66,8 @@ class FileFact(msgspec.Struct, array_like=True, frozen=True):
     rdwr: bool = False  # opened O_RDWR without O_TRUNC: whether it was written depends on content
     deleted: bool = False  # unlinked or renamed away at some point
     pre_existed: bool | None = None  # existed before the first destructive access (None: no such)
-    pre_hash: str | None = None  # content hash taken before it was overwritten (input content)
-    pre_size: int | None = None
+    pre_hash: Hash | None = None  # content hash taken before it was overwritten (input content)
+    pre_size: Size | None = None
 
 
 class ExecImage(msgspec.Struct, array_like=True, frozen=True):
@@ -58,11 +77,11 @@ class ExecImage(msgspec.Struct, array_like=True, frozen=True):
 
 
 class Proc(msgspec.Struct, array_like=True):
-    pid: int
-    ppid: int
-    start: float
-    end: float | None = None
-    wait_status: int | None = None
+    pid: Pid
+    ppid: Pid
+    start: Timestamp
+    end: Timestamp | None = None
+    wait_status: WaitStatus | None = None
     execs: list[ExecImage] = []
 
 
@@ -88,28 +107,28 @@ class Init(msgspec.Struct, tag=True):
 
 class GetStatus(msgspec.Struct, tag=True):
     cwd: bytes
-    limit: int = 5
+    limit: Limit = 5
 
 
 class GetLog(msgspec.Struct, tag=True):
     cwd: bytes
-    limit: int = 20
+    limit: Limit = 20
     all_projects: bool = False
 
 
 class Show(msgspec.Struct, tag=True):
-    target: str
+    target: Target
     cwd: bytes
     verbose: bool = False
 
 
 class RunStart(msgspec.Struct, tag=True):
-    argv: list[bytes]
+    argv: Annotated[list[bytes], msgspec.Meta(min_length=1)]
     cwd: bytes
     env: list[bytes]  # KEY=VALUE, as the command receives it; redacted by roard before storing
-    started: float
+    started: Timestamp
     kind: JobKind = "run"
-    step: int | None = None  # re-running a recorded step (`run @N`): its number
+    step: Step | None = None  # re-running a recorded step (`run @N`): its number
     # The command started before this was sent (roard.prerun): nothing can be injected or
     # refused (roarctl holds the command's writes until roard has answered).
     early: bool = False
@@ -127,14 +146,14 @@ class Pop(msgspec.Struct, tag=True):
     cwd: bytes
     delete_outputs: bool = False
     dry_run: bool = True  # True: say what would be removed, remove nothing
-    job_id: str | None = None  # the job the user confirmed: refused if no longer the newest
+    job_id: JobId | None = None  # the job the user confirmed: refused if no longer the newest
 
 
 class GetStep(msgspec.Struct, tag=True):
     """A recorded step's command, to run it again (`roarctl run @N --x=y`)."""
 
     cwd: bytes
-    ref: str
+    ref: Target
 
 
 class GetDag(msgspec.Struct, tag=True):
@@ -142,57 +161,57 @@ class GetDag(msgspec.Struct, tag=True):
 
 
 class GetLineage(msgspec.Struct, tag=True):
-    target: str
+    target: Target
     cwd: bytes
     downstream: bool = False
-    depth: int = 0  # 0: unlimited
+    depth: Depth = 0  # 0: unlimited
 
 
 class GetInputs(msgspec.Struct, tag=True):
-    target: str
+    target: Target
     cwd: bytes
     unsourced: bool = False
 
 
 class Diff(msgspec.Struct, tag=True):
-    a: str
-    b: str
+    a: Target
+    b: Target
     cwd: bytes
 
 
 class EnvOp(msgspec.Struct, tag=True):
     cwd: bytes
     op: Literal["set", "get", "list", "unset"]
-    name: str = ""
-    value: str = ""
+    name: Name = ""
+    value: Name = ""
 
 
 class LabelOp(msgspec.Struct, tag=True):
     cwd: bytes
     op: Literal["set", "get", "rm"]
-    target: str
-    pairs: dict[str, str] = {}  # set: key -> value; rm/get: keys (values ignored)
+    target: Target
+    pairs: dict[Name, Name] = {}  # set: key -> value; rm/get: keys (values ignored)
 
 
 class CollectionOp(msgspec.Struct, tag=True):
     cwd: bytes
     op: Literal["add", "show", "list"]
-    name: str = ""
-    targets: list[str] = []
+    name: Name = ""
+    targets: list[Target] = []
 
 
 class RunFiles(msgspec.Struct, tag=True):
     """A chunk of file facts for a run; sent before RunFinish so no frame grows unbounded."""
 
-    job_id: str
+    job_id: JobId
     files: list[FileFact]
 
 
 class RunFinish(msgspec.Struct, tag=True):
-    job_id: str
+    job_id: JobId
     start: RunStart  # repeated so that a daemon which lost the run (crash, restart) can rebuild it
-    ended: float
-    wait_status: int  # raw wait status of the root process
+    ended: Timestamp
+    wait_status: WaitStatus  # raw wait status of the root process
     procs: list[Proc] = []
     blind_spots: list[str] = []
     files: list[FileFact] = []  # any facts not already sent with RunFiles
@@ -495,10 +514,35 @@ def body_length(header: bytes) -> int:
 
 
 def decode_request(body: bytes) -> Request:
+    """A request, validated: InvalidMessage (naming the field) for a well-formed message with a
+    value that is not allowed, FrameError for anything else that is not a request."""
     try:
-        return request_decoder.decode(body)
+        request = request_decoder.decode(body)
+    except msgspec.ValidationError as exc:
+        where = str(exc).rpartition(" - at `")[2]
+        if not where.startswith("$.") or where == "$.type`":  # not a message, or no known one
+            raise FrameError(f"malformed request: {exc}") from None
+        raise InvalidMessage(f"invalid request: {exc}") from None
     except msgspec.DecodeError as exc:
         raise FrameError(f"malformed request: {exc}") from None
+    _check_paths(request)
+    return request
+
+
+def _check_paths(request: Request) -> None:
+    """What msgspec constraints cannot say of bytes: directories and file paths are absolute and
+    hold no NUL byte (a NUL would end the path early in every system call)."""
+    cwd = getattr(request, "cwd", None)
+    if isinstance(request, RunFinish):
+        cwd = request.start.cwd
+    if cwd is not None and (not cwd.startswith(b"/") or b"\0" in cwd):
+        raise InvalidMessage("invalid request: cwd must be an absolute path - at `$.cwd`")
+    files = request.files if isinstance(request, (RunFiles, RunFinish)) else ()
+    for i, fact in enumerate(files):
+        if not fact.path.startswith(b"/") or b"\0" in fact.path:
+            raise InvalidMessage(
+                f"invalid request: a file path must be absolute - at `$.files[{i}].path`"
+            )
 
 
 def decode_reply(body: bytes) -> Reply:

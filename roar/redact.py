@@ -9,14 +9,26 @@ Two kinds of evidence make something a secret:
   a path, not the secret itself (SSH_AUTH_SOCK, PASSWORD_FILE); plural TOKENS/KEYS are counts
   or lists of field names (MAX_TOKENS, --sort-keys) unless qualified (API_KEYS); KEY after a
   data word (--sort-key, --label-key) names a field. These keep their value.
-* the VALUE shows it, whatever the name: credentials in a URL (only the password, or a
-  token-like user, is replaced), a PEM private key, ``Authorization:``/``Bearer`` headers, a
-  known token format (GitHub, GitLab, OpenAI, Stripe, Slack, Hugging Face, AWS, Google, npm,
-  PyPI, JWT), or a long high-entropy word (>= 32 chars of the base64/url-safe alphabet, with
-  letters and digits, >= 3.5 bits/char; 3.0 for hex-only words, whose alphabet is 16). Paths
-  and identifiers made of word-like pieces (runs/resnet50_lr0001/2024) are not secrets, nor
-  are hex digests of 40/64/128 chars (git SHA-1, sha256/blake3, sha512: provenance needs them)
-  or UUIDs. Other long hex (md5-sized, 32) is redacted: many API keys have that shape.
+* the VALUE shows it, whatever the name, in every argv string and env value: credentials in a
+  URL (only the password, or a token-like user, is replaced), a PEM or PGP private key block,
+  ``Authorization:``/``Bearer`` headers, Slack and Discord webhook URLs, a known token format
+  (forges: GitHub, GitLab, Bitbucket, Atlassian; AI providers and model hubs: OpenAI,
+  Anthropic, Groq, xAI, Perplexity, NVIDIA, Replicate, Hugging Face; clouds: AWS, Google,
+  Alibaba, DigitalOcean, Databricks, Vault, Doppler, Pulumi, Terraform; registries and SaaS:
+  npm, PyPI, Docker Hub, Stripe, Twilio, SendGrid, Mailgun, Shopify, Linear, Notion, Postman,
+  New Relic, Sentry, Grafana; chat apps: Slack, Telegram, Discord; JWTs; age keys), or a long
+  high-entropy word (>= 32 chars of the base64/url-safe alphabet, with letters and digits,
+  >= 3.5 bits/char; 3.0 for hex-only words, whose alphabet is 16). Paths and identifiers made
+  of word-like pieces (runs/resnet50_lr0001/2024) are not secrets, nor are content identifiers:
+  hex digests of 40/64/128 chars (git SHA-1, sha256/blake3, sha512: provenance needs them),
+  UUIDs, integrity hashes (sha256-<base64>) and IPFS CIDs. Other long hex (md5-sized, 32) is
+  redacted: many API keys have that shape.
+* the CONTEXT shows it: a secret name with a quoted value inside code (``python -c "password =
+  'x'"``, ``{"api_key": "x"}``, ``setenv("TOKEN", "x")``), and the short flags of programs known
+  to take a secret through one (``sshpass -p X``, ``mysql -pX``, ``curl -u user:X``,
+  ``redis-cli -a X``, ...: _SHORT_SECRETS), in argv and inside a shell's ``-c`` script. Other
+  short flags are too ambiguous (``-p`` is a port, a parent, a patch) and get only the checks
+  by value.
 
 Wrongly redacting an innocent value costs one value of provenance; storing a secret is
 permanent, so doubtful cases go to redaction.
@@ -28,6 +40,12 @@ import math
 import re
 import shlex
 from collections import Counter
+from typing import TYPE_CHECKING
+
+from msgspec.structs import replace
+
+if TYPE_CHECKING:
+    from roar.protocol import RunFinish
 
 REDACTED = "<redacted>"
 
@@ -91,7 +109,9 @@ def is_secret_name(name: str) -> bool:
 # ---------------------------------------------------------------- value-level detection
 
 _PEM = re.compile(
-    r"-----BEGIN[A-Z ]*PRIVATE KEY-----.*?(?:-----END[A-Z ]*PRIVATE KEY-----|$)", re.S
+    r"-----BEGIN[A-Z ]*PRIVATE KEY(?: BLOCK)?-----.*?"
+    r"(?:-----END[A-Z ]*PRIVATE KEY(?: BLOCK)?-----|$)",
+    re.S,
 )
 _URL_CRED = re.compile(
     r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)(?P<user>[^\s/?#:]*)(?::(?P<pw>[^\s/?#]*))?@"
@@ -102,12 +122,51 @@ _AUTH_HEADER = re.compile(
 )
 _TOKEN = re.compile(
     r"(?<![A-Za-z0-9_-])(?:"
-    r"gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,}|glpat-[A-Za-z0-9_-]{20,}"
-    r"|[sr]k_(?:live|test)_[A-Za-z0-9]{10,}|sk-[A-Za-z0-9_-]{20,}"
-    r"|xox[abposr]-[A-Za-z0-9-]{10,}|xapp-[A-Za-z0-9-]{10,}|hf_[A-Za-z0-9]{20,}"
-    r"|(?:AKIA|ASIA)[A-Z0-9]{16,}|AIza[A-Za-z0-9_-]{35,}|npm_[A-Za-z0-9]{36,}"
-    r"|pypi-[A-Za-z0-9_-]{40,}|eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*"
+    # forges: GitHub, GitLab (personal, deploy, runner, trigger, feed, agent...), Bitbucket,
+    # Atlassian
+    r"gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,}"
+    r"|gl(?:pat|dt|rt|ptt|ft|imt|oas|cbt|soat|agent)-[A-Za-z0-9_-]{20,}"
+    r"|ATBB[A-Za-z0-9_=.-]{20,}|ATATT3[A-Za-z0-9_=.-]{20,}"
+    # AI providers and model hubs: OpenAI/Anthropic/DeepSeek/OpenRouter (sk-...), Groq, xAI,
+    # Perplexity, NVIDIA, Replicate, Hugging Face
+    r"|sk-[A-Za-z0-9_-]{20,}|gsk_[A-Za-z0-9]{20,}|xai-[A-Za-z0-9]{20,}|pplx-[A-Za-z0-9]{20,}"
+    r"|nvapi-[A-Za-z0-9_-]{20,}|r8_[A-Za-z0-9]{20,}|hf_[A-Za-z0-9]{20,}"
+    # clouds: AWS key ids, Google API keys, OAuth client secrets and access tokens, Alibaba,
+    # DigitalOcean, Databricks, Vault, Doppler, Pulumi, Terraform Cloud
+    r"|(?:AKIA|ASIA)[A-Z0-9]{16,}|AIza[A-Za-z0-9_-]{35,}|GOCSPX-[A-Za-z0-9_-]{20,}"
+    r"|ya29\.[A-Za-z0-9_-]{20,}|LTAI[A-Za-z0-9]{12,}|do[opr]_v1_[a-f0-9]{64}"
+    r"|dapi[0-9a-f]{32}|hv[sb]\.[A-Za-z0-9_-]{20,}|dp\.(?:st|pt|ct|sa|scim|audit)\.[\w-]{20,}"
+    r"|pul-[a-f0-9]{40}|[A-Za-z0-9]{14}\.atlasv1\.[A-Za-z0-9_=-]{60,}"
+    # package registries and SaaS APIs: npm, PyPI, Docker Hub, Stripe, Twilio, SendGrid,
+    # Mailgun, Shopify, Linear, Notion, Postman, New Relic, Sentry, Grafana
+    r"|npm_[A-Za-z0-9]{36,}|pypi-[A-Za-z0-9_-]{40,}|dckr_pat_[A-Za-z0-9_-]{20,}"
+    r"|(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{10,}|whsec_[A-Za-z0-9]{20,}|SK[0-9a-fA-F]{32}"
+    r"|SG\.[\w-]{16,}\.[\w-]{16,}|key-[0-9a-f]{32}|shp(?:at|ca|pa|ss)_[a-fA-F0-9]{32}"
+    r"|lin_api_[A-Za-z0-9]{20,}|secret_[A-Za-z0-9]{43}|ntn_[A-Za-z0-9]{40,}"
+    r"|PMAK-[a-f0-9]{24}-[a-f0-9]{34}|NRAK-[A-Z0-9]{27}|sntry[su]_[A-Za-z0-9_=+/-]{20,}"
+    r"|gl(?:c|sa)_[A-Za-z0-9_=+/-]{20,}"
+    # chat apps: Slack tokens, Telegram and Discord bot tokens
+    r"|xox[abposre]-[A-Za-z0-9-]{10,}|xapp-[A-Za-z0-9-]{10,}|\d{8,10}:AA[A-Za-z0-9_-]{33}"
+    r"|[MNO][A-Za-z0-9]{23,25}\.[A-Za-z0-9_-]{6}\.[A-Za-z0-9_-]{27,}"
+    # JWTs, age secret keys
+    r"|eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*|AGE-SECRET-KEY-1[0-9A-Z]{58,}"
     r")"
+)
+# Webhook URLs whose last path segment is the secret (Slack, Discord).
+_WEBHOOK = re.compile(
+    r"(?P<head>hooks\.slack\.com/services/T[A-Z0-9]+/B[A-Z0-9]+/"
+    r"|discord(?:app)?\.com/api/webhooks/\d+/)(?P<secret>[A-Za-z0-9_-]+)"
+)
+# A secret name and a quoted value inside code (python -c, node -e, a JSON or YAML string):
+# password = "x", {"api_key": "x"}, os.environ["HF_TOKEN"] = "x", token => 'x';
+# and setenv("API_KEY", "x"), os.environ.setdefault('TOKEN', 'x').
+_QUOTED_PAIR = re.compile(
+    r"(?P<name>[A-Za-z_][\w.-]*)['\"]?\]?\s*(?:=>?|:|==)\s*"
+    r"(?P<q>['\"])(?P<value>(?:\\.|(?!(?P=q)).)+?)(?P=q)"
+)
+_QUOTED_ARGS = re.compile(
+    r"(?P<q0>['\"])(?P<name>[A-Za-z_][\w.-]*)(?P=q0)\s*,\s*"
+    r"(?P<q>['\"])(?P<value>(?:\\.|(?!(?P=q)).)+?)(?P=q)"
 )
 # name=value pairs and "--flag value" inside a larger string (query strings, conninfo, -Dprop=,
 # sh -c scripts); the name may not follow '.' or '*' so that LS_COLORS' "*.key=01;31" is safe.
@@ -119,6 +178,12 @@ _WORD = re.compile(r"(?<![A-Za-z0-9+/_-])[A-Za-z0-9+/_-]{32,}={0,2}")
 _HEX = re.compile(r"[0-9a-fA-F]+")
 _HEX_DIGEST = re.compile(r"[0-9a-fA-F]{40}|[0-9a-fA-F]{64}|[0-9a-fA-F]{128}")
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+# Content identifiers are provenance, never secrets: subresource-integrity and Nix-style hashes
+# (sha256-<base64>), IPFS CIDs (v0 Qm..., v1 base32 b...).
+_CONTENT_ID = re.compile(
+    r"(?:sha(?:1|224|256|384|512)|blake[23]b?|md5)-[A-Za-z0-9+/]{20,}={0,2}"
+    r"|Qm[1-9A-HJ-NP-Za-km-z]{44}|b[a-z2-7]{58,}"
+)
 _WORDLIKE = re.compile(r"[A-Z]?[a-z]+[0-9]*|[A-Z]+[0-9]*|[0-9]+[a-z]*")
 
 
@@ -141,6 +206,8 @@ def looks_like_token(word: str) -> bool:
     """A long high-entropy single word (see the module docstring for the exact rule)."""
     core = word.rstrip("=")
     if len(core) < 32 or _HEX_DIGEST.fullmatch(core) or _UUID.fullmatch(core):
+        return False
+    if _CONTENT_ID.fullmatch(word):
         return False
     if not (re.search(r"[A-Za-z]", core) and re.search(r"[0-9]", core)):
         return False
@@ -167,13 +234,24 @@ def _word(m: re.Match[str]) -> str:
     return REDACTED if looks_like_token(m[0]) else m[0]
 
 
+def _quoted(m: re.Match[str]) -> str:
+    if is_secret_name(m["name"]):
+        return m[0][: m.start("value") - m.start()] + REDACTED + m["q"]
+    return m[0]
+
+
 def redact_text(s: str) -> str:
     """Remove URL credentials, auth headers, key=value secrets and token-like words from text."""
-    if "PRIVATE KEY-----" in s:
+    if "PRIVATE KEY" in s:
         s = _PEM.sub(REDACTED, s)
     if "@" in s:
         s = _URL_CRED.sub(_url_cred, s)
+    if "/" in s:
+        s = _WEBHOOK.sub(lambda m: m["head"] + REDACTED, s)
     s = _AUTH_HEADER.sub(lambda m: m["head"] + REDACTED, s)
+    if "'" in s or '"' in s:
+        s = _QUOTED_PAIR.sub(_quoted, s)
+        s = _QUOTED_ARGS.sub(_quoted, s)
     s = _PAIR.sub(_pair, s)
     s = _TOKEN.sub(REDACTED, s)
     return _WORD.sub(_word, s)
@@ -210,22 +288,148 @@ RUN_IDS = frozenset({"MLFLOW_RUN_ID", "WANDB_RUN_ID", "NEPTUNE_CUSTOM_RUN_ID"})
 _FLAG = re.compile(r"(?P<dashes>--?)(?P<name>[A-Za-z][\w.-]+)(?:=(?P<value>.*))?", re.S)
 _ASSIGN = re.compile(r"(?P<name>[A-Za-z_][\w.-]*)=(?P<value>.*)", re.S)
 
+# Short flags are too ambiguous to judge by name (-p is a port, a parent, a patch, a password),
+# so only the programs known to take a secret through one are treated so: NEXT, the next
+# argument (or the attached value: -pVALUE); ATTACHED, only the attached value (a bare `mysql -p`
+# prompts, and the next argument is the database); USERPASS, what follows the first ':' (curl
+# -u user:pass), '%' (smbclient -U user%pass) or ',' (lftp -u user,pass); PASSARG, openssl's
+# `pass:VALUE` (file:, env: and fd: name where the secret is, and stay).
+NEXT, ATTACHED, USERPASS, PASSARG = "next", "attached", "userpass", "passarg"
+_MYSQL = {"-p": ATTACHED}
+_MONGO = {"-p": NEXT}
+_LDAP = {"-w": NEXT}
+_SHORT_SECRETS: dict[str, dict[str, str]] = {
+    "sshpass": {"-p": NEXT},
+    **dict.fromkeys(
+        [
+            "mysql",
+            "mysqldump",
+            "mysqladmin",
+            "mysqlimport",
+            "mysqlcheck",
+            "mysqlshow",
+            "mariadb",
+            "mariadb-dump",
+            "mariadb-admin",
+            "mariadb-import",
+            "mariadb-check",
+        ],
+        _MYSQL,
+    ),
+    **dict.fromkeys(
+        ("mongo", "mongosh", "mongodump", "mongorestore", "mongoexport", "mongoimport"), _MONGO
+    ),
+    **dict.fromkeys(("ldapsearch", "ldapmodify", "ldapadd", "ldapdelete", "ldapwhoami"), _LDAP),
+    "redis-cli": {"-a": NEXT},
+    "zip": {"-P": NEXT},
+    "unzip": {"-P": NEXT},
+    "7z": {"-p": ATTACHED},
+    "7za": {"-p": ATTACHED},
+    "unrar": {"-p": ATTACHED},
+    "rar": {"-p": ATTACHED},
+    "sqlcmd": {"-P": NEXT},
+    "bcp": {"-P": NEXT},
+    "curl": {"-u": USERPASS, "--user": USERPASS, "-U": USERPASS, "--proxy-user": USERPASS},
+    "smbclient": {"-U": USERPASS, "--user": USERPASS},
+    "lftp": {"-u": USERPASS},
+    "openssl": {"-k": NEXT, "-pass": PASSARG, "-passin": PASSARG, "-passout": PASSARG},
+}
+_SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "ash", "busybox"})
+_SHELL_C = re.compile(r"-[a-z]*c[a-z]*")
+
+
+def _program(arg: str) -> str:
+    return arg.rsplit("/", 1)[-1]
+
+
+def _userpass(value: str) -> str:
+    for sep in (":", "%", ","):
+        user, found, password = value.partition(sep)
+        if found:
+            return f"{user}{sep}{REDACTED}" if password else value
+    return value
+
+
+def _short_secret(mode: str, value: str) -> str:
+    """The redacted form of a short flag's value under `mode`."""
+    if mode == USERPASS:
+        return _userpass(value)
+    if mode == PASSARG:
+        return f"pass:{REDACTED}" if value.startswith("pass:") else value
+    return REDACTED if value else value
+
+
+def _program_secrets(args: list[str]) -> list[str]:
+    """argv with the values of known programs' secret short flags redacted."""
+    out: list[str] = []
+    rules: dict[str, str] = {}
+    pending: str | None = None
+    for arg in args:
+        if pending is not None:
+            out.append(_short_secret(pending, arg))
+            pending = None
+            continue
+        prog = _program(arg)
+        if prog in _SHORT_SECRETS:
+            rules = _SHORT_SECRETS[prog]
+            out.append(arg)
+            continue
+        flag, eq, attached = arg.partition("=")
+        mode = rules.get(flag)
+        if mode is not None and not eq:
+            if mode != ATTACHED:
+                pending = mode
+            out.append(arg)
+            continue
+        if mode is not None and eq:  # --user=alice:pw
+            out.append(f"{flag}={_short_secret(mode, attached)}")
+            continue
+        short = rules.get(arg[:2]) if len(arg) > 2 and arg[1:2] != "-" else None
+        if short is not None and arg[0] == "-":  # -phunter2
+            out.append(arg[:2] + _short_secret(short, arg[2:]))
+            continue
+        out.append(arg)
+    return out
+
+
+def _shell_script(script: str) -> str:
+    """A `sh -c` script: known programs' secret short flags inside it are redacted too."""
+    try:
+        words = shlex.split(script)
+    except ValueError:
+        return script
+    if not any(_program(w) in _SHORT_SECRETS for w in words):
+        return script
+    for before, after in zip(words, _program_secrets(words), strict=True):
+        if before != after:
+            secret = re.escape(before)
+            script = re.sub(rf"(?<![^\s'\"=]){secret}(?![^\s'\";|&)])", after, script)
+    return script
+
 
 def redact_argv(argv: list[bytes]) -> list[str]:
     """Decode argv and redact secret flag values, secret KEY=VALUE args and token-like words.
 
     ``--token X`` redacts X unless X starts with '-' (then --token was a switch); single-letter
-    flags such as ``-p`` are too ambiguous and only get the value-level checks.
+    flags count only for the programs known to take a secret through one (_SHORT_SECRETS), in
+    argv and in a shell's -c script; every argument also gets the value-level checks
+    (redact_text), which include secrets assigned in code (python -c "password = 'x'").
     """
+    args = _program_secrets([_decode(raw) for raw in argv])
     out: list[str] = []
-    value_next = False
-    for raw in argv:
-        arg = _decode(raw)
+    value_next = script_next = shell = False
+    for arg in args:
         if value_next:
             value_next = False
             if not arg.startswith("-"):
                 out.append(REDACTED)
                 continue
+        if script_next:
+            script_next = False
+            arg = _shell_script(arg)
+        elif shell and _SHELL_C.fullmatch(arg):  # sh -c, bash -lc, bash -x -c
+            script_next = True
+        shell = shell or _program(arg) in _SHELLS
         flag = _FLAG.fullmatch(arg)
         if flag and is_secret_name(flag["name"]):
             if flag["value"] is None:
@@ -246,3 +450,19 @@ def redact_argv(argv: list[bytes]) -> list[str]:
 def command_display(argv: list[str]) -> str:
     """The display form of an (already redacted) argv."""
     return shlex.join(argv)
+
+
+def redact_run(finish: RunFinish) -> RunFinish:
+    """A run's record with every secret gone: the command's argv and environment, and the argv
+    of every program each of its processes executed. The one function a run's record passes
+    through before it is written anywhere (roard's store, the spool) or sent anywhere."""
+
+    def argv(raw: list[bytes]) -> list[bytes]:
+        return [a.encode() for a in redact_argv(raw)]
+
+    start = finish.start
+    env = [f"{k}={v}".encode() for k, v in redact_env(start.env).items()]
+    procs = [
+        replace(p, execs=[replace(e, argv=argv(e.argv)) for e in p.execs]) for p in finish.procs
+    ]
+    return replace(finish, start=replace(start, argv=argv(start.argv), env=env), procs=procs)

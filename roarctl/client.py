@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import os
 import socket
+import struct
 import sys
 import time
 from typing import Any, TypeVar, overload
@@ -12,7 +13,7 @@ from typing import Any, TypeVar, overload
 import msgspec
 
 from roar import __version__
-from roar.paths import Paths, paths
+from roar.paths import Paths, paths, unsafe_dir
 from roar.protocol import (
     PROTOCOL_VERSION,
     Error,
@@ -144,9 +145,17 @@ class Client:
 
 
 def _try_connect(path: str) -> socket.socket | None:
+    """A connection to the user's own roard at `path`; None when none listens there. Before a
+    byte is sent: the socket's directory must be the user's and not writable by others, and the
+    process listening must run as the user (SO_PEERCRED). Anything else may be another user
+    impersonating roard to receive the run's environment: refused."""
+    unsafe = unsafe_dir(os.path.dirname(path))
+    if unsafe is not None:
+        raise RoarError(f"refusing to talk to roard at {path}: {unsafe}", _IMPOSTOR_HINT)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         sock.connect(path)
+        creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _PEERCRED.size)
     except OSError as exc:
         sock.close()
         if exc.errno in (errno.ENOENT, errno.ECONNREFUSED, errno.ENOTDIR):
@@ -155,7 +164,22 @@ def _try_connect(path: str) -> socket.socket | None:
             f"cannot reach roard at {path}: {exc.strerror}",
             f"check the permissions of {os.path.dirname(path)}",
         ) from None
+    _pid, uid, _gid = _PEERCRED.unpack(creds)
+    if uid != os.getuid():
+        sock.close()
+        raise RoarError(
+            f"refusing to talk to roard at {path}: it runs as uid {uid}, not as you "
+            f"(uid {os.getuid()})",
+            _IMPOSTOR_HINT,
+        )
     return sock
+
+
+_PEERCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
+_IMPOSTOR_HINT = (
+    "another user may be impersonating roard; set XDG_RUNTIME_DIR to a directory of your own "
+    "(mode 0700), or remove that directory if it is yours by mistake"
+)
 
 
 def start_daemon(where: Paths) -> socket.socket:

@@ -191,14 +191,9 @@ def _deliver_once(
 def _spool(finish: RunFinish, facts: list[FileFact], warn: Callable[[str], None]) -> Path | None:
     """Save the record for the next roard; secrets are redacted first (nothing unredacted is
     ever stored). A failure to save costs the record, never the command's exit status."""
-    from roar.redact import redact_argv, redact_env
+    from roar.redact import redact_run
 
-    start = msgspec.structs.replace(
-        finish.start,
-        argv=[a.encode("utf-8", "surrogateescape") for a in redact_argv(finish.start.argv)],
-        env=[f"{k}={v}".encode() for k, v in redact_env(finish.start.env).items()],
-    )
-    whole = msgspec.structs.replace(finish, start=start, files=facts)
+    whole = msgspec.structs.replace(redact_run(finish), files=facts)
     try:
         spool = paths().spool
         spool.mkdir(parents=True, exist_ok=True, mode=0o700)

@@ -191,8 +191,8 @@ def lineage_mermaid(root: LineageNode) -> str:
         text = _label(node).replace("\n", "<br/>").replace('"', "'")
         shape = f'["{text}"]' if node.kind == "job" else f'(["{text}"])'
         lines.append(f"  {nid(node)}{shape}")
-    for parent, child in dict.fromkeys(_edges(root)):
-        lines.append(f"  {nid(child)} --> {nid(parent)}")
+    for child, parent in dict.fromkeys((c.id, p.id) for p, c in _edges(root)):
+        lines.append(f"  {ids[child]} --> {ids[parent]}")
     return "\n".join(lines) + "\n"
 
 

@@ -26,6 +26,7 @@ from roar.protocol import (
     Error,
     FrameError,
     Hello,
+    InvalidMessage,
     Request,
     Welcome,
     body_length,
@@ -292,6 +293,8 @@ def _check_peer(stream: ByteStream) -> None:
 
 async def _handshake(conn: handlers.Connection, receive: BufferedByteReceiveStream) -> None:
     request = await _next_request(conn, receive)
+    if request is None:  # unreadable: answered already, once
+        raise _Closed
     if not isinstance(request, Hello) or request.protocol != PROTOCOL_VERSION:
         await conn.send(
             Error(
@@ -318,6 +321,9 @@ async def _next_request(
         raise _Closed from None
     try:
         return decode_request(body)
+    except InvalidMessage as exc:  # well-formed, with a value that is not allowed
+        await conn.send(Error(code="invalid", message=str(exc)))
+        return None
     except FrameError as exc:
         await conn.send(Error(code="bad-frame", message=str(exc)))
         return None

@@ -29,6 +29,7 @@ from roar.protocol import (
     RunFinish,
     RunStart,
     RunStarted,
+    show_path,
 )
 from roard import hashcache, sessions, staging
 from roard.capture import git, hardware, packages, trackers
@@ -66,7 +67,7 @@ async def start(d: Daemon, req: RunStart) -> RunStarted:
         else:
             return RunStarted(
                 job_id="",
-                project=os.fsdecode(root) if root else None,
+                project=show_path(root) if root else None,
                 refuse=f"{why} ({names}{more}): commit them, or turn the rule off with "
                 "`roarctl config set hygiene.committed_code_only false`",
             )
@@ -119,7 +120,7 @@ async def start(d: Daemon, req: RunStart) -> RunStarted:
     log.info("run.start", job=job_id, project=None if root is None else os.fsdecode(root))
     return RunStarted(
         job_id=job_id,
-        project=None if root is None else os.fsdecode(root),
+        project=None if root is None else show_path(root),
         warnings=warnings,
         step=sessions.ref(req.kind, step),
         inject=inject,
@@ -213,7 +214,7 @@ async def finish(
     filtered = FilteredSummary(
         count=sum(totals.filtered.values()),
         by_rule=totals.filtered,
-        paths=[os.fsdecode(p) for p in totals.filtered_paths],
+        paths=[show_path(p) for p in totals.filtered_paths],
     )
     now = time.time()
     async with d.store.write() as db:
@@ -401,7 +402,7 @@ def proc_views(procs: list[Proc]) -> list[Process]:
                 pid=p.pid,
                 ppid=p.ppid,
                 argv=redact.redact_argv(last.argv) if last else [],
-                exe=os.fsdecode(last.exe) if last else None,
+                exe=show_path(last.exe) if last else None,
                 exit_code=None if sig else code,
                 signal=sig,
             )

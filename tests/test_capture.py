@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from roar.redact import (
@@ -15,6 +16,7 @@ from roar.redact import (
     command_display,
     redact_argv,
     redact_env,
+    redact_run,
     redact_text,
 )
 from roard.capture.git import git_state
@@ -203,6 +205,170 @@ def test_redact_argv_env_wrapper_and_shell() -> None:
     assert command_display(out) == (
         f"env 'HF_TOKEN={REDACTED}' LR=0.1 sh -c 'x --password={REDACTED}'"
     )
+
+
+# Secret values in well-known formats, under names that say nothing: each must vanish from env
+# values and argv strings alike. (Made-up values of the right shape.)
+TOKENS_BY_VALUE = {
+    "GitLab deploy token": "gldt-abcdefghij1234567890",
+    "Bitbucket app password": "ATBB3xK9mPq2Lw8Rt5Vn7Yc4Zb6Hd1Fg0Js",
+    "Atlassian API token": "ATATT3xFfGF0abcdefghijklmnop1234567890",
+    "Anthropic": "sk-ant-api03-AbCdEfGhIjKlMnOpQrStUvWxYz0123456789",
+    "Groq": "gsk_AbCdEfGhIjKlMnOpQrStUvWx12",
+    "xAI": "xai-AbCdEfGhIjKlMnOpQrStUvWx12",
+    "Perplexity": "pplx-AbCdEfGhIjKlMnOpQrStUvWx12",
+    "NVIDIA": "nvapi-AbCdEfGhIjKlMnOpQrStUvWx12",
+    "Replicate": "r8_AbCdEfGhIjKlMnOpQrStUvWx12",
+    "Google OAuth secret": "GOCSPX-AbCdEfGhIjKlMnOpQrStUvWx12",
+    "Google access token": "ya29.a0AfH6SMBxAbCdEfGhIjKlMnOp",
+    "Alibaba": "LTAI5tAbCdEfGhIjKlMn",
+    "DigitalOcean": "dop_v1_" + "0123456789abcdef" * 4,
+    "Databricks": "dapi0123456789abcdef0123456789abcdef",
+    "Vault": "hvs.CAESIAbCdEfGhIjKlMnOpQrStUvWx",
+    "Docker Hub": "dckr_pat_AbCdEfGhIjKlMnOpQrStUvWx",
+    "Stripe webhook": "whsec_AbCdEfGhIjKlMnOpQrStUvWx",
+    "Twilio": "SK0123456789abcdef0123456789abcdef",
+    "SendGrid": "SG.AbCdEfGhIjKlMnOpQrSt.UvWxYz0123456789AbCdEfGh",
+    "Mailgun": "key-0123456789abcdef0123456789abcdef",
+    "Shopify": "shpat_0123456789abcdef0123456789abcdef",
+    "Linear": "lin_api_AbCdEfGhIjKlMnOpQrStUvWx",
+    "Notion": "ntn_" + "AbCdEfGhIj" * 4 + "K",
+    "Sentry": "sntrys_eyJpYXQiOjE2OTQ0NTg4MDB9AbCd",
+    "Grafana": "glsa_AbCdEfGhIjKlMnOpQrStUvWx_0123abcd",
+    "Slack user token": "xoxp-1234567890-abcdefghijkl",
+    "Telegram bot": "123456789:AA" + "AbCdEfGhIjKlMnOpQrStUvWxYz0123456",
+    "Discord bot": "MTA5ODc2NTQzMjEwOTg3NjU0.GAbCdE.AbCdEfGhIjKlMnOpQrStUvWxYz0123",
+    "age": "AGE-SECRET-KEY-1" + "QWERTYUPASDFGHJKLZXCVNM023456789" * 2,
+    "PGP private key": "-----BEGIN PGP PRIVATE KEY BLOCK-----\nlQOYBGXabc\n"
+    "-----END PGP PRIVATE KEY BLOCK-----",
+    "Slack webhook": "https://hooks.slack.com/services/T0001ABCD/B0002EFGH/AbCdEfGhIjKl",
+    "Discord webhook": "https://discord.com/api/webhooks/1234567890/AbCd-EfGh_IjKl",
+}
+SECRET_PART = {  # where the secret sits inside a longer value: only that part must go
+    "Slack webhook": "AbCdEfGhIjKl",
+    "Discord webhook": "AbCd-EfGh_IjKl",
+}
+# Content identifiers: provenance that must never be redacted, in env values or argv.
+CONTENT_IDS = [
+    "0123456789abcdef0123456789abcdef01234567",  # git SHA-1
+    "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262",  # sha256 / blake3
+    "cf83e1357eefb8bdf1542850d66d8007d620e4050b5715dc83f4a921d36ce9ce"
+    "47d0d13c5d85f2b0ff8318d2877eec2f63b931bd47417a81a538327af927da3e",  # sha512
+    "sha256:af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262",  # OCI digest
+    "blake3:af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262",
+    "sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=",  # subresource integrity / Nix
+    "sha384-oqVuAfXRKap7fdgcCY5uykM6+R9GqQ8K/uxy9rx7HNQlGYl1kPzQho1wx4JwY8wC",
+    "QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPbdG",  # IPFS CIDv0
+    "bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi",  # IPFS CIDv1
+    "550e8400-e29b-41d4-a716-446655440000",  # UUID
+    "/data/cache/af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262/model.pt",
+    "runs/550e8400-e29b-41d4-a716-446655440000/checkpoints/epoch_10.ckpt",
+]
+
+
+def test_redact_known_token_formats_whatever_the_name() -> None:
+    env = {f"V{i}": value for i, value in enumerate(TOKENS_BY_VALUE.values())}
+    out = redact_env(_entries(env))
+    argv = redact_argv([b"python", b"job.py", *(v.encode() for v in TOKENS_BY_VALUE.values())])
+    for i, (kind, value) in enumerate(TOKENS_BY_VALUE.items()):
+        secret = SECRET_PART.get(kind, value)
+        assert secret not in out[f"V{i}"], kind
+        assert secret not in argv[i + 2], kind
+        assert REDACTED in out[f"V{i}"] and REDACTED in argv[i + 2], kind
+    assert out["V30"].startswith("https://hooks.slack.")  # the host stays
+
+
+def test_content_hashes_and_uuids_are_never_redacted() -> None:
+    env = {f"V{i}": value for i, value in enumerate(CONTENT_IDS)}
+    assert redact_env(_entries(env)) == env
+    argv = ["python", "verify.py", *CONTENT_IDS, *(f"--digest={c}" for c in CONTENT_IDS)]
+    assert redact_argv([a.encode() for a in argv]) == argv
+    text = " ".join(CONTENT_IDS)
+    assert redact_text(text) == text
+
+
+def test_redact_short_flags_of_programs_that_take_secrets() -> None:
+    cases = {
+        ("sshpass", "-p", "hunter2", "ssh", "host"): ("sshpass", "-p", REDACTED, "ssh", "host"),
+        ("mysql", "-phunter2", "db"): ("mysql", f"-p{REDACTED}", "db"),
+        ("mysql", "-p", "db"): ("mysql", "-p", "db"),  # bare -p prompts: db is the database
+        ("redis-cli", "-a", "hunter2", "ping"): ("redis-cli", "-a", REDACTED, "ping"),
+        ("curl", "-u", "ana:hunter2", "https://x"): ("curl", "-u", f"ana:{REDACTED}", "https://x"),
+        ("curl", "--user=ana:hunter2", "x"): ("curl", f"--user=ana:{REDACTED}", "x"),
+        ("curl", "-u", "ana", "x"): ("curl", "-u", "ana", "x"),  # curl asks for the password
+        ("/usr/bin/zip", "-P", "pw", "a.zip"): ("/usr/bin/zip", "-P", REDACTED, "a.zip"),
+        ("env", "A=1", "mongodump", "-p", "hunter2"): ("env", "A=1", "mongodump", "-p", REDACTED),
+        ("openssl", "-k", "pw", "-passin", "env:PW"): (
+            "openssl",
+            "-k",
+            REDACTED,
+            "-passin",
+            "env:PW",
+        ),
+        # -p of everything else is not a secret
+        ("python", "train.py", "-p", "8080"): ("python", "train.py", "-p", "8080"),
+        ("mkdir", "-p", "out/models"): ("mkdir", "-p", "out/models"),
+        ("ssh", "-p", "2222", "host"): ("ssh", "-p", "2222", "host"),
+        ("docker", "run", "-p", "8080:80", "img"): ("docker", "run", "-p", "8080:80", "img"),
+    }
+    for argv, want in cases.items():
+        assert redact_argv([a.encode() for a in argv]) == list(want), argv
+    script = "sshpass -p 'hunter2' ssh h && mysql -phunter9 db; mkdir -p out"
+    out = redact_argv([b"bash", b"-lc", script.encode()])
+    assert out == [
+        "bash",
+        "-lc",
+        f"sshpass -p '{REDACTED}' ssh h && mysql -p{REDACTED} db; mkdir -p out",
+    ]
+
+
+def test_redact_secrets_assigned_in_code_strings() -> None:
+    code = (
+        "import os; os.environ['OPENAI_KEY'] = 'plain-1'; password = \"plain-2\"; "
+        "client = Client(api_key='plain-3', model='gpt'); os.putenv(\"HF_TOKEN\", \"plain-4\")"
+    )
+    out = redact_argv([b"python", b"-c", code.encode()])
+    for n in range(1, 5):
+        assert f"plain-{n}" not in out[2]
+    assert "model='gpt'" in out[2] and "Client(" in out[2]
+    js = redact_argv([b"node", b"-e", b'run({"apiKey": "plain-5", "user": "ana"})'])
+    assert js[2] == f'run({{"apiKey": "{REDACTED}", "user": "ana"}})'
+    keep = "print('learning rate', lr); config = {'lr': '0.01', 'name': 'resnet'}"
+    assert redact_argv([b"python", b"-c", keep.encode()])[2] == keep
+
+
+def test_redact_run_leaves_no_secret_anywhere_in_a_record() -> None:
+    """The whole record (what the spool writes): the command, its env, every process's argv."""
+    from roar.protocol import ExecImage, FileFact, Proc, RunFinish, RunStart
+
+    secrets = ["hunter2", "ghp_abcdefghijklmnopqrstuvwxyz0123456789", "plain-env", "pw-child"]
+    start = RunStart(
+        argv=[b"sshpass", b"-p", b"hunter2", b"python", b"t.py"],
+        cwd=b"/work",
+        env=[b"HF_TOKEN=plain-env", b"HOME=/home/ana"],
+        started=1.0,
+    )
+    child = ExecImage(
+        path=b"/usr/bin/curl", exe=b"/usr/bin/curl", argv=[b"curl", b"-u", b"a:pw-child"]
+    )
+    tokened = ExecImage(
+        path=b"/bin/git", exe=b"/bin/git", argv=[b"git", b"push", secrets[1].encode()]
+    )
+    finish = RunFinish(
+        job_id="0123456789ab",
+        start=start,
+        ended=2.0,
+        wait_status=0,
+        procs=[Proc(pid=2, ppid=1, start=1.0, execs=[child, tokened])],
+        files=[FileFact(path=b"/work/out.txt", written=True)],
+    )
+    out = redact_run(finish)
+    encoded = msgspec.msgpack.encode(out)
+    for secret in secrets:
+        assert secret.encode() not in encoded, secret
+    assert out.start.argv[:3] == [b"sshpass", b"-p", REDACTED.encode()]
+    assert b"HOME=/home/ana" in out.start.env and out.files == finish.files
+    assert out.procs[0].execs[0].argv == [b"curl", b"-u", f"a:{REDACTED}".encode()]
 
 
 # ---------------------------------------------------------------- git

@@ -6,7 +6,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -22,23 +21,18 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_socket_activation_uses_the_passed_socket(roar: Roar) -> None:
     roar.socket.parent.mkdir(mode=0o700)
     roar.chown(roar.socket.parent)
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    listener.bind(str(roar.socket))
-    roar.chown(roar.socket)
-    listener.listen()
-    os.set_inheritable(listener.fileno(), True)
-    # systemd passes the socket as fd 3 with LISTEN_PID/LISTEN_FDS naming the daemon's pid.
+    # systemd's user manager, running as the user, binds the socket and passes it as fd 3 with
+    # LISTEN_PID/LISTEN_FDS naming the daemon's pid (the client checks the listener's uid).
     script = (
-        f"import os; os.dup2({listener.fileno()}, 3); os.environ['LISTEN_PID'] = str(os.getpid())"
-        f"; os.environ['LISTEN_FDS'] = '1'; os.execv({str(BIN / 'roard')!r}, ['roard'])"
+        f"import os, socket; s = socket.socket(socket.AF_UNIX); s.bind({str(roar.socket)!r}); "
+        "s.listen(); os.dup2(s.fileno(), 3); os.set_inheritable(3, True); "
+        "os.environ['LISTEN_PID'] = str(os.getpid()); "
+        f"os.environ['LISTEN_FDS'] = '1'; os.execv({str(BIN / 'roard')!r}, ['roard'])"
     )
     daemon = subprocess.Popen(
-        [*roar.prefix(), sys.executable, "-c", script],
-        env=roar.env,
-        pass_fds=[listener.fileno()],
-        stderr=subprocess.PIPE,
+        [*roar.prefix(), sys.executable, "-c", script], env=roar.env, stderr=subprocess.PIPE
     )
-    listener.close()
+    assert wait_for(roar.socket.exists)
     try:
         status = roar.json("daemon", "status")
         assert status["running"] and status["pid"] == daemon.pid
@@ -108,7 +102,7 @@ def test_run_is_spooled_when_no_daemon_can_start_and_stored_later(roar: Roar) ->
         "run",
         "sh",
         "-c",
-        "echo hi > spooled.txt; exit 4",
+        "echo hi > spooled.txt; sh -c 'true --password=hunter2xyz'; exit 4",
         env={**broken, "MY_API_TOKEN": secret},
         check=False,
     )
@@ -117,7 +111,9 @@ def test_run_is_spooled_when_no_daemon_can_start_and_stored_later(roar: Roar) ->
     assert "spooled" in proc.stderr and "Traceback" not in proc.stderr
     spool = list((roar.home / ".local/state/roar/spool").glob("*.msgpack"))
     assert len(spool) == 1
-    assert secret.encode() not in spool[0].read_bytes()  # redacted before it is saved
+    saved = spool[0].read_bytes()
+    assert secret.encode() not in saved  # redacted before it is saved
+    assert b"hunter2xyz" not in saved  # in every process's argv too, not only the command's
     job = roar.last_job()  # a working daemon starts and ingests the spool
     assert job["job"]["exit_code"] == 4 and job["job"]["status"] == "recovered"
     assert [os.path.basename(o["path"]) for o in job["outputs"]] == ["spooled.txt"]

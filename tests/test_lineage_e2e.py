@@ -271,6 +271,11 @@ def test_export_formats(roar: Roar) -> None:
     assert events[3]["outputs"][0]["name"].endswith("model.bin")
     assert len({e["run"]["runId"] for e in events}) == 2
     assert roar("export", "model.bin", "--format", "dot", cwd=repo).stdout.startswith("digraph")
+    mermaid = roar("export", "model.bin", "--format", "mermaid", cwd=repo).stdout.splitlines()
+    assert mermaid[0] == "graph LR"
+    edges = [x for x in mermaid if "-->" in x]
+    assert len(edges) == len(set(edges)) >= 4  # model.bin <- b <- clean.csv <- a <- raw.csv
+    assert all(any(f"job {j['job']['id']}" in x for x in mermaid) for j in (a, b))
 
 
 def test_env_labels_collections_build_reset(roar: Roar) -> None:

@@ -1,6 +1,5 @@
-"""The versioned model (roar/model.py): records written by earlier versions still load, and the
-model's encodings are stable (roard's store blobs, the registration payload, the registry's
-JSON)."""
+"""The versioned model (roar/model.py): records written by earlier versions still load, and its
+encodings are stable (roard's store blobs, the registration payload, the registry's JSON)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,211 @@
+"""Another local user on the same machine: impersonating roard, reading the store. Runs as root
+only (it creates a second ordinary user and acts as it with setpriv); the victim is each of the
+e2e modes (root, and the ordinary user `roar-e2e`)."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import Roar, wait_for
+
+pytestmark = pytest.mark.skipif(os.getuid() != 0, reason="needs root to create a second user")
+
+ATTACKER = "roar-e2e-other"
+
+# A fake roard: listens at argv[1], answers a Hello with a Welcome (to tempt the client on) and
+# appends every byte it receives to argv[2].
+FAKE_ROARD = r"""
+import os, socket, struct, sys
+import msgspec
+path, log = sys.argv[1], sys.argv[2]
+s = socket.socket(socket.AF_UNIX)
+s.bind(path)
+os.chmod(path, 0o777)
+s.listen()
+open(log, "wb").close()
+print("listening", flush=True)
+while True:
+    c, _ = s.accept()
+    data = c.recv(65536)
+    with open(log, "ab") as f:
+        f.write(data)
+    welcome = msgspec.msgpack.encode(
+        {"type": "Welcome", "protocol": 1, "server": "0.1.0", "pid": 1}
+    )
+    try:
+        c.sendall(struct.pack(">I", len(welcome)) + welcome)
+    except OSError:
+        pass
+    c.close()
+"""
+
+
+def _attacker() -> tuple[int, int]:
+    try:
+        pw = pwd.getpwnam(ATTACKER)
+    except KeyError:
+        subprocess.run(
+            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", ATTACKER],
+            check=True,
+        )
+        pw = pwd.getpwnam(ATTACKER)
+    return pw.pw_uid, pw.pw_gid
+
+
+def _as(user: tuple[int, int]) -> list[str]:
+    return ["setpriv", f"--reuid={user[0]}", f"--regid={user[1]}", "--clear-groups", "--"]
+
+
+class Fake:
+    def __init__(self, proc: subprocess.Popen, log: Path) -> None:
+        self.proc = proc
+        self.log = log
+
+    def received(self) -> bytes:
+        return self.log.read_bytes() if self.log.exists() else b""
+
+
+@pytest.fixture
+def fake_roard() -> Iterator[object]:
+    """Start a fake roard as the attacker at a path (a function, returning a Fake)."""
+    attacker = _attacker()
+    started: list[Fake] = []
+    scratch = Path(tempfile.mkdtemp(prefix="roar-attacker-", dir="/tmp"))
+    os.chown(scratch, *attacker)
+
+    def start(sock: Path) -> Fake:
+        log = scratch / f"received-{len(started)}"
+        proc = subprocess.Popen(
+            [*_as(attacker), sys.executable, "-c", FAKE_ROARD, str(sock), str(log)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "listening"
+        fake = Fake(proc, log)
+        started.append(fake)
+        return fake
+
+    yield start
+    for fake in started:
+        fake.proc.send_signal(signal.SIGKILL)
+        fake.proc.wait()
+    shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _attacker_dir(path: Path) -> None:
+    """A directory the attacker made first, as an attacker would (world-usable, theirs)."""
+    path.mkdir(mode=0o755)
+    os.chown(path, *_attacker())
+
+
+def test_without_xdg_runtime_dir_a_tmp_dir_made_first_by_another_user_is_not_used(
+    roar: Roar, fake_roard
+) -> None:
+    uid = roar.user[0] if roar.user else os.getuid()
+    trap = Path(f"/tmp/roar-{uid}")  # where roar used to fall back to
+    if trap.exists():
+        pytest.skip(f"{trap} exists already")
+    _attacker_dir(trap)
+    try:
+        fake = fake_roard(trap / "roard.sock")
+        env = {k: v for k, v in roar.env.items() if k != "XDG_RUNTIME_DIR"}
+        proc = roar.exec(
+            [str(Path(sys.executable).parent / "roarctl"), "run", "sh", "-c", "echo ok"],
+            env=env,
+            check=False,
+        )
+        roar.env.pop("XDG_RUNTIME_DIR")  # the rest of the test (and the teardown) as the user
+        try:
+            assert proc.returncode == 0, proc.stderr
+            assert proc.stdout == "ok\n"
+            assert fake.received() == b""  # the fake roard never heard from the victim
+            assert roar.json("log")[0]["command"] == "sh -c 'echo ok'"
+            assert (roar.home / ".local/state/roar/run/roard.sock").exists()
+        finally:
+            roar.stop()
+    finally:
+        shutil.rmtree(trap, ignore_errors=True)
+
+
+def test_a_socket_directory_of_another_user_is_refused_before_anything_is_sent(
+    roar: Roar, fake_roard
+) -> None:
+    shared = Path(tempfile.mkdtemp(prefix="roar-shared-run-", dir="/tmp"))
+    os.chmod(shared, 0o1777)  # a runtime dir shared by everyone, like /tmp
+    try:
+        _attacker_dir(shared / "roar")
+        fake = fake_roard(shared / "roar" / "roard.sock")
+        env = {"XDG_RUNTIME_DIR": str(shared), "ROAR_TEST_SECRET": "hunter2"}
+        for args in (["status"], ["daemon", "start"], ["log"]):
+            proc = roar(*args, env=env, check=False)
+            assert proc.returncode == 1, (args, proc.stderr)
+            first = proc.stderr.splitlines()[0]
+            assert "refusing to talk to roard" in first and "belongs to uid" in first
+            assert "Traceback" not in proc.stderr
+        # A run is never broken by roar: the command runs, roar says why it kept away from
+        # that roard, and the record waits in the user's own spool.
+        proc = roar("run", "sh", "-c", "echo ran", env=env, check=False)
+        assert proc.returncode == 0 and proc.stdout == "ran\n"
+        assert "refusing to talk to roard" in proc.stderr and "spooled" in proc.stderr
+        assert len(list((roar.home / ".local/state/roar/spool").glob("*.msgpack"))) == 1
+        assert fake.received() == b""
+    finally:
+        shutil.rmtree(shared, ignore_errors=True)
+
+
+def test_a_listener_of_another_uid_in_the_users_own_directory_is_refused(roar: Roar) -> None:
+    if roar.user is None:
+        pytest.skip(
+            "the victim is root: every listener in its directory is another uid's only "
+            "if root made it, which is the same uid"
+        )
+    runtime = Path(roar.env["XDG_RUNTIME_DIR"]) / "roar"
+    runtime.mkdir(mode=0o700)
+    roar.chown(runtime)
+    listener = subprocess.Popen(  # root listening inside the user's 0700 directory
+        [sys.executable, "-c", FAKE_ROARD, str(runtime / "roard.sock"), "/dev/null"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert listener.stdout is not None and listener.stdout.readline().strip() == "listening"
+        proc = roar("status", check=False)
+        assert proc.returncode == 1
+        assert "refusing to talk to roard" in proc.stderr and "runs as uid 0" in proc.stderr
+    finally:
+        listener.kill()
+        listener.wait()
+
+
+def test_another_user_can_neither_read_the_store_nor_reach_the_socket(roar: Roar) -> None:
+    roar.run("sh", "-c", "echo data > out.txt")
+    attacker = _as(_attacker())
+    targets = [roar.db, roar.db.parent, roar.home / ".local/state/roar/roard.log", roar.socket]
+    for target in targets:
+        assert target.exists()
+        proc = subprocess.run([*attacker, "cat", str(target)], capture_output=True, check=False)
+        assert proc.returncode != 0 and proc.stdout == b"", target
+    probe = (
+        "import socket, sys; s = socket.socket(socket.AF_UNIX)\n"
+        "try:\n    s.connect(sys.argv[1])\nexcept OSError as e:\n    print(e.errno)\n"
+        "else:\n    print('connected')"
+    )
+    out = subprocess.run(
+        [*attacker, sys.executable, "-c", probe, str(roar.socket)],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    assert out == "13"  # EACCES: the socket's directory is 0700
+    assert wait_for(lambda: roar.daemon_pid() is not None)
+    time.sleep(0)  # nothing else to wait for
