@@ -10,11 +10,11 @@ views the CLI renders carry display strings (undecodable bytes shown as backslas
 from __future__ import annotations
 
 import struct
-from typing import Literal
+from typing import Literal, get_args
 
 import msgspec
 
-from roar.errors import ErrorCode
+from roar.errors import ErrorCode, Invalid
 from roar.model import (
     FilteredSummary,
     GitState,
@@ -494,11 +494,30 @@ def body_length(header: bytes) -> int:
     return int(length)
 
 
+_REQUEST_TAGS = frozenset(t.__name__ for t in get_args(Request))
+
+
 def decode_request(body: bytes) -> Request:
+    """The request in a frame's body. FrameError: it is no request at all; roar.errors.Invalid:
+    a known request with a value of the wrong type or out of range (the message names it)."""
     try:
         return request_decoder.decode(body)
+    except msgspec.ValidationError as exc:
+        tag = _tag(body)
+        if tag in _REQUEST_TAGS:
+            raise Invalid(f"invalid {tag} request: {exc}") from None
+        raise FrameError(f"malformed request: {exc}") from None
     except msgspec.DecodeError as exc:
         raise FrameError(f"malformed request: {exc}") from None
+
+
+def _tag(body: bytes) -> object:
+    """The message type a body names, when it is a msgpack map (only read after an error)."""
+    try:
+        raw = msgspec.msgpack.decode(body)
+    except msgspec.DecodeError:
+        return None
+    return raw.get("type") if isinstance(raw, dict) else None
 
 
 def decode_reply(body: bytes) -> Reply:

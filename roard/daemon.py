@@ -17,6 +17,7 @@ from anyio.abc import ByteStream, SocketAttribute, SocketListener, TaskStatus
 from anyio.streams.buffered import BufferedByteReceiveStream
 
 from roar import __version__, config
+from roar.errors import Invalid
 from roar.paths import Paths, private_dir
 from roar.protocol import (
     PROTOCOL_VERSION,
@@ -280,6 +281,8 @@ async def _next_request(
         return decode_request(body)
     except FrameError as exc:
         await conn.send(Error(code="bad-frame", message=str(exc)))
+    except Invalid as exc:  # a known message with a value of the wrong type or out of range
+        await conn.send(Error(code=exc.code, message=exc.message))
     return None
 
 
