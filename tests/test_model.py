@@ -1,5 +1,6 @@
 """The versioned model (roar/model.py): records written by earlier versions still load, and the
-model's encodings are stable (roard's store blobs, the registration payload, the registry's JSON)."""
+model's encodings are stable (roard's store blobs, the registration payload, the registry's
+JSON)."""
 
 from __future__ import annotations
 
