@@ -12,12 +12,15 @@ from roar.errors import NotFound
 from roar.protocol import IORecord, LineageNode, show_path
 from roard.store import Store
 from roard.store import lineage as rows
+from roard.store.queries import RecordKind
 
 MAX_DEPTH = 150  # job levels for an unlimited walk (a deeper tree would pass msgspec's
 # recursion limit when encoded); deeper levels are marked truncated
 
 
-async def walk(store: Store, kind: str, key: str, downstream: bool, depth: int) -> LineageNode:
+async def walk(
+    store: Store, kind: RecordKind, key: str, downstream: bool, depth: int
+) -> LineageNode:
     """The lineage tree of a job or artifact; depth counts job levels (0: up to MAX_DEPTH, so
     that a file rewritten by a daily job for years still gives an answer)."""
     depth = min(depth, MAX_DEPTH) if depth else MAX_DEPTH

@@ -14,6 +14,7 @@ from roard import sessions
 from roard.hashcache import hash_files
 from roard.store import Store, jobs, records
 from roard.store import queries as rows
+from roard.store.queries import RecordKind
 
 _HEX = re.compile(r"^[0-9a-f]{4,64}$")
 
@@ -32,7 +33,7 @@ async def mark_stale(store: Store, found: list[JobRow]) -> list[JobRow]:
     return found
 
 
-async def resolve(store: Store, target: str, cwd: bytes) -> tuple[str, str]:
+async def resolve(store: Store, target: str, cwd: bytes) -> tuple[RecordKind, str]:
     """('job', id) or ('artifact', hash) for a job id, hash, unique prefix of either, a step of
     the current session, or a path."""
     t = target.strip().lower()

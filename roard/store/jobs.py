@@ -36,7 +36,7 @@ ROW_SELECT = (
 )
 
 
-def step_ref(kind: str, step: int | None) -> str | None:
+def step_ref(kind: JobKind, step: int | None) -> str | None:
     """`@N` for a run's step, `@BN` for a build's."""
     if step is None:
         return None

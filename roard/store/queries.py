@@ -3,9 +3,13 @@ path) into a job or an artifact."""
 
 from __future__ import annotations
 
+from typing import Literal
+
 from roar.protocol import ArtifactDetail, IORecord, JobRef, JobRow, show_path
 from roard.store import Store
 from roard.store.jobs import ROW_SELECT, row_of
+
+RecordKind = Literal["job", "artifact"]  # what a target names
 
 
 def _marks(n: int) -> str:
@@ -23,7 +27,7 @@ async def log(store: Store, root: bytes | None, limit: int) -> list[JobRow]:
     return [row_of(r) for r in rows]
 
 
-async def with_prefix(store: Store, prefix: str, limit: int = 5) -> list[tuple[str, str]]:
+async def with_prefix(store: Store, prefix: str, limit: int = 5) -> list[tuple[RecordKind, str]]:
     """Jobs and artifacts whose id or hash starts with `prefix`: ('job', id), ('artifact', hash)."""
     lo, hi = prefix, prefix + "\uffff"
     jobs = await store.rows("SELECT id FROM jobs WHERE id >= ? AND id < ? LIMIT ?", (lo, hi, limit))
