@@ -1,8 +1,8 @@
 """roard's store (SQLite, WAL): every SQL statement roard runs is in this package.
 
 `Store` holds the connections: one writer, through which every write goes (`write()`: one
-BEGIN IMMEDIATE transaction at a time), and a few readers beside it, which see the last commit
-and never wait for the writer. Every sqlite3 error becomes roar.errors.StoreError here, so
+BEGIN IMMEDIATE transaction at a time), and a reader beside it, which sees the last commit
+and never waits for the writer. Every sqlite3 error becomes roar.errors.StoreError here, so
 nothing above the store knows it is SQLite.
 
 The modules beside this one own the SQL of one feature each: `schema` (migrations), `jobs`
@@ -31,7 +31,9 @@ from roard.store.schema import MIGRATIONS, SCHEMA_VERSION, statements
 
 __all__ = ["Store", "StoreError", "Tx"]
 
-READERS = 2  # read connections beside the writer
+# Read connections beside the writer. One: with two, taken in turn, the heavier queries (show,
+# status, dag) took ~1.5x as long at the median on this 2-core machine (the rest no faster).
+READERS = 1
 
 
 def _failed(exc: sqlite3.Error) -> StoreError:
