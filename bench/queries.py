@@ -1,8 +1,8 @@
 """Query latency on a big store: `log`, `show`, `status`, `dag`, `lineage`, `inputs` as a user
 runs them (full `roarctl` invocations, wall time), against 10,000 jobs and 100,000 artifacts.
 
-A private HOME/XDG tree keeps this away from your store. roard creates the schema, is stopped,
-the store is filled directly with sqlite3 (following the real schema), and roard is restarted.
+A private HOME/XDG tree keeps this away from your store. The store is filled through roard's
+store layer (roard.store: the real schema and the same inserts a run makes), then roard starts.
 Targets: <= 100 ms for show/log/status/dag, <= 200 ms for lineage/inputs of a 50-level chain.
 The "roard ms" column is the same request sent over an already open connection: the daemon's
 share, without the CLI's start-up and rendering.
@@ -17,7 +17,6 @@ import os
 import random
 import shlex
 import shutil
-import sqlite3
 import statistics
 import subprocess
 import sys
@@ -28,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import anyio
 import blake3
 import msgspec
 from common import private_tree
@@ -41,7 +41,6 @@ OTHER_JOBS = 1_000  # a second project's jobs, interleaved in time with the main
 MAIN_SESSIONS = 20  # the last one is the current session; one other is the chain session
 CURRENT_STEPS = 60
 CHAIN = 50
-SCHEMA_VERSION = 2  # the schema this generator writes (roard/store.py MIGRATIONS)
 VERBS = ["fetch", "clean", "split", "tokenize", "featurize", "train", "tune", "evaluate", "plot"]
 
 
@@ -298,70 +297,7 @@ def fill(db: Path, main: Project, other: Project, env: dict[str, str]) -> tuple[
         other_root=other.root,
     )
 
-    con = sqlite3.connect(db, isolation_level=None)
-    try:
-        version = con.execute("PRAGMA user_version").fetchone()[0]
-        if version != SCHEMA_VERSION:
-            print(f"warning: store schema {version}, generator written for {SCHEMA_VERSION}")
-        con.execute("PRAGMA synchronous=OFF")
-        con.execute("BEGIN")
-        con.executemany(
-            "INSERT INTO projects (id, root, created) VALUES (?, ?, ?)",
-            [(p.id, os.fsencode(p.root), jobs[0].started - 86400) for p in roots.values()],
-        )
-        con.executemany(
-            "INSERT INTO sessions (id, project_id, started) VALUES (?, ?, ?)", sessions.values()
-        )
-        con.executemany(
-            "INSERT INTO paths (id, path) VALUES (?, ?)", [(i, p) for p, i in b.paths.items()]
-        )
-        con.executemany(
-            "INSERT INTO artifacts (id, hash, size, first_seen) VALUES (?, ?, ?, ?)",
-            [(i, *a) for i, a in enumerate(b.artifacts, start=1)],
-        )
-        con.executemany(
-            "INSERT INTO jobs (seq, id, project_id, status, command, argv, cwd, started, ended,"
-            " exit_code, n_inputs, n_outputs, session_id, step, kind)"
-            " VALUES (?, ?, ?, 'complete', ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, 'run')",
-            [
-                (
-                    j.seq,
-                    j.id,
-                    j.project,
-                    shlex.join(j.argv),
-                    msgspec.msgpack.encode(j.argv),
-                    j.cwd,
-                    j.started,
-                    j.started + j.duration,
-                    len(j.inputs),
-                    len(j.outputs),
-                    sessions[j.session][0],
-                    j.step,
-                )
-                for j in jobs
-            ],
-        )
-        con.executemany(
-            "INSERT INTO job_io (job, role, path, artifact) VALUES (?, ?, ?, ?)",
-            [
-                (j.seq, role, pid, aid)
-                for j in jobs
-                for role, rows in ((0, j.inputs), (1, j.outputs))
-                for pid, aid in rows
-            ],
-        )
-        con.executemany(
-            "INSERT INTO hash_cache (dev, ino, size, mtime_ns, ctime_ns, hash)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            cache,
-        )
-        con.execute("COMMIT")
-        bad = con.execute("PRAGMA foreign_key_check").fetchall()
-        if bad:
-            raise RuntimeError(f"generated rows break foreign keys: {bad[:5]}")
-        con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    finally:
-        con.close()
+    anyio.run(write, db, list(roots.values()), sessions, jobs, b, cache)
     n_in = sum(len(j.inputs) for j in jobs)
     n_out = sum(len(j.outputs) for j in jobs)
     stats = {
@@ -375,6 +311,72 @@ def fill(db: Path, main: Project, other: Project, env: dict[str, str]) -> tuple[
         "current_jobs": sum(1 for j in jobs if j.session == (main.id, MAIN_SESSIONS)),
     }
     return targets, stats
+
+
+async def write(
+    db: Path,
+    projects: list[Project],
+    sessions: dict[tuple[int, int], tuple[int, int, float]],
+    jobs: list[Job],
+    b: Builder,
+    cache: list[tuple[int, int, int, int, int, str]],
+) -> None:
+    """The generated rows, written through roard's store layer in one transaction."""
+    from roar.model import FilteredSummary
+    from roard.store import Store, hashcache
+    from roard.store import jobs as job_rows
+    from roard.store import sessions as session_rows
+
+    by_id = {i: p for p, i in b.paths.items()}
+    store = await Store.open(db)
+    try:
+        project_ids = {
+            p.id: await job_rows.project_id(store, os.fsencode(p.root)) for p in projects
+        }
+        async with store.write() as tx:
+            session_ids = {
+                key: await session_rows.create(tx, project_ids[proj], started)
+                for key, (_, proj, started) in sessions.items()
+            }
+            for j in jobs:
+                await job_rows.insert(
+                    tx,
+                    job_id=j.id,
+                    project_id=project_ids[j.project],
+                    status="running",
+                    command=shlex.join(j.argv),
+                    argv=j.argv,
+                    cwd=j.cwd,
+                    started=j.started,
+                    kind="run",
+                    session=session_ids[j.session],
+                    step=j.step,
+                )
+                io = [
+                    (role, by_id[pid], *b.artifacts[aid - 1][:2], None)
+                    for role, rows in ((0, j.inputs), (1, j.outputs))
+                    for pid, aid in rows
+                ]
+                await job_rows.add_io(tx, j.id, io, j.started)
+                await job_rows.settle(
+                    tx,
+                    j.id,
+                    status="complete",
+                    ended=j.started + j.duration,
+                    exit_code=0,
+                    signal=None,
+                    inputs=len(j.inputs),
+                    outputs=len(j.outputs),
+                    packages={},
+                    processes=[],
+                    blind_spots=[],
+                    filtered=FilteredSummary(),
+                    trackers=[],
+                    external=[],
+                )
+            await hashcache.put(tx, cache)
+    finally:
+        await store.close()
 
 
 def _prefix(hashes: list[str], digest: str, job_ids: set[str], n: int = 10) -> str:
@@ -488,8 +490,6 @@ def main() -> int:
         steps = {f"src/step{s:02d}_{VERBS[s % len(VERBS)]}.py": "print()\n" for s in range(1, 61)}
         make_repo(root, env, {**steps, "src/chain.py": "print()\n", "config.yaml": "lr: 0.01\n"})
         make_repo(base / "other", env, {"config.yaml": "lr: 0.1\n"})
-        sh([ROARCTL, "daemon", "start"], base, env)
-        sh([ROARCTL, "daemon", "stop"], base, env)
         began = time.perf_counter()
         targets, st = fill(db, Project(1, root), Project(2, base / "other"), env)
         gen_s = time.perf_counter() - began

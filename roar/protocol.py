@@ -10,11 +10,11 @@ views the CLI renders carry display strings (undecodable bytes shown as backslas
 from __future__ import annotations
 
 import struct
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 import msgspec
 
-from roar.errors import ErrorCode
+from roar.errors import ErrorCode, Invalid
 from roar.model import (
     FilteredSummary,
     GitState,
@@ -33,10 +33,6 @@ HEADER = struct.Struct(">I")
 
 class FrameError(Exception):
     """A frame that cannot be read: too large, truncated or not a known message."""
-
-
-class InvalidMessage(FrameError):
-    """A well-formed message with a value that is not allowed (the error names the field)."""
 
 
 # Field constraints, checked when a message is decoded: a value outside them is answered with
@@ -513,16 +509,19 @@ def body_length(header: bytes) -> int:
     return int(length)
 
 
+_REQUEST_TAGS = frozenset(t.__name__ for t in get_args(Request))
+
+
 def decode_request(body: bytes) -> Request:
-    """A request, validated: InvalidMessage (naming the field) for a well-formed message with a
-    value that is not allowed, FrameError for anything else that is not a request."""
+    """The request in a frame's body. FrameError: it is no request at all; roar.errors.Invalid:
+    a known request with a value of the wrong type or out of range (the message names it)."""
     try:
         request = request_decoder.decode(body)
     except msgspec.ValidationError as exc:
-        where = str(exc).rpartition(" - at `")[2]
-        if not where.startswith("$.") or where == "$.type`":  # not a message, or no known one
-            raise FrameError(f"malformed request: {exc}") from None
-        raise InvalidMessage(f"invalid request: {exc}") from None
+        tag = _tag(body)
+        if tag in _REQUEST_TAGS:
+            raise Invalid(f"invalid {tag} request: {exc}") from None
+        raise FrameError(f"malformed request: {exc}") from None
     except msgspec.DecodeError as exc:
         raise FrameError(f"malformed request: {exc}") from None
     _check_paths(request)
@@ -536,13 +535,25 @@ def _check_paths(request: Request) -> None:
     if isinstance(request, RunFinish):
         cwd = request.start.cwd
     if cwd is not None and (not cwd.startswith(b"/") or b"\0" in cwd):
-        raise InvalidMessage("invalid request: cwd must be an absolute path - at `$.cwd`")
+        raise Invalid(
+            f"invalid {type(request).__name__} request: cwd must be an absolute path - at `$.cwd`"
+        )
     files = request.files if isinstance(request, (RunFiles, RunFinish)) else ()
     for i, fact in enumerate(files):
         if not fact.path.startswith(b"/") or b"\0" in fact.path:
-            raise InvalidMessage(
-                f"invalid request: a file path must be absolute - at `$.files[{i}].path`"
+            raise Invalid(
+                f"invalid {type(request).__name__} request: a file path must be absolute"
+                f" - at `$.files[{i}].path`"
             )
+
+
+def _tag(body: bytes) -> object:
+    """The message type a body names, when it is a msgpack map (only read after an error)."""
+    try:
+        raw = msgspec.msgpack.decode(body)
+    except msgspec.DecodeError:
+        return None
+    return raw.get("type") if isinstance(raw, dict) else None
 
 
 def decode_reply(body: bytes) -> Reply:

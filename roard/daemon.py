@@ -7,106 +7,91 @@ import fcntl
 import os
 import signal
 import socket
-import sqlite3
 import struct
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
 import anyio
-from anyio.abc import ByteStream, SocketAttribute, SocketListener
+from anyio.abc import ByteStream, SocketAttribute, SocketListener, TaskStatus
 from anyio.streams.buffered import BufferedByteReceiveStream
 
 from roar import __version__, config
+from roar.errors import Invalid
 from roar.paths import Paths, private_dir
 from roar.protocol import (
     PROTOCOL_VERSION,
     Error,
     FrameError,
     Hello,
-    InvalidMessage,
     Request,
     Welcome,
     body_length,
     decode_request,
 )
-from roard import bookkeeping, handlers, logs, prerun
-from roard.filters import Filters
+from roard import bookkeeping, handlers, logs, runs
 from roard.logs import log
-from roard.store import Store, StoreError
+from roard.prerun import PrerunFile
+from roard.state import State, filters
+from roard.store import Store
 
 
 class AlreadyRunning(Exception):
     pass
 
 
-@dataclass
-class Daemon:
-    """Everything a request handler may use; passed explicitly."""
-
-    paths: Paths
-    store: Store
-    config: config.Config
-    filters: Filters
-    started: float = field(default_factory=time.time)
-    runs: dict[str, int] = field(default_factory=dict)  # runs in progress -> facts staged
-    staging_ready: bool = False  # roard.staging's tables exist on the store's connection
-    prerun: prerun.PrerunFile | None = None  # runs that must wait for roard (roar.prerun)
-    known_blobs: set[str] = field(default_factory=set)
-    stop: anyio.Event = field(default_factory=anyio.Event)
-    spool_done: anyio.Event = field(default_factory=anyio.Event)
-
-
 async def run(
-    paths: Paths, *, echo_logs: bool = False, on_ready: Callable[[], None] = lambda: None
+    paths: Paths,
+    *,
+    echo_logs: bool = False,
+    on_ready: Callable[[], None] = lambda: None,
+    task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
     """Start roard: lock, logs, store (migrate, recover), socket, spool; serve until stopped."""
     private_dir(paths.runtime)
-    lock = _lock(paths.lock)
-    try:
+    with _lock(paths.lock):
         cfg = _load_config(paths)
-        log_file = logs.setup(paths.log, cfg.log.level, echo=echo_logs)
-        store = await Store.open(paths.db)
-        recovered = await store.recover_running()
-        d = Daemon(paths=paths, store=store, config=cfg, filters=_filters(cfg, paths))
-        activated = _socket_activated()
-        listener = await _listen(paths.socket)
-        try:
-            d.prerun = prerun.PrerunFile(paths.prerun)
-            await bookkeeping.refresh_prerun(d)  # runs may start before roard answers
-            log.info(
-                "roard.start",
-                pid=os.getpid(),
-                version=__version__,
-                socket=str(paths.socket),
-                store=str(paths.db),
-                interrupted_runs=recovered,
-            )
-            _notify_systemd(b"READY=1")
-            on_ready()
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(_warm_up)
-                tg.start_soon(_ingest_spool, d)  # after the socket is up: clients never wait
-                tg.start_soon(_stop_on_signal, d)
-                tg.start_soon(_watch_config, d)
-                tg.start_soon(listener.serve, lambda s: _connection(d, s))
-                await d.stop.wait()
-                tg.cancel_scope.cancel()
-        finally:
-            _notify_systemd(b"STOPPING=1")
-            if d.prerun is not None:
-                d.prerun.remove()  # from now on, runs wait for (and start) the next roard
-            with anyio.CancelScope(shield=True):
-                await listener.aclose()
-                if not activated:  # systemd's socket is systemd's: it stays for the next start
-                    _unlink_socket(paths.socket)
-                await store.close()
-            log.info("roard.stop", pid=os.getpid())
-            log_file.close()
-    finally:
-        lock.close()
+        with logs.setup(paths.log, cfg.log.level, echo=echo_logs):
+            store = await Store.open(paths.db)
+            try:
+                recovered = await runs.recover(store)
+                state = State(paths, cfg, filters(cfg, paths), PrerunFile(paths.prerun))
+                activated = _socket_activated()
+                listener = await _listen(paths.socket)
+                try:
+                    # Runs in projects with env vars wait for roard; others may start before.
+                    await bookkeeping.refresh_prerun(store, state.prerun)
+                    log.info(
+                        "roard.start",
+                        pid=os.getpid(),
+                        version=__version__,
+                        socket=str(paths.socket),
+                        store=str(paths.db),
+                        interrupted_runs=recovered,
+                    )
+                    _notify_systemd(b"READY=1")
+                    on_ready()
+                    task_status.started()
+                    async with anyio.create_task_group() as tg:
+                        tg.start_soon(_warm_up)
+                        # after the socket is up: clients never wait for the spool
+                        tg.start_soon(_ingest_spool, store, state)
+                        tg.start_soon(_stop_on_signal, state)
+                        tg.start_soon(_watch_config, state)
+                        tg.start_soon(listener.serve, lambda s: _connection(store, state, s))
+                        await state.stop.wait()
+                        tg.cancel_scope.cancel()
+                finally:
+                    _notify_systemd(b"STOPPING=1")
+                    state.prerun.remove()  # from now on, runs wait for (and start) the next roard
+                    with anyio.CancelScope(shield=True):
+                        await listener.aclose()
+                    if not activated:  # systemd's socket stays, for its next start
+                        _unlink_socket(paths.socket)
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await store.close()
+                log.info("roard.stop", pid=os.getpid())
 
 
 def _lock(path: Path) -> IO[bytes]:
@@ -126,15 +111,6 @@ def _load_config(paths: Paths) -> config.Config:
     except config.ConfigError as exc:
         log.warning("config.invalid", error=str(exc))
         return config.Config()
-
-
-def _filters(cfg: config.Config, paths: Paths) -> Filters:
-    own = (
-        os.fsencode(paths.data) + b"/",
-        os.fsencode(paths.state) + b"/",
-        os.fsencode(paths.runtime) + b"/",
-    )
-    return Filters(cfg.filters.exclude, cfg.filters.include, own)
 
 
 async def _listen(path: Path) -> SocketListener:
@@ -207,62 +183,46 @@ async def _warm_up() -> None:
     await anyio.to_thread.run_sync(load)
 
 
-async def _stop_on_signal(d: Daemon) -> None:
+async def _stop_on_signal(state: State) -> None:
     with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
         async for signum in signals:
             log.info("roard.signal", signal=signal.Signals(signum).name)
-            d.stop.set()
+            state.stop.set()
             return
 
 
-async def _watch_config(d: Daemon) -> None:
+async def _watch_config(state: State) -> None:
     import watchfiles
 
-    private_dir(d.paths.config_dir)
-    async for _changes in watchfiles.awatch(d.paths.config_dir, stop_event=d.stop):
+    private_dir(state.paths.config_dir)
+    async for _changes in watchfiles.awatch(state.paths.config_dir, stop_event=state.stop):
         try:
-            d.config = config.load(d.paths.config)
+            cfg = config.load(state.paths.config)
         except config.ConfigError as exc:
             log.warning("config.invalid", error=str(exc), kept="previous")
             continue
-        d.filters = _filters(d.config, d.paths)
-        logs.set_level(d.config.log.level)
-        log.info("config.reloaded", path=str(d.paths.config))
+        state.configure(cfg)
+        logs.set_level(cfg.log.level)
+        log.info("config.reloaded", path=str(state.paths.config))
 
 
-async def _ingest_spool(d: Daemon) -> None:
-    """Runs the CLI finished while no daemon could take them, saved as RunFinish frames.
-    Queries wait for this (d.spool_done) so that they see those runs; new runs do not."""
+async def _ingest_spool(store: Store, state: State) -> None:
+    """Runs the CLI finished while no daemon could take them (runs.ingest_spool). Queries wait
+    for this (state.spool_done) so that they see those runs; new runs do not."""
     try:
-        entries = sorted(d.paths.spool.glob("*.msgpack")) if d.paths.spool.is_dir() else []
-        for entry in entries:
-            try:
-                req = decode_request(entry.read_bytes())
-                if not isinstance(req, handlers.RunFinish):
-                    raise FrameError("not a finished run")
-                await handlers.finish_run(d, req, None)
-            except (StoreError, sqlite3.Error, OSError) as exc:  # ours, not the file's: retry
-                log.error("spool.deferred", file=entry.name, error=str(exc))  # at next start
-                return
-            except Exception as exc:
-                log.error("spool.bad", file=entry.name, error=str(exc))
-                entry.rename(entry.with_suffix(".bad"))
-                continue
-            entry.unlink()
-            log.info("spool.ingested", file=entry.name, job=req.job_id)
+        await runs.ingest_spool(store, state.filters, state.runs, state.paths.spool)
     finally:
-        d.spool_done.set()
+        state.spool_done.set()
 
 
 _PEERCRED = struct.Struct("3i")
-_GONE = (anyio.BrokenResourceError, anyio.ClosedResourceError, ConnectionError)
 
 
 class _Closed(Exception):
     """The client went away, or the stream can no longer be trusted."""
 
 
-async def _connection(d: Daemon, stream: ByteStream) -> None:
+async def _connection(store: Store, state: State, stream: ByteStream) -> None:
     """Serve one client: check its uid, shake hands, then answer requests until it goes away."""
     conn = handlers.Connection(stream)
     receive = BufferedByteReceiveStream(stream)
@@ -273,14 +233,14 @@ async def _connection(d: Daemon, stream: ByteStream) -> None:
             while True:
                 request = await _next_request(conn, receive)
                 if request is not None:
-                    await handlers.handle(d, conn, request)
+                    await handlers.handle(store, state, conn, request)
         except PermissionError as exc:
             log.warning("connection.refused", reason=str(exc))
             await _try_send(conn, Error(code="forbidden", message=str(exc)))
-        except (_Closed, *_GONE):
+        except (_Closed, *handlers.GONE):
             pass
         finally:
-            await handlers.disconnected(d, conn)
+            await handlers.disconnected(store, state, conn)
 
 
 def _check_peer(stream: ByteStream) -> None:
@@ -321,16 +281,15 @@ async def _next_request(
         raise _Closed from None
     try:
         return decode_request(body)
-    except InvalidMessage as exc:  # well-formed, with a value that is not allowed
-        await conn.send(Error(code="invalid", message=str(exc)))
-        return None
     except FrameError as exc:
         await conn.send(Error(code="bad-frame", message=str(exc)))
-        return None
+    except Invalid as exc:  # a known message with a value of the wrong type or out of range
+        await conn.send(Error(code=exc.code, message=exc.message))
+    return None
 
 
 async def _try_send(conn: handlers.Connection, message: Error) -> None:
     try:
         await conn.send(message)
-    except _GONE:
+    except handlers.GONE:
         pass

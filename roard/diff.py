@@ -5,26 +5,22 @@ environment, machine, outcome."""
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
 
+from roar.errors import NotFound
 from roar.protocol import DiffEntry, DiffReply, JobDetail
 from roard import queries
-
-if TYPE_CHECKING:
-    from roard.daemon import Daemon
+from roard.store import Store
 
 MAX_UPSTREAM = 25
 
 
-async def _job_of(d: Daemon, target: str, cwd: bytes) -> str:
-    kind, key = await queries.resolve(d, target, cwd)
+async def _job_of(store: Store, target: str, cwd: bytes) -> str:
+    kind, key = await queries.resolve(store, target, cwd)
     if kind == "job":
         return key
-    detail = await queries.artifact_detail(d, key)
+    detail = await queries.artifact_detail(store, key)
     if not detail.produced_by:
-        raise queries.NotFound(
-            f"no recorded job produced {target}", "diff compares how things were made"
-        )
+        raise NotFound(f"no recorded job produced {target}", "diff compares how things were made")
     return detail.produced_by[-1].id
 
 
@@ -44,10 +40,10 @@ def _rel(path: str, cwd: str) -> str:
     return os.path.relpath(path, cwd) if path.startswith(cwd.rstrip("/") + "/") else path
 
 
-async def compare(d: Daemon, a: str, b: str, cwd: bytes) -> DiffReply:
-    ja, jb = await _job_of(d, a, cwd), await _job_of(d, b, cwd)
-    da = await queries.job_detail(d, ja, False)
-    db = await queries.job_detail(d, jb, False)
+async def compare(store: Store, a: str, b: str, cwd: bytes) -> DiffReply:
+    ja, jb = await _job_of(store, a, cwd), await _job_of(store, b, cwd)
+    da = await queries.job_detail(store, ja, False)
+    db = await queries.job_detail(store, jb, False)
     entries: list[DiffEntry] = []
     code_a, code_b = _code(da), _code(db)
     if code_a != code_b:
@@ -59,7 +55,7 @@ async def compare(d: Daemon, a: str, b: str, cwd: bytes) -> DiffReply:
         entries.append(
             DiffEntry(field="command", a=da.job.command, b=db.job.command, note="; ".join(changed))
         )
-    entries += await _inputs(d, da, db, 0)
+    entries += await _inputs(store, da, db, 0)
     entries += _packages(da, db)
     for key in sorted(set(da.env) | set(db.env)):
         if da.env.get(key) != db.env.get(key):
@@ -74,7 +70,7 @@ async def compare(d: Daemon, a: str, b: str, cwd: bytes) -> DiffReply:
     return DiffReply(a=ja, b=jb, same=not entries, entries=entries)
 
 
-async def _inputs(d: Daemon, da: JobDetail, db: JobDetail, depth: int) -> list[DiffEntry]:
+async def _inputs(store: Store, da: JobDetail, db: JobDetail, depth: int) -> list[DiffEntry]:
     """Inputs that differ, by path relative to each job's cwd; for each, follow the producers
     upstream and name the first place the two histories diverge."""
     ins_a = {_rel(r.path, da.cwd): r for r in da.inputs}
@@ -86,7 +82,7 @@ async def _inputs(d: Daemon, da: JobDetail, db: JobDetail, depth: int) -> list[D
             continue
         note = ""
         if ra and rb:
-            note = await _divergence(d, ra.producer, rb.producer, path, depth)
+            note = await _divergence(store, ra.producer, rb.producer, path, depth)
         entries.append(
             DiffEntry(
                 field=f"input {path}",
@@ -98,18 +94,18 @@ async def _inputs(d: Daemon, da: JobDetail, db: JobDetail, depth: int) -> list[D
     return entries
 
 
-async def _divergence(d: Daemon, pa: str | None, pb: str | None, path: str, depth: int) -> str:
+async def _divergence(store: Store, pa: str | None, pb: str | None, path: str, depth: int) -> str:
     if pa is None or pb is None or depth >= MAX_UPSTREAM:
         return f"first divergence: {path} itself (no recorded job made it differently)"
     if pa == pb:
         return f"first divergence: {path} was changed after job {pa} wrote it"
-    ja = await queries.job_detail(d, pa, False)
-    jb = await queries.job_detail(d, pb, False)
+    ja = await queries.job_detail(store, pa, False)
+    jb = await queries.job_detail(store, pb, False)
     if ja.argv != jb.argv:
         return (
             f"first divergence: the command that made {path} ({ja.job.command} vs {jb.job.command})"
         )
-    for e in await _inputs(d, ja, jb, depth + 1):  # the most upstream difference first
+    for e in await _inputs(store, ja, jb, depth + 1):  # the most upstream difference first
         if e.note:
             return e.note
         return (

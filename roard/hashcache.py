@@ -1,40 +1,82 @@
-"""The hash cache's table: content hashes of files, valid while their stat key matches."""
+"""Hashing files through the hash cache: a file whose stat key (device, inode, size, mtime,
+ctime) matches a cached entry is not read again."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import TYPE_CHECKING
+import os
+import stat
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any
 
+import anyio
+
+from roar import hashing
 from roar.hashing import Key
+from roar.protocol import Progress
+from roard.store import Store, hashcache
 
-if TYPE_CHECKING:
-    from roard.store import Store
-
-
-async def cached(store: Store, keys: Iterable[Key]) -> dict[Key, str]:
-    """The cached hashes that are still valid for these stat keys."""
-    wanted = {(k.dev, k.ino): k for k in keys}
-    by_dev: dict[int, list[int]] = {}
-    for dev, ino in wanted:
-        by_dev.setdefault(dev, []).append(ino)
-    found: dict[Key, str] = {}
-    for dev, inodes in by_dev.items():
-        for start in range(0, len(inodes), 500):
-            chunk = inodes[start : start + 500]
-            rows = await store.rows(
-                "SELECT ino, size, mtime_ns, ctime_ns, hash FROM hash_cache"
-                f" WHERE dev = ? AND ino IN ({','.join('?' * len(chunk))})",
-                [dev, *chunk],
-            )
-            for ino, size, mtime_ns, ctime_ns, digest in rows:
-                key = wanted[(dev, ino)]
-                if key == Key(dev, ino, size, mtime_ns, ctime_ns):
-                    found[key] = digest
-    return found
+SendProgress = Callable[[Progress], Coroutine[Any, Any, None]]
+Hashed = dict[bytes, tuple[str, int, Key | None]]  # path -> (hash, size, cache key to store)
 
 
-UPSERT = (
-    "INSERT INTO hash_cache (dev, ino, size, mtime_ns, ctime_ns, hash) VALUES (?, ?, ?, ?, ?, ?) "
-    "ON CONFLICT(dev, ino) DO UPDATE SET size = excluded.size, mtime_ns = excluded.mtime_ns, "
-    "ctime_ns = excluded.ctime_ns, hash = excluded.hash"
-)
+async def hash_files(
+    store: Store,
+    paths: list[bytes],
+    progress: SendProgress | None,
+    limit: int | None = None,
+    stat_keys: dict[bytes, Key] | None = None,
+) -> Hashed:
+    """Hash files (content hash, size, cache key to store) using and feeding the hash cache.
+    `stat_keys` may carry the keys of regular files already stat'ed, to spare a second stat."""
+    known_keys = stat_keys or {}
+    keys: dict[bytes, Key] = {}
+    for path in paths:
+        key = known_keys.get(path)
+        if key is None:
+            try:
+                st = os.stat(path)
+            except OSError:
+                continue
+            if not stat.S_ISREG(st.st_mode):
+                continue
+            key = Key.of(st)
+        if limit is None or key.size <= limit:
+            keys[path] = key
+    known = await hashcache.cached(store, keys.values())
+    result: Hashed = {}
+    misses = []
+    for path, key in keys.items():
+        if key in known:
+            result[path] = (known[key], key.size, None)
+        else:
+            misses.append((path, key))
+    if not misses:
+        return result
+    total = sum(k.size for _, k in misses)
+    done = 0
+    last_sent = 0.0
+    began = time.monotonic()
+
+    def report(n: int) -> None:
+        nonlocal last_sent
+        now = time.monotonic()
+        if progress is not None and now - began > 0.25 and now - last_sent > 0.1:
+            last_sent = now
+            anyio.from_thread.run(progress, Progress(label="hashing", done=done + n, total=total))
+
+    def work() -> None:
+        nonlocal done
+        for path, key in misses:
+            try:
+                digest = hashing.hash_file(path, report)
+                after = Key.of(os.stat(path))
+            except OSError:
+                continue
+            # Cache only if the file did not change while it was hashed.
+            result[path] = (digest, key.size, key if after == key else None)
+            done += key.size
+            report(0)
+
+    await anyio.to_thread.run_sync(work)
+    return result

@@ -27,9 +27,9 @@ def main(argv: list[str] | None = None) -> int:
 
     import anyio
 
+    from roar.errors import StoreError
     from roar.paths import paths
     from roard.daemon import AlreadyRunning, run
-    from roard.store import StoreError
 
     try:
         anyio.run(lambda: run(paths(), echo_logs=args.log_stderr, on_ready=ready))

@@ -1,13 +1,18 @@
 """The store and the wire stay readable across versions: an old database and an old message,
-kept as files made by roar 0.1 (schema 1, protocol 1), must still load; a newer store is refused."""
+kept as files made by roar 0.1 (schema 1, protocol 1), must still load; a newer store is refused.
+And a recorded job reads back whole as the versioned model (roard.store.records)."""
 
 from __future__ import annotations
 
 import shutil
 import sqlite3
+import sys
 from pathlib import Path
 
-from conftest import Roar
+import msgspec
+from conftest import Roar, git_repo
+
+from roar import model
 
 DATA = Path(__file__).parent / "data"
 V1_JOBS = {
@@ -72,3 +77,51 @@ def test_corrupt_store_is_reported_not_overwritten(roar: Roar) -> None:
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert "store" in proc.stderr
     assert roar.db.read_bytes() == b"this is not a database" * 100
+
+
+READ_RECORDS = """
+import sys, anyio, msgspec
+from roar.paths import paths
+from roard.store import Store, records
+
+async def main():
+    store = await Store.open(paths().db)
+    try:
+        job = await records.read_job(store, sys.argv[1])
+        art = await records.read_artifact(store, job.outputs[0].hash)
+    finally:
+        await store.close()
+    sys.stdout.buffer.write(msgspec.json.encode([job, art]))
+
+anyio.run(main)
+"""
+
+
+def test_a_traced_job_reads_back_whole_as_the_model(roar: Roar) -> None:
+    """store.records gives a real run's record as roar.model.Job (what a registry registers),
+    the same as `show` tells it."""
+    repo = git_repo(roar, roar.work / "proj", {"in.txt": "some data\n"})
+    secret = "ghp_" + "Zq8v" * 9
+    shown = roar.run("sh", "-c", "cat in.txt > out.txt", cwd=repo, env={"MY_API_TOKEN": secret})
+    out = roar.exec([sys.executable, "-c", READ_RECORDS, shown["job"]["id"]]).stdout
+    job, artifact = msgspec.json.decode(out, type=tuple[model.Job, model.Artifact])
+    assert job.version == model.MODEL_VERSION
+    assert (job.id, job.command, job.status) == (
+        shown["job"]["id"],
+        shown["job"]["command"],
+        "complete",
+    )
+    assert (job.cwd, job.project, job.step) == (str(repo), str(repo), 1)
+    assert [(i.path, i.hash) for i in job.inputs] == [
+        (i["path"], i["hash"]) for i in shown["inputs"]
+    ]
+    assert [(o.path, o.hash) for o in job.outputs] == [
+        (str(repo / "out.txt"), shown["outputs"][0]["hash"])
+    ]
+    assert job.context.git is not None and job.context.git.commit == shown["git"]["commit"]
+    assert job.context.env["MY_API_TOKEN"] == "<redacted>" and secret not in out
+    assert [p.argv for p in job.context.processes] == [p["argv"] for p in shown["processes"]]
+    assert job.context.hardware is not None and job.context.hardware.cpus >= 1
+    # cat copied the bytes: one artifact, seen under both names
+    assert artifact.hash == job.outputs[0].hash == job.inputs[0].hash
+    assert sorted(artifact.paths) == [str(repo / "in.txt"), str(repo / "out.txt")]
