@@ -190,7 +190,7 @@ async def test_a_run_is_recorded_from_its_frames(roard: Roard, tmp_path: Path) -
         (str(repo / "out.txt"), _digest(repo / "out.txt"), None)
     ]
     assert job.context.git == detail.git and job.context.env == detail.env
-    assert job.context.filtered.by_rule == {"shared-library": 1}
+    assert job.context.filtered.by_rule == {"system": 1}
     # same bytes, same artifact: in.txt and out.txt are one, seen under both names
     assert sorted(out.paths) == [str(repo / "in.txt"), str(repo / "out.txt")] and out.size == 6
     assert SECRET.encode() not in db_bytes

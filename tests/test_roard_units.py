@@ -159,7 +159,7 @@ def test_decide_read_write_opens_depend_on_content() -> None:
 def test_decide_filters_system_files_but_counts_them() -> None:
     for path, rule in [
         (b"/proc/self/status", "pseudo-fs"),
-        (b"/usr/lib/x86_64-linux-gnu/libc.so.6", "shared-library"),
+        (b"/usr/lib/x86_64-linux-gnu/libc.so.6", "system"),  # by where it lives, not its name
         (b"/usr/share/zoneinfo/UTC", "system"),
         (b"/home/u/.venv/lib/python3.11/site-packages/x.py", "python"),
     ]:
