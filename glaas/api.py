@@ -32,7 +32,10 @@ from roar.registry import (
     SessionEntry,
 )
 
-Ref = Annotated[str, Parameter(description="a full hash or id, or a unique prefix (>= 6 hex)")]
+HEX = "^[0-9a-f]{6,64}$"
+Ref = Annotated[
+    str, Parameter(pattern=HEX, description="a full hash or id, or a unique prefix (>= 6 hex)")
+]
 Depth = Annotated[int, Parameter(ge=1, le=graph.MAX_DEPTH, description="jobs deep")]
 READ = responses(400, 401, 404, 409, 503)
 Store_ = NamedDependency[Store]
@@ -124,7 +127,7 @@ async def lineage(
 
 @get("/search", responses=responses(400, 401, 503), summary="Artifacts, jobs, sessions by prefix")
 async def search(
-    q: Annotated[str, Parameter(description="a hash or id prefix (>= 6 hex)")],
+    q: Annotated[str, Parameter(pattern=HEX, description="a hash or id prefix (>= 6 hex)")],
     store: Store_,
     account: Account_,
 ) -> SearchResult:
