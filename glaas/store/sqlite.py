@@ -1,8 +1,10 @@
 """The embedded backend: one SQLite file in WAL mode, one connection that writes (every write in
-`BEGIN IMMEDIATE`, so several server workers take turns) and one that reads."""
+`BEGIN IMMEDIATE`, so several server workers take turns; a lock, so a worker's concurrent
+requests take turns on its one connection) and one that reads."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import sqlite3
 import time
@@ -42,6 +44,7 @@ class SQLiteStore(Store):
         self.path = path
         self._writer = writer
         self._reader = reader
+        self._writing = asyncio.Lock()
 
     @classmethod
     async def open(cls, url: str, path: Path) -> SQLiteStore:
@@ -73,6 +76,10 @@ class SQLiteStore(Store):
             raise StoreError(f"the registry database failed: {e}") from e
 
     async def execute(self, sql: str, *args: Any) -> int:
+        async with self._writing:
+            return await self._execute(sql, args)
+
+    async def _execute(self, sql: str, args: tuple[Any, ...]) -> int:
         try:
             await self._writer.execute("BEGIN IMMEDIATE")
             try:
@@ -86,6 +93,10 @@ class SQLiteStore(Store):
             raise StoreError(f"the registry database failed: {e}") from e
 
     async def remember_signature(self, digest: str, expires: float, now: float) -> bool:
+        async with self._writing:
+            return await self._remember(digest, expires, now)
+
+    async def _remember(self, digest: str, expires: float, now: float) -> bool:
         try:
             await self._writer.execute("BEGIN IMMEDIATE")
             try:
@@ -105,6 +116,18 @@ class SQLiteStore(Store):
             raise StoreError(f"the registry database failed: {e}") from e
 
     async def write_batch(
+        self,
+        owner: int,
+        visibility: Visibility,
+        team: int | None,
+        jobs: list[Prepared],
+        sessions: list[Session],
+        artifacts: dict[str, int],
+    ) -> Written:
+        async with self._writing:
+            return await self._write_batch(owner, visibility, team, jobs, sessions, artifacts)
+
+    async def _write_batch(
         self,
         owner: int,
         visibility: Visibility,
