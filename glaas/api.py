@@ -81,8 +81,11 @@ def _viewer(account: Account | None) -> int:
 
 @get("/artifacts/{ref:str}", responses=READ, summary="An artifact by BLAKE3 hash or prefix")
 async def artifact(ref: Ref, store: Store_, account: Account_) -> ArtifactEntry:
-    match = await lookup.resolve(store, ("artifact",), ref, _viewer(account))
-    entry = await store.artifact(match.id, _viewer(account))
+    viewer = _viewer(account)
+    digest = lookup.check(ref)
+    if len(digest) < 64:  # a prefix: find the one it names (a full hash is its own index key)
+        digest = (await lookup.resolve(store, ("artifact",), ref, viewer)).id
+    entry = await store.artifact(digest, viewer)
     if entry is None:  # removed from view between the two reads
         raise NotFound(f"no artifact {ref}")
     return entry
@@ -90,8 +93,11 @@ async def artifact(ref: Ref, store: Store_, account: Account_) -> ArtifactEntry:
 
 @get("/jobs/{ref:str}", responses=READ, summary="A job by registry id or prefix")
 async def job(ref: Ref, store: Store_, account: Account_) -> JobEntry:
-    match = await lookup.resolve(store, ("job",), ref, _viewer(account))
-    entry = await store.job(match.id, _viewer(account))
+    viewer = _viewer(account)
+    job_id = lookup.check(ref)
+    if len(job_id) < 64:
+        job_id = (await lookup.resolve(store, ("job",), ref, viewer)).id
+    entry = await store.job(job_id, viewer)
     if entry is None:
         raise NotFound(f"no job {ref}")
     return entry

@@ -13,6 +13,7 @@ and recomputes `job_id`, so a client that forgot to redact cannot store a secret
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 
@@ -61,9 +62,19 @@ def strip_credentials(url: str) -> str:
     return f"{scheme}{user}@{url[m.end() :]}" if user else scheme + url[m.end() :]
 
 
+# The same names and values come back in every job (PATH, HOME, the project's flags): the server
+# scrubs thousands of jobs a second, so the pure checks are memoized (short strings only).
+_secret_name = functools.lru_cache(maxsize=16384)(is_secret_name)
+_redact_short = functools.lru_cache(maxsize=65536)(redact_text)
+
+
+def _redact(s: str) -> str:
+    return _redact_short(s) if len(s) <= 512 else redact_text(s)
+
+
 def _env(env: dict[str, str], text: _Text) -> dict[str, str]:
     return {
-        name: REDACTED if value and is_secret_name(name) else text(value)
+        name: REDACTED if value and _secret_name(name) else text(value)
         for name, value in env.items()
     }
 
@@ -76,7 +87,7 @@ class _Text:
         self.home = re.compile(re.escape(home) + r"(?=/|$|[\s:;,'\"=])") if home else None
 
     def __call__(self, s: str) -> str:
-        s = redact_text(s)
+        s = _redact(s)
         return self.home.sub("~", s) if self.home else s
 
 
