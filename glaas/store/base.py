@@ -252,7 +252,7 @@ class Store(abc.ABC):
         elif kind == "artifact":
             sql = (
                 "SELECT a.hash FROM artifacts a WHERE a.hash >= $1 AND a.hash < $2 AND EXISTS "
-                f"(SELECT 1 FROM io JOIN jobs j ON j.id = io.job_id "
+                f"(SELECT 1 FROM io JOIN jobs j ON j.seq = io.job "
                 f"WHERE io.hash = a.hash AND {visible(3)})"
             )
         else:
@@ -278,9 +278,9 @@ class Store(abc.ABC):
 
     async def artifact(self, digest: str, viewer: int) -> ArtifactEntry | None:
         rows = await self.fetch(
-            "SELECT a.size, io.job_id, io.role, io.path FROM artifacts a "
-            "JOIN io ON io.hash = a.hash JOIN jobs j ON j.id = io.job_id "
-            f"WHERE a.hash = $1 AND {visible(2)} ORDER BY j.started, io.job_id",
+            "SELECT a.size, j.id, io.role, io.path FROM artifacts a "
+            "JOIN io ON io.hash = a.hash JOIN jobs j ON j.seq = io.job "
+            f"WHERE a.hash = $1 AND {visible(2)} ORDER BY j.started, j.id",
             digest,
             viewer,
         )
@@ -322,7 +322,7 @@ class Store(abc.ABC):
     ) -> list[tuple[str, str, str]]:
         """(job, hash, path): the visible jobs that read (role 0) or wrote (1) these artifacts."""
         rows = await self.fetch(
-            "SELECT io.job_id, io.hash, io.path FROM io JOIN jobs j ON j.id = io.job_id "
+            "SELECT j.id, io.hash, io.path FROM io JOIN jobs j ON j.seq = io.job "
             f"WHERE io.hash {self._any(1)} AND io.role = $2 AND {visible(3)} LIMIT {int(limit)}",
             self._array(hashes),
             role,
@@ -334,9 +334,9 @@ class Store(abc.ABC):
         """(job, role, hash, path, size) of these jobs' inputs and/or outputs."""
         where = "" if role is None else f" AND io.role = {int(role)}"
         return await self.fetch(
-            "SELECT io.job_id, io.role, io.hash, io.path, a.size FROM io "
-            f"JOIN artifacts a ON a.hash = io.hash WHERE io.job_id {self._any(1)}{where} "
-            "ORDER BY io.job_id, io.role, io.path",
+            "SELECT j.id, io.role, io.hash, io.path, a.size FROM jobs j "
+            "JOIN io ON io.job = j.seq JOIN artifacts a ON a.hash = io.hash "
+            f"WHERE j.id {self._any(1)}{where} ORDER BY j.id, io.role, io.path",
             self._array(ids),
         )
 

@@ -15,6 +15,11 @@ from roar.errors import StoreError
 from roar.registry import Counts, Session, Visibility
 
 _ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
+# Statistics go stale when rows arrive faster than autovacuum looks (a burst of registrations),
+# and then the planner scans all jobs for one look-up (measured: 1.7 s instead of 0.2 ms after
+# 10^5 jobs). Each process analyzes the lineage tables at start and after this many rows.
+ANALYZE_EVERY = 100_000
+_ANALYZE = "ANALYZE artifacts, io, jobs, sessions"
 
 
 class PostgresStore(Store):
@@ -23,15 +28,23 @@ class PostgresStore(Store):
     def __init__(self, url: str, pool: asyncpg.Pool) -> None:
         self.url = url
         self._pool = pool
+        self._unanalyzed = 0
 
     @classmethod
     async def open(cls, url: str, max_size: int = 10) -> PostgresStore:
         try:
             pool = await asyncpg.create_pool(url, min_size=1, max_size=max_size)
-            async with pool.acquire() as conn:
-                await migrate.postgres(conn)
         except _ERRORS as e:
             raise StoreError(f"cannot open the registry database: {_reason(e)}") from e
+        try:
+            async with pool.acquire() as conn:
+                await migrate.postgres(conn)
+                await conn.execute(_ANALYZE)
+        except BaseException as e:
+            await pool.close()
+            if isinstance(e, _ERRORS):
+                raise StoreError(f"cannot open the registry database: {_reason(e)}") from e
+            raise
         return cls(url, pool)
 
     async def close(self) -> None:
@@ -112,7 +125,7 @@ class PostgresStore(Store):
                     "$5::text[], $6::text[], $7::text[], $8::float8[], $9::float8[], "
                     "$10::text[], $11::text[], $12::int4[], $13::int4[], $14::text[]) AS "
                     "u(id, session, command, started, ended, status, kind, exit_code, step, "
-                    "record) ON CONFLICT DO NOTHING RETURNING id",
+                    "record) ON CONFLICT DO NOTHING RETURNING id, seq",
                     owner,
                     visibility,
                     team,
@@ -128,17 +141,21 @@ class PostgresStore(Store):
                     [x.step for x in j],
                     [p.record for p in jobs],
                 )
-                fresh = {r[0] for r in rows}
-                io = [(p.id, *row) for p in jobs if p.id in fresh for row in p.io]
+                fresh = {r[0]: r[1] for r in rows}
+                io = [(fresh[p.id], *row) for p in jobs if p.id in fresh for row in p.io]
                 await conn.execute(
-                    "INSERT INTO io (job_id, role, hash, path) "
-                    "SELECT * FROM unnest($1::text[], $2::int2[], $3::text[], $4::text[]) "
+                    "INSERT INTO io (job, role, hash, path) "
+                    "SELECT * FROM unnest($1::int8[], $2::int2[], $3::text[], $4::text[]) "
                     "ON CONFLICT DO NOTHING",
                     [r[0] for r in io],
                     [r[1] for r in io],
                     [r[2] for r in io],
                     [r[3] for r in io],
                 )
+            self._unanalyzed += len(io) + len(new_artifacts)
+            if self._unanalyzed >= ANALYZE_EVERY:
+                self._unanalyzed = 0
+                await self._pool.execute(_ANALYZE)
         except _ERRORS as e:
             raise StoreError(f"the registry database failed: {_reason(e)}") from e
         return Written(

@@ -281,3 +281,16 @@ def test_model_records_round_trip_through_the_registry(
         _get(server, f"/jobs/{ids[0]}", sign).content, type=registry.JobEntry
     )
     assert back.job == sent.jobs[0].job
+
+
+def test_a_database_from_a_newer_glaas_is_refused(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "g.db"
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path)}
+    assert _run("admin", "--db", str(path), "migrate", env=env).stdout.strip() == "schema version 1"
+    assert _run("admin", "--db", str(path), "migrate", env=env).returncode == 0  # idempotent
+    with sqlite3.connect(path) as conn:
+        conn.execute("INSERT INTO schema_migrations VALUES (99, 0)")
+    r = _run("admin", "--db", str(path), "user", "list", env=env)
+    assert r.returncode == 1 and "schema version 99" in r.stderr and "upgrade glaas" in r.stderr

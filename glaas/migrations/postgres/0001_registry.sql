@@ -46,7 +46,8 @@ CREATE TABLE sessions (
     project TEXT
 );
 CREATE TABLE jobs (
-    id TEXT COLLATE "C" PRIMARY KEY,           -- roar.canonical.job_id of the record
+    seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,  -- arrival order: io rows append
+    id TEXT COLLATE "C" NOT NULL UNIQUE,           -- roar.canonical.job_id of the record
     owner_id BIGINT NOT NULL REFERENCES users(id),
     visibility TEXT NOT NULL CHECK (visibility IN ('private', 'team', 'public')),
     team_id BIGINT REFERENCES teams(id),
@@ -63,10 +64,10 @@ CREATE TABLE jobs (
 );
 CREATE INDEX jobs_by_session ON jobs(session, started);
 CREATE TABLE io (
-    job_id TEXT COLLATE "C" NOT NULL REFERENCES jobs(id),
+    job BIGINT NOT NULL REFERENCES jobs(seq),
     role SMALLINT NOT NULL CHECK (role IN (0, 1)),   -- 0: input, 1: output
     hash TEXT COLLATE "C" NOT NULL REFERENCES artifacts(hash),
     path TEXT NOT NULL,
-    PRIMARY KEY (job_id, role, path)
+    PRIMARY KEY (job, role, path)
 );
 CREATE INDEX io_by_hash ON io(hash, role);

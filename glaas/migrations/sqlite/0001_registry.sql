@@ -46,6 +46,7 @@ CREATE TABLE sessions (
     project TEXT
 ) WITHOUT ROWID;
 CREATE TABLE jobs (
+    seq INTEGER PRIMARY KEY,            -- in arrival order: io rows append, they do not scatter
     id TEXT NOT NULL UNIQUE,            -- roar.canonical.job_id of the record
     owner_id INTEGER NOT NULL REFERENCES users(id),
     visibility TEXT NOT NULL CHECK (visibility IN ('private', 'team', 'public')),
@@ -63,10 +64,10 @@ CREATE TABLE jobs (
 );
 CREATE INDEX jobs_by_session ON jobs(session, started);
 CREATE TABLE io (
-    job_id TEXT NOT NULL REFERENCES jobs(id),
+    job INTEGER NOT NULL REFERENCES jobs(seq),
     role INTEGER NOT NULL CHECK (role IN (0, 1)),   -- 0: input, 1: output
     hash TEXT NOT NULL REFERENCES artifacts(hash),
     path TEXT NOT NULL,
-    PRIMARY KEY (job_id, role, path)
+    PRIMARY KEY (job, role, path)
 ) WITHOUT ROWID;
 CREATE INDEX io_by_hash ON io(hash, role);
