@@ -56,7 +56,7 @@ def _statements(script: str) -> list[str]:
     return out
 
 
-async def sqlite(conn: aiosqlite.Connection) -> int:
+async def apply_sqlite(conn: aiosqlite.Connection) -> int:
     """Migrate inside one BEGIN IMMEDIATE: a second worker waits, then finds nothing to do."""
     todo = migrations("sqlite")
     await conn.execute("BEGIN IMMEDIATE")
@@ -81,7 +81,7 @@ async def sqlite(conn: aiosqlite.Connection) -> int:
     return len(todo)
 
 
-async def postgres(conn: asyncpg.Connection) -> int:
+async def apply_postgres(conn: asyncpg.Connection) -> int:
     todo = migrations("postgres")
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1)", _LOCK)

@@ -9,8 +9,8 @@ from typing import Any
 
 import asyncpg
 
-from glaas.store import migrate
 from glaas.store.base import Prepared, Store, Written
+from glaas.store.migrate import apply_postgres
 from roar.errors import StoreError
 from roar.registry import Counts, Session, Visibility
 
@@ -38,7 +38,7 @@ class PostgresStore(Store):
             raise StoreError(f"cannot open the registry database: {_reason(e)}") from e
         try:
             async with pool.acquire() as conn:
-                await migrate.postgres(conn)
+                await apply_postgres(conn)
                 await conn.execute(_ANALYZE)
         except BaseException as e:
             await pool.close()

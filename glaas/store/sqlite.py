@@ -14,8 +14,8 @@ from typing import Any
 import aiosqlite
 import msgspec
 
-from glaas.store import migrate
 from glaas.store.base import Prepared, Store, Written
+from glaas.store.migrate import apply_sqlite
 from roar.errors import StoreError
 from roar.registry import Counts, Session, Visibility
 
@@ -57,7 +57,7 @@ class SQLiteStore(Store):
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             opened.append(await _connect(path))
-            await migrate.sqlite(opened[0])
+            await apply_sqlite(opened[0])
             opened.append(await _connect(path))
             await opened[1].execute("PRAGMA query_only=ON")
         except BaseException as e:
