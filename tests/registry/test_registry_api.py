@@ -5,9 +5,11 @@ are problem details; every response carries the security headers."""
 from __future__ import annotations
 
 import msgspec
-from conftest import Client, batch, hexdigest, make_job, new_session
+from registry_support import Client, batch, hexdigest, make_job, new_session
 
 from roar import canonical, registry
+
+pytest_plugins = ["registry_support"]  # the fixtures
 
 
 def _decode(response, kind):  # type: ignore[no-untyped-def]

@@ -9,9 +9,20 @@ from typing import Any
 
 import msgspec
 import pytest
-from conftest import Client, Database, Key, batch, glaas_admin, hexdigest, make_job, new_session
+from registry_support import (
+    Client,
+    Database,
+    Key,
+    batch,
+    glaas_admin,
+    hexdigest,
+    make_job,
+    new_session,
+)
 
 from roar import registry, sshsig
+
+pytest_plugins = ["registry_support"]  # the fixtures
 
 
 def _problem(response: Any, status: int, words: str) -> None:

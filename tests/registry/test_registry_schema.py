@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 import schemathesis
-from conftest import (
+from hypothesis import HealthCheck, given, settings
+from registry_support import (
     Client,
     Database,
     Key,
@@ -23,7 +24,6 @@ from conftest import (
     new_session,
     set_up_accounts,
 )
-from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -32,6 +32,8 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from roar import registry
+
+pytest_plugins = ["registry_support"]  # the fixtures
 
 CHECKS = [
     not_a_server_error,

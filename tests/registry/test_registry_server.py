@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import msgspec
 import pytest
-from conftest import (
+from registry_support import (
     BIN,
     HOME,
     Database,
@@ -32,6 +32,8 @@ from conftest import (
 )
 
 from roar import hashing, model, registry, sshsig
+
+pytest_plugins = ["registry_support"]  # the fixtures
 
 GLAAS = str(BIN / "glaas")
 

@@ -9,9 +9,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import make_key
+from registry_support import make_key
 
 from roar import sshsig
+
+pytest_plugins = ["registry_support"]  # the fixtures
 
 KINDS = ["ed25519", "ecdsa", "rsa"]
 MESSAGE = b"GET /api/v1/artifacts/abc\n\n1700000000\n"

@@ -1,7 +1,8 @@
-"""The registry's test harness: real SSH keys made with ssh-keygen, a real ssh-agent, a database
-per backend (a SQLite file, and a PostgreSQL database created on 127.0.0.1:5432 and dropped
-afterwards), the app in-process through Litestar's test client, and accounts made with the real
-`glaas admin` command."""
+"""The registry's test harness, loaded by each test module as a plugin (a conftest.py here would
+take the name `conftest` from tests/conftest.py, which other tests import): real SSH keys made
+with ssh-keygen, a real ssh-agent, a database per backend (a SQLite file, and a PostgreSQL
+database created on 127.0.0.1:5432 and dropped afterwards), the app in-process through Litestar's
+test client, and accounts made with the real `glaas admin` command."""
 
 from __future__ import annotations
 
