@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-SRC := roar roard roarctl native tests bench demo
+SRC := roar roard roarctl glaas native tests bench demo
 
 .PHONY: install demo test test-deps lint format bench clean
 
@@ -14,7 +14,7 @@ $(VENV)/.installed: pyproject.toml setup.py native/tracer.c native/tracer.h nati
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "roar needs Python 3.11 or newer"'
 	$(PYTHON) -m venv $(VENV) || { echo "cannot create a venv: sudo apt-get install python3-venv"; exit 1; }
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]' --config-settings editable_mode=compat
+	$(PY) -m pip install -q -e '.[dev,server]' --config-settings editable_mode=compat
 	@touch $@
 	@echo "roar installed in $(VENV): $(VENV)/bin/roarctl (alias: $(VENV)/bin/roar)"
 

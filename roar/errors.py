@@ -12,6 +12,7 @@ ErrorCode = Literal[
     "ambiguous",  # a prefix that matches more than one record
     "invalid",  # a well-formed message with a value that is not allowed
     "forbidden",  # the peer is not the daemon's user
+    "unauthorized",  # the registry could not tell who signed the request (or it was replayed)
     "store",  # the store failed (disk full, corrupt): nothing was changed
     "busy",  # too many clients at once: try again
     "internal",  # a bug: details in the log
@@ -43,6 +44,12 @@ class Invalid(RoarFailure):
 
 class Forbidden(RoarFailure):
     code = "forbidden"
+
+
+class Unauthorized(RoarFailure):
+    """A registry request that is unsigned where it must be, or whose signature is refused."""
+
+    code = "unauthorized"
 
 
 class StoreError(RoarFailure):

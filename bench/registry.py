@@ -1,0 +1,233 @@
+"""The registry under load: ingest rate and look-up latency, on SQLite and on PostgreSQL, with
+`glaas serve` in its own process.
+
+Loads 100,000 jobs and 1,000,000 artifacts (each job reads 2 earlier outputs and writes 10 new
+files) in signed batches of 500 from 4 concurrent senders, and reports jobs/s (target >= 5,000).
+Then 100 concurrent clients, each on its own keep-alive connection, look artifacts up by full
+hash (unsigned: the records are public), and it reports p50/p99 latency (target p99 <= 10 ms).
+The look-up client is a minimal HTTP/1.1 reader on raw sockets, so that the client's own cost
+stays out of the numbers as far as one machine allows; it shares the CPUs with the server.
+
+    python bench/registry.py [--backend sqlite|postgres|both] [--jobs 100000] [--workers 2]
+
+PostgreSQL: a database is created on 127.0.0.1:5432 (user $PGUSER or postgres) and dropped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import msgspec
+
+from roar import canonical, model, registry, sshsig
+
+BIN = Path(sys.executable).parent
+PG_USER = os.environ.get("PGUSER", "postgres")
+OUTPUTS, INPUTS = 10, 2
+ENV = {f"VAR_{i}": f"value-{i}" for i in range(16)} | {"PATH": "/usr/local/bin:/usr/bin:/bin"}
+
+
+def _jobs(n: int, seed: int) -> list[model.Job]:
+    rng = random.Random(seed)
+    root = "/home/bench/proj"
+    outputs: list[str] = []
+    jobs = []
+    for i in range(n):
+        ins = [rng.choice(outputs) for _ in range(INPUTS)] if outputs else []
+        outs = [f"{rng.getrandbits(256):064x}" for _ in range(OUTPUTS)]
+        outputs.extend(outs)
+        started = 1.7e9 + i
+        jobs.append(
+            model.Job(
+                id=f"{i:012x}",
+                command=f"python step.py --seed {i}",
+                argv=["python", "step.py", "--seed", str(i)],
+                cwd=root,
+                started=started,
+                ended=started + 2.0,
+                status="complete",
+                exit_code=0,
+                project=root,
+                session=1 + i // 100,
+                step=1 + i % 100,
+                inputs=[model.IO(f"{root}/in/{h[:8]}", h, 1000) for h in ins],
+                outputs=[model.IO(f"{root}/out/{h[:8]}", h, 1000) for h in outs],
+                context=model.RunContext(
+                    git=model.GitState(root=root, commit="a" * 40, branch="main"),
+                    env=ENV,
+                    hardware=model.Hardware("Linux", "6.1", "x86_64", "bench", "cpu", 2, 1 << 34),
+                ),
+            )
+        )
+    return jobs
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _pg(sql: str) -> None:
+    subprocess.run(
+        ["psql", "-q", "-h", "127.0.0.1", "-U", PG_USER, "-d", "test", "-c", sql],
+        check=True,
+        capture_output=True,
+    )
+
+
+async def _ingest(url: str, bodies: list[tuple[bytes, int]], sign: sshsig.Signer) -> float:
+    path = f"{registry.API}/ingest"
+    queue = list(reversed(bodies))
+
+    async def sender(client: httpx.AsyncClient) -> None:
+        while queue:
+            body, _ = queue.pop()
+            auth = registry.authorization(sign, "POST", path, "", body)
+            r = await client.post(path, content=body, headers={"Authorization": auth})
+            if r.status_code != 200:
+                raise SystemExit(f"ingest failed: {r.status_code} {r.text[:300]}")
+
+    start = time.perf_counter()
+    async with httpx.AsyncClient(base_url=url, timeout=600) as client:
+        await asyncio.gather(*(sender(client) for _ in range(4)))
+    return time.perf_counter() - start
+
+
+async def _lookups(port: int, hashes: list[str], clients: int, per_client: int) -> list[float]:
+    latencies: list[float] = []
+
+    async def client(seed: int) -> None:
+        rng = random.Random(seed)
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            for _ in range(per_client):
+                digest = rng.choice(hashes)
+                request = f"GET {registry.API}/artifacts/{digest} HTTP/1.1\r\nHost: b\r\n\r\n"
+                start = time.perf_counter()
+                writer.write(request.encode())
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n"):
+                    if line.lower().startswith(b"content-length:"):
+                        length = int(line.split(b":")[1])
+                body = await reader.readexactly(length)
+                latencies.append(time.perf_counter() - start)
+                if not head.startswith(b"HTTP/1.1 200") or digest.encode() not in body:
+                    raise SystemExit(f"look-up failed: {head[:40]!r}")
+        finally:
+            writer.close()
+
+    await asyncio.gather(*(client(i) for i in range(clients)))
+    return latencies
+
+
+def run(backend: str, args: argparse.Namespace, jobs: list[model.Job], base: Path) -> None:
+    if backend == "sqlite":
+        db = f"sqlite://{base / 'bench.db'}"
+        name = None
+    else:
+        name = f"glaas_bench_{uuid.uuid4().hex[:10]}"
+        _pg(f'CREATE DATABASE "{name}"')
+        db = f"postgresql://{PG_USER}@127.0.0.1/{name}"
+    key = base / "key"
+    if not key.exists():
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    glaas = str(BIN / "glaas")
+    env = {**os.environ, "HOME": str(base)}
+    pub = key.with_suffix(".pub").read_text()
+    subprocess.run([glaas, "admin", "--db", db, "user", "add", "bench", "--key", pub], env=env,
+                   check=True, capture_output=True)  # fmt: skip
+    subprocess.run([glaas, "admin", "--db", db, "visibility", "public"], env=env, check=True,
+                   capture_output=True)  # fmt: skip
+    port = _free_port()
+    server = subprocess.Popen(
+        [glaas, "serve", "--db", db, "--port", str(port), "--workers", str(args.workers)],
+        env=env,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{url}/api/v1/health").status_code == 200:
+                    break
+            except httpx.TransportError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise SystemExit("glaas serve did not start") from None
+                time.sleep(0.1)
+        _, sign = sshsig.key_file_signer(registry.NAMESPACE, str(key))
+        bodies = []
+        for i in range(0, len(jobs), args.batch):
+            chunk = jobs[i : i + args.batch]
+            regs = [
+                registry.Registration(canonical.for_registry(j, home="/home/bench")) for j in chunk
+            ]
+            bodies.append((msgspec.json.encode(registry.Batch(jobs=regs)), len(chunk)))
+        mb = sum(len(b) for b, _ in bodies) / 1e6
+        seconds = asyncio.run(_ingest(url, bodies, sign))
+        rate = len(jobs) / seconds
+        artifacts = len(jobs) * OUTPUTS
+        print(f"{backend:9} ingest   {len(jobs):,} jobs, {artifacts:,} artifacts ({mb:.0f} MB) "
+              f"in {seconds:.1f} s: {rate:,.0f} jobs/s  (target >= 5,000)")  # fmt: skip
+        hashes = [io.hash for j in random.Random(2).sample(jobs, 2000) for io in j.outputs]
+        asyncio.run(_lookups(port, hashes, 10, 50))  # warm up
+        start = time.perf_counter()
+        lat = asyncio.run(_lookups(port, hashes, args.clients, args.lookups // args.clients))
+        wall = time.perf_counter() - start
+        ms = sorted(x * 1000 for x in lat)
+        p50, p99 = statistics.median(ms), ms[int(len(ms) * 0.99) - 1]
+        print(f"{backend:9} look-up  {len(ms):,} by hash, {args.clients} clients: "
+              f"p50 {p50:.1f} ms, p99 {p99:.1f} ms, {len(ms) / wall:,.0f}/s  "
+              "(target p99 <= 10 ms)")  # fmt: skip
+        one = asyncio.run(_lookups(port, hashes, 1, 2000))
+        solo = sorted(x * 1000 for x in one)
+        print(f"{backend:9} look-up  1 client: p50 {statistics.median(solo):.2f} ms, "
+              f"p99 {solo[int(len(solo) * 0.99) - 1]:.2f} ms")  # fmt: skip
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(60)
+        if name is not None:
+            _pg(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
+    parser.add_argument("--jobs", type=int, default=100_000)
+    parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--clients", type=int, default=100)
+    parser.add_argument("--lookups", type=int, default=20_000)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--keep", action="store_true", help="keep the SQLite file")
+    args = parser.parse_args()
+    jobs = _jobs(args.jobs, args.seed)
+    base = Path(tempfile.mkdtemp(prefix="glaas-bench-"))
+    try:
+        for backend in ("sqlite", "postgres") if args.backend == "both" else (args.backend,):
+            run(backend, args, jobs, base)
+    finally:
+        if args.keep:
+            print(f"kept {base}")
+        else:
+            shutil.rmtree(base, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

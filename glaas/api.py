@@ -1,0 +1,189 @@
+"""The routes of /api/v1: each a small function of the store and of who is asking.
+
+Reads work unsigned (public records only) or signed (also your own and your teams'); `ingest`
+and `auth/me` must be signed. A record the reader may not see answers 404, as if absent."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Request, Router, get, post
+from litestar.connection import ASGIConnection
+from litestar.datastructures import State
+from litestar.di import NamedDependency, Provide
+from litestar.handlers import BaseRouteHandler
+from litestar.params import JSONBody, Parameter
+
+from glaas import auth, graph, ingest, lookup
+from glaas.problems import responses
+from glaas.store import ANONYMOUS, Account, Store
+from roar.errors import NotFound
+from roar.registry import (
+    API,
+    ArtifactEntry,
+    Batch,
+    Direction,
+    Graph,
+    Ingested,
+    JobEntry,
+    Me,
+    SearchResult,
+    SessionEntry,
+)
+
+HEX = "^[0-9a-f]{6,64}$"
+Ref = Annotated[
+    str, Parameter(pattern=HEX, description="a full hash or id, or a unique prefix (>= 6 hex)")
+]
+Depth = Annotated[int, Parameter(ge=1, le=graph.MAX_DEPTH, description="jobs deep")]
+READ = responses(400, 401, 404, 409, 503)
+Store_ = NamedDependency[Store]
+Account_ = NamedDependency[Account | None]
+
+
+async def provide_store(state: State) -> Store:
+    store: Store = state.store
+    return store
+
+
+async def account_of(request: Request[Any, Any, Any]) -> Account | None:
+    """Who signed the request (None: unsigned), checked once per request."""
+    state = request.scope["state"]
+    if "account" not in state:
+        scope = request.scope
+        raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
+        state["account"] = await auth.authenticate(
+            request.app.state.store,
+            request.method,
+            raw_path.decode("latin-1").split("?", 1)[0],
+            scope.get("query_string", b"").decode("latin-1"),
+            request.headers.get("authorization"),
+            await request.body(),
+        )
+    account: Account | None = state["account"]
+    return account
+
+
+async def provide_account(request: Request[Any, Any, Any]) -> Account | None:
+    return await account_of(request)
+
+
+async def signed(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """Guard: the request must be signed (checked before its body is parsed)."""
+    assert isinstance(connection, Request)
+    auth.required(await account_of(connection))
+
+
+def _viewer(account: Account | None) -> int:
+    return ANONYMOUS if account is None else account.id
+
+
+@get("/artifacts/{ref:str}", responses=READ, summary="An artifact by BLAKE3 hash or prefix")
+async def artifact(ref: Ref, store: Store_, account: Account_) -> ArtifactEntry:
+    viewer = _viewer(account)
+    digest = lookup.check(ref)
+    if len(digest) < 64:  # a prefix: find the one it names (a full hash is its own index key)
+        digest = (await lookup.resolve(store, ("artifact",), ref, viewer)).id
+    entry = await store.artifact(digest, viewer)
+    if entry is None:  # removed from view between the two reads
+        raise NotFound(f"no artifact {ref}")
+    return entry
+
+
+@get("/jobs/{ref:str}", responses=READ, summary="A job by registry id or prefix")
+async def job(ref: Ref, store: Store_, account: Account_) -> JobEntry:
+    viewer = _viewer(account)
+    job_id = lookup.check(ref)
+    if len(job_id) < 64:
+        job_id = (await lookup.resolve(store, ("job",), ref, viewer)).id
+    entry = await store.job(job_id, viewer)
+    if entry is None:
+        raise NotFound(f"no job {ref}")
+    return entry
+
+
+@get("/sessions/{ref:str}", responses=READ, summary="A session and its jobs")
+async def session(ref: Ref, store: Store_, account: Account_) -> SessionEntry:
+    match = await lookup.resolve(store, ("session",), ref, _viewer(account))
+    found = await store.session(match.id, _viewer(account))
+    if found is None:
+        raise NotFound(f"no session {ref}")
+    return SessionEntry(*found)
+
+
+@get("/sessions/{ref:str}/dag", responses=READ, summary="A session's jobs and their files")
+async def session_dag(ref: Ref, store: Store_, account: Account_) -> Graph:
+    match = await lookup.resolve(store, ("session",), ref, _viewer(account))
+    return await graph.session_dag(store, match.id, _viewer(account))
+
+
+@get("/lineage/{ref:str}", responses=READ, summary="Lineage of an artifact or job, up or down")
+async def lineage(
+    ref: Ref,
+    store: Store_,
+    account: Account_,
+    direction: Annotated[Direction, Parameter(description="up: what made it")] = "up",
+    depth: Depth = 3,
+) -> Graph:
+    viewer = _viewer(account)
+    match = await lookup.resolve(store, ("artifact", "job"), ref, viewer)
+    return await graph.lineage(store, match.kind, match.id, direction, depth, viewer)
+
+
+@get("/search", responses=responses(400, 401, 503), summary="Artifacts, jobs, sessions by prefix")
+async def search(
+    q: Annotated[str, Parameter(pattern=HEX, description="a hash or id prefix (>= 6 hex)")],
+    store: Store_,
+    account: Account_,
+) -> SearchResult:
+    ref = lookup.check(q)
+    found = await lookup.matches(store, ("artifact", "job", "session"), ref, _viewer(account))
+    limit = lookup.MAX_CANDIDATES
+    return SearchResult(ref, found[:limit], len(found) > limit)
+
+
+@get("/auth/me", guards=[signed], responses=responses(401, 503), summary="Who signed this")
+async def me(store: Store_, account: Account_, request: Request[Any, Any, Any]) -> Me:
+    who = auth.required(account)
+    return Me(who.name, who.key, sorted(who.teams), await store.default_visibility())
+
+
+@post(
+    "/ingest",
+    guards=[signed],
+    status_code=200,
+    responses=responses(400, 401, 413, 503),
+    summary="Register a batch of jobs and sessions (idempotent)",
+)
+async def ingest_batch(data: JSONBody[Batch], store: Store_, account: Account_) -> Ingested:
+    return await ingest.ingest(store, auth.required(account), data)
+
+
+@get("/health", summary="Liveness", responses=responses(503))
+async def health(store: Store_) -> dict[str, str]:
+    await store.fetch("SELECT 1")
+    return {"status": "ok"}
+
+
+@get("/openapi.json", include_in_schema=False, media_type="application/vnd.oai.openapi+json")
+async def openapi(request: Request[Any, Any, Any]) -> bytes:
+    return msgspec.json.encode(request.app.openapi_schema.to_schema())
+
+
+router = Router(
+    path=API,
+    route_handlers=[
+        artifact,
+        job,
+        session,
+        session_dag,
+        lineage,
+        search,
+        me,
+        ingest_batch,
+        health,
+        openapi,
+    ],
+    dependencies={"store": Provide(provide_store), "account": Provide(provide_account)},
+)

@@ -1,0 +1,53 @@
+"""The web application: routes, the store opened for its lifetime, errors as problem details,
+security headers, and the OpenAPI 3.1 schema (from the same Structs) at /api/v1/openapi.json."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from litestar import Litestar
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin
+
+import roar
+from glaas import problems
+from glaas.api import router
+from glaas.headers import security_headers
+from glaas.store import open_store
+
+MAX_BODY = 64 * 1024 * 1024
+DB_ENV = "GLAAS_DB"  # how `glaas serve` tells its workers which database to use
+
+
+def create_app(db: str | None = None, pool_size: int = 10) -> Litestar:
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        app.state.store = await open_store(db, pool_size)
+        try:
+            yield
+        finally:
+            await app.state.store.close()
+
+    return Litestar(
+        route_handlers=[router],
+        lifespan=[lifespan],
+        exception_handlers=problems.HANDLERS,
+        before_send=[security_headers],
+        request_max_body_size=MAX_BODY,
+        openapi_config=OpenAPIConfig(
+            title="GLaaS: the roar lineage registry",
+            version=roar.__version__,
+            # Litestar's schema router answers unknown paths under it with an HTML page, so it
+            # lives aside; the API serves the schema itself at /api/v1/openapi.json (glaas.api)
+            path="/api/v1/schema",
+            render_plugins=[JsonRenderPlugin()],
+        ),
+        debug=False,
+    )
+
+
+def from_env() -> Litestar:
+    """The app for a uvicorn worker (`glaas serve` sets GLAAS_DB)."""
+    return create_app(os.environ.get(DB_ENV) or None)

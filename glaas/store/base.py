@@ -1,0 +1,361 @@
+"""The store's one interface, with the SQL both backends share.
+
+Queries are written once, in PostgreSQL's `$n` placeholders (the SQLite backend rewrites them to
+`?n`); what differs is said by two small methods (`_any`, `_array`: "x is one of this list") and
+by the bulk insert of a batch, which each backend does its own fastest way.
+
+Every read takes the reader's user id (-1: anonymous) and sees only jobs visible to them: public,
+their own, or shared with a team they are in. Artifacts and sessions have no visibility of their
+own: they are seen through the jobs that mention them, so what was not shared reads as absent.
+"""
+
+from __future__ import annotations
+
+import abc
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from roar.errors import Invalid, NotFound
+from roar.model import Job
+from roar.registry import (
+    ArtifactEntry,
+    Counts,
+    JobEntry,
+    JobSummary,
+    Kind,
+    Session,
+    Visibility,
+)
+
+ANONYMOUS = -1
+VISIBILITIES: tuple[Visibility, ...] = ("private", "team", "public")
+
+
+def visible(v: int) -> str:
+    """SQL: the job `j` can be read by the user whose id is parameter $v."""
+    return (
+        f"(j.visibility = 'public' OR j.owner_id = ${v} OR (j.visibility = 'team' AND "
+        f"j.team_id IN (SELECT m.team_id FROM members m WHERE m.user_id = ${v})))"
+    )
+
+
+@dataclass(frozen=True)
+class Account:
+    id: int
+    name: str
+    teams: dict[str, int] = field(default_factory=dict)  # name -> id
+    key: str = ""  # the fingerprint of the key that signed the request
+
+
+@dataclass
+class Prepared:
+    """One job of a batch, ready for the tables (see glaas.ingest)."""
+
+    id: str
+    job: Job
+    record: str  # the canonical Job as JSON
+    session: str | None
+    io: list[tuple[int, str, str]]  # (role, hash, path); role 0 input, 1 output
+
+
+@dataclass
+class Written:
+    jobs: Counts
+    sessions: Counts
+    artifacts: Counts
+
+
+_SUMMARY = "j.id, j.command, j.started, j.status, j.kind, j.ended, j.exit_code, j.step, j.session"
+
+
+def summary(row: tuple[Any, ...]) -> JobSummary:
+    return JobSummary(*row[:9])
+
+
+class Store(abc.ABC):
+    backend: str
+    url: str
+
+    # ------------------------------------------------------------ what a backend provides
+
+    @abc.abstractmethod
+    async def fetch(self, sql: str, *args: Any) -> list[tuple[Any, ...]]: ...
+
+    @abc.abstractmethod
+    async def execute(self, sql: str, *args: Any) -> int:
+        """Run one write statement in its own transaction; rows affected."""
+
+    @abc.abstractmethod
+    def _any(self, n: int) -> str:
+        """SQL: "is one of the list in parameter $n" (after a column name)."""
+
+    @abc.abstractmethod
+    def _array(self, values: list[str]) -> Any: ...
+
+    @abc.abstractmethod
+    async def write_batch(
+        self,
+        owner: int,
+        visibility: Visibility,
+        team: int | None,
+        jobs: list[Prepared],
+        sessions: list[Session],
+        artifacts: dict[str, int],
+    ) -> Written: ...
+
+    @abc.abstractmethod
+    async def remember_signature(self, digest: str, expires: float, now: float) -> bool:
+        """Record a signature as used; False if it already was (a replay)."""
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+    async def fetchone(self, sql: str, *args: Any) -> tuple[Any, ...] | None:
+        rows = await self.fetch(sql, *args)
+        return rows[0] if rows else None
+
+    # ------------------------------------------------------------ accounts (glaas admin)
+
+    async def add_user(self, name: str) -> None:
+        if await self.fetchone("SELECT 1 FROM users WHERE name = $1", name):
+            raise Invalid(f"user {name!r} exists")
+        await self.execute("INSERT INTO users (name, created) VALUES ($1, $2)", name, time.time())
+
+    async def user_id(self, name: str) -> int:
+        row = await self.fetchone("SELECT id FROM users WHERE name = $1 AND disabled = 0", name)
+        if row is None:
+            raise NotFound(f"no user {name!r}", "see `glaas admin user list`")
+        return int(row[0])
+
+    async def add_key(self, user: str, fingerprint: str, public_key: str) -> None:
+        uid = await self.user_id(user)
+        owner = await self.fetchone(
+            "SELECT u.name FROM keys k JOIN users u ON u.id = k.user_id WHERE k.fingerprint = $1",
+            fingerprint,
+        )
+        if owner is not None:
+            raise Invalid(f"key {fingerprint} already belongs to {owner[0]!r}")
+        await self.execute(
+            "INSERT INTO keys (fingerprint, user_id, public_key, created) VALUES ($1, $2, $3, $4)",
+            fingerprint,
+            uid,
+            public_key,
+            time.time(),
+        )
+
+    async def remove_key(self, user: str, fingerprint: str) -> None:
+        uid = await self.user_id(user)
+        n = await self.execute(
+            "DELETE FROM keys WHERE fingerprint = $1 AND user_id = $2", fingerprint, uid
+        )
+        if not n:
+            raise NotFound(f"user {user!r} has no key {fingerprint}")
+
+    async def disable_user(self, name: str) -> None:
+        """Keys go; records stay (they are others' lineage too) under the same owner."""
+        uid = await self.user_id(name)
+        await self.execute("DELETE FROM keys WHERE user_id = $1", uid)
+        await self.execute("DELETE FROM members WHERE user_id = $1", uid)
+        await self.execute("UPDATE users SET disabled = 1 WHERE id = $1", uid)
+
+    async def users(self) -> list[tuple[str, list[str], list[str]]]:
+        """(name, key fingerprints, teams) of every active user."""
+        rows = await self.fetch("SELECT id, name FROM users WHERE disabled = 0 ORDER BY name")
+        keys = await self.fetch("SELECT user_id, fingerprint FROM keys ORDER BY fingerprint")
+        teams = await self.fetch(
+            "SELECT m.user_id, t.name FROM members m JOIN teams t ON t.id = m.team_id "
+            "ORDER BY t.name"
+        )
+        return [
+            (
+                name,
+                [fp for u, fp in keys if u == uid],
+                [t for u, t in teams if u == uid],
+            )
+            for uid, name in rows
+        ]
+
+    async def add_team(self, name: str) -> None:
+        if await self.fetchone("SELECT 1 FROM teams WHERE name = $1", name):
+            raise Invalid(f"team {name!r} exists")
+        await self.execute("INSERT INTO teams (name, created) VALUES ($1, $2)", name, time.time())
+
+    async def team_id(self, name: str) -> int:
+        row = await self.fetchone("SELECT id FROM teams WHERE name = $1", name)
+        if row is None:
+            raise NotFound(f"no team {name!r}", "see `glaas admin team list`")
+        return int(row[0])
+
+    async def add_member(self, team: str, user: str) -> None:
+        tid, uid = await self.team_id(team), await self.user_id(user)
+        if await self.fetchone(
+            "SELECT 1 FROM members WHERE team_id = $1 AND user_id = $2", tid, uid
+        ):
+            raise Invalid(f"{user!r} is already in team {team!r}")
+        await self.execute("INSERT INTO members (team_id, user_id) VALUES ($1, $2)", tid, uid)
+
+    async def remove_member(self, team: str, user: str) -> None:
+        tid, uid = await self.team_id(team), await self.user_id(user)
+        n = await self.execute("DELETE FROM members WHERE team_id = $1 AND user_id = $2", tid, uid)
+        if not n:
+            raise NotFound(f"{user!r} is not in team {team!r}")
+
+    async def teams(self) -> list[tuple[str, list[str]]]:
+        rows = await self.fetch("SELECT id, name FROM teams ORDER BY name")
+        members = await self.fetch(
+            "SELECT m.team_id, u.name FROM members m JOIN users u ON u.id = m.user_id "
+            "ORDER BY u.name"
+        )
+        return [(name, [u for t, u in members if t == tid]) for tid, name in rows]
+
+    async def setting(self, name: str) -> str | None:
+        row = await self.fetchone("SELECT value FROM settings WHERE name = $1", name)
+        return None if row is None else str(row[0])
+
+    async def set_setting(self, name: str, value: str) -> None:
+        await self.execute(
+            "INSERT INTO settings (name, value) VALUES ($1, $2) "
+            "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+            name,
+            value,
+        )
+
+    async def default_visibility(self) -> Visibility:
+        value = await self.setting("default_visibility")
+        return value if value in VISIBILITIES else "private"
+
+    async def account(self, fingerprint: str) -> Account | None:
+        """The active user a key belongs to, with their teams."""
+        row = await self.fetchone(
+            "SELECT u.id, u.name FROM keys k JOIN users u ON u.id = k.user_id "
+            "WHERE k.fingerprint = $1 AND u.disabled = 0",
+            fingerprint,
+        )
+        if row is None:
+            return None
+        teams = await self.fetch(
+            "SELECT t.name, t.id FROM members m JOIN teams t ON t.id = m.team_id "
+            "WHERE m.user_id = $1",
+            row[0],
+        )
+        return Account(int(row[0]), str(row[1]), {str(n): int(i) for n, i in teams})
+
+    # ------------------------------------------------------------ reads, as one viewer
+
+    async def find(self, kind: Kind, lo: str, hi: str, viewer: int, limit: int) -> list[str]:
+        """Ids of `kind` in [lo, hi) (a prefix's range) that the viewer can read."""
+        if kind == "job":
+            sql = f"SELECT j.id FROM jobs j WHERE j.id >= $1 AND j.id < $2 AND {visible(3)}"
+        elif kind == "artifact":
+            sql = (
+                "SELECT a.hash FROM artifacts a WHERE a.hash >= $1 AND a.hash < $2 AND EXISTS "
+                f"(SELECT 1 FROM io JOIN jobs j ON j.seq = io.job "
+                f"WHERE io.hash = a.hash AND {visible(3)})"
+            )
+        else:
+            sql = (
+                "SELECT s.hash FROM sessions s WHERE s.hash >= $1 AND s.hash < $2 AND EXISTS "
+                f"(SELECT 1 FROM jobs j WHERE j.session = s.hash AND {visible(3)})"
+            )
+        rows = await self.fetch(f"{sql} ORDER BY 1 LIMIT {int(limit)}", lo, hi, viewer)
+        return [r[0] for r in rows]
+
+    async def job(self, job_id: str, viewer: int) -> JobEntry | None:
+        row = await self.fetchone(
+            "SELECT j.record, u.name, j.visibility, j.registered, t.name, j.session "
+            "FROM jobs j JOIN users u ON u.id = j.owner_id LEFT JOIN teams t ON t.id = j.team_id "
+            f"WHERE j.id = $1 AND {visible(2)}",
+            job_id,
+            viewer,
+        )
+        if row is None:
+            return None
+        job = msgspec.json.decode(row[0], type=Job)
+        return JobEntry(job_id, job, row[1], row[2], row[3], row[4], row[5])
+
+    async def artifact(self, digest: str, viewer: int) -> ArtifactEntry | None:
+        rows = await self.fetch(
+            "SELECT a.size, j.id, io.role, io.path FROM artifacts a "
+            "JOIN io ON io.hash = a.hash JOIN jobs j ON j.seq = io.job "
+            f"WHERE a.hash = $1 AND {visible(2)} ORDER BY j.started, j.id",
+            digest,
+            viewer,
+        )
+        if not rows:
+            return None
+        paths = list(dict.fromkeys(r[3] for r in rows))
+        made = list(dict.fromkeys(r[1] for r in rows if r[2] == 1))
+        read = list(dict.fromkeys(r[1] for r in rows if r[2] == 0))
+        return ArtifactEntry(digest, int(rows[0][0]), paths, made, read)
+
+    async def session(self, digest: str, viewer: int) -> tuple[Session, list[JobSummary]] | None:
+        jobs = await self.session_jobs(digest, viewer)
+        if not jobs:
+            return None
+        row = await self.fetchone(
+            "SELECT hash, host, started, project FROM sessions WHERE hash = $1", digest
+        )
+        assert row is not None  # a job refers to it
+        return Session(*row), jobs
+
+    async def session_jobs(self, digest: str, viewer: int) -> list[JobSummary]:
+        rows = await self.fetch(
+            f"SELECT {_SUMMARY} FROM jobs j WHERE j.session = $1 AND {visible(2)} "
+            "ORDER BY j.started, j.id",
+            digest,
+            viewer,
+        )
+        return [summary(r) for r in rows]
+
+    async def summaries(self, ids: list[str]) -> list[JobSummary]:
+        rows = await self.fetch(
+            f"SELECT {_SUMMARY} FROM jobs j WHERE j.id {self._any(1)} ORDER BY j.started, j.id",
+            self._array(ids),
+        )
+        return [summary(r) for r in rows]
+
+    async def io_of_artifacts(
+        self, hashes: list[str], role: int, viewer: int, limit: int
+    ) -> list[tuple[str, str, str]]:
+        """(job, hash, path): the visible jobs that read (role 0) or wrote (1) these artifacts."""
+        rows = await self.fetch(
+            "SELECT j.id, io.hash, io.path FROM io JOIN jobs j ON j.seq = io.job "
+            f"WHERE io.hash {self._any(1)} AND io.role = $2 AND {visible(3)} LIMIT {int(limit)}",
+            self._array(hashes),
+            role,
+            viewer,
+        )
+        return [(r[0], r[1], r[2]) for r in rows]
+
+    async def io_of_jobs(self, ids: list[str], role: int | None = None) -> list[tuple[Any, ...]]:
+        """(job, role, hash, path, size) of these jobs' inputs and/or outputs."""
+        where = "" if role is None else f" AND io.role = {int(role)}"
+        return await self.fetch(
+            "SELECT j.id, io.role, io.hash, io.path, a.size FROM jobs j "
+            "JOIN io ON io.job = j.seq JOIN artifacts a ON a.hash = io.hash "
+            f"WHERE j.id {self._any(1)}{where} ORDER BY j.id, io.role, io.path",
+            self._array(ids),
+        )
+
+    async def visible_jobs(self, ids: list[str], viewer: int) -> set[str]:
+        rows = await self.fetch(
+            f"SELECT j.id FROM jobs j WHERE j.id {self._any(1)} AND {visible(2)}",
+            self._array(ids),
+            viewer,
+        )
+        return {r[0] for r in rows}
+
+    async def sizes(self, hashes: list[str]) -> dict[str, int]:
+        rows = await self.fetch(
+            f"SELECT hash, size FROM artifacts WHERE hash {self._any(1)}", self._array(hashes)
+        )
+        return {r[0]: int(r[1]) for r in rows}
+
+    async def known_sessions(self, hashes: list[str]) -> set[str]:
+        rows = await self.fetch(
+            f"SELECT hash FROM sessions WHERE hash {self._any(1)}", self._array(hashes)
+        )
+        return {r[0] for r in rows}

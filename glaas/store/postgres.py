@@ -1,0 +1,170 @@
+"""The team backend: PostgreSQL through an asyncpg pool. A batch goes in as a few
+`INSERT ... SELECT FROM unnest(arrays)` statements, in sorted key order so that concurrent
+batches from several workers lock rows in the same order and never deadlock."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import asyncpg
+
+from glaas.store.base import Prepared, Store, Written
+from glaas.store.migrate import apply_postgres
+from roar.errors import StoreError
+from roar.registry import Counts, Session, Visibility
+
+_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
+# Statistics go stale when rows arrive faster than autovacuum looks (a burst of registrations),
+# and then the planner scans all jobs for one look-up (measured: 1.7 s instead of 0.2 ms after
+# 10^5 jobs). Each process analyzes the lineage tables at start and after this many rows.
+ANALYZE_EVERY = 100_000
+_ANALYZE = "ANALYZE artifacts, io, jobs, sessions"
+
+
+class PostgresStore(Store):
+    backend = "postgres"
+
+    def __init__(self, url: str, pool: asyncpg.Pool) -> None:
+        self.url = url
+        self._pool = pool
+        self._unanalyzed = 0
+
+    @classmethod
+    async def open(cls, url: str, max_size: int = 10) -> PostgresStore:
+        try:
+            pool = await asyncpg.create_pool(url, min_size=1, max_size=max_size)
+        except _ERRORS as e:
+            raise StoreError(f"cannot open the registry database: {_reason(e)}") from e
+        try:
+            async with pool.acquire() as conn:
+                await apply_postgres(conn)
+                await conn.execute(_ANALYZE)
+        except BaseException as e:
+            await pool.close()
+            if isinstance(e, _ERRORS):
+                raise StoreError(f"cannot open the registry database: {_reason(e)}") from e
+            raise
+        return cls(url, pool)
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+    def _any(self, n: int) -> str:
+        return f"= ANY(${n}::text[])"
+
+    def _array(self, values: list[str]) -> Any:
+        return values
+
+    async def fetch(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+        try:
+            rows = await self._pool.fetch(sql, *args)
+        except _ERRORS as e:
+            raise StoreError(f"the registry database failed: {_reason(e)}") from e
+        return [tuple(r) for r in rows]
+
+    async def execute(self, sql: str, *args: Any) -> int:
+        try:
+            status = await self._pool.execute(sql, *args)
+        except _ERRORS as e:
+            raise StoreError(f"the registry database failed: {_reason(e)}") from e
+        tail = status.rsplit(" ", 1)[-1]
+        return int(tail) if tail.isdigit() else 0
+
+    async def remember_signature(self, digest: str, expires: float, now: float) -> bool:
+        try:
+            async with self._pool.acquire() as conn, conn.transaction():
+                status = await conn.execute(
+                    "INSERT INTO signatures (digest, expires) VALUES ($1, $2) "
+                    "ON CONFLICT (digest) DO NOTHING",
+                    digest,
+                    expires,
+                )
+                await conn.execute("DELETE FROM signatures WHERE expires < $1", now)
+        except _ERRORS as e:
+            raise StoreError(f"the registry database failed: {_reason(e)}") from e
+        return bool(status.endswith(" 1"))
+
+    async def write_batch(
+        self,
+        owner: int,
+        visibility: Visibility,
+        team: int | None,
+        jobs: list[Prepared],
+        sessions: list[Session],
+        artifacts: dict[str, int],
+    ) -> Written:
+        now = time.time()
+        sessions = sorted(sessions, key=lambda s: s.hash)
+        arts = sorted(artifacts.items())
+        jobs = sorted(jobs, key=lambda p: p.id)
+        try:
+            async with self._pool.acquire() as conn, conn.transaction():
+                new_sessions = await conn.fetch(
+                    "INSERT INTO sessions (hash, host, started, project) "
+                    "SELECT * FROM unnest($1::text[], $2::text[], $3::float8[], $4::text[]) "
+                    "ON CONFLICT DO NOTHING RETURNING hash",
+                    [s.hash for s in sessions],
+                    [s.host for s in sessions],
+                    [s.started for s in sessions],
+                    [s.project for s in sessions],
+                )
+                new_artifacts = await conn.fetch(
+                    "INSERT INTO artifacts (hash, size) "
+                    "SELECT * FROM unnest($1::text[], $2::int8[]) "
+                    "ON CONFLICT DO NOTHING RETURNING hash",
+                    [h for h, _ in arts],
+                    [s for _, s in arts],
+                )
+                j = [p.job for p in jobs]
+                rows = await conn.fetch(
+                    "INSERT INTO jobs (id, owner_id, visibility, team_id, session, registered, "
+                    "command, started, ended, status, kind, exit_code, step, record) "
+                    "SELECT u.id, $1, $2, $3, u.session, $4, u.command, u.started, u.ended, "
+                    "u.status, u.kind, u.exit_code, u.step, u.record FROM unnest("
+                    "$5::text[], $6::text[], $7::text[], $8::float8[], $9::float8[], "
+                    "$10::text[], $11::text[], $12::int4[], $13::int4[], $14::text[]) AS "
+                    "u(id, session, command, started, ended, status, kind, exit_code, step, "
+                    "record) ON CONFLICT DO NOTHING RETURNING id, seq",
+                    owner,
+                    visibility,
+                    team,
+                    now,
+                    [p.id for p in jobs],
+                    [p.session for p in jobs],
+                    [x.command for x in j],
+                    [x.started for x in j],
+                    [x.ended for x in j],
+                    [x.status for x in j],
+                    [x.kind for x in j],
+                    [x.exit_code for x in j],
+                    [x.step for x in j],
+                    [p.record for p in jobs],
+                )
+                fresh = {r[0]: r[1] for r in rows}
+                io = [(fresh[p.id], *row) for p in jobs if p.id in fresh for row in p.io]
+                await conn.execute(
+                    "INSERT INTO io (job, role, hash, path) "
+                    "SELECT * FROM unnest($1::int8[], $2::int2[], $3::text[], $4::text[]) "
+                    "ON CONFLICT DO NOTHING",
+                    [r[0] for r in io],
+                    [r[1] for r in io],
+                    [r[2] for r in io],
+                    [r[3] for r in io],
+                )
+            self._unanalyzed += len(io) + len(new_artifacts)
+            if self._unanalyzed >= ANALYZE_EVERY:
+                self._unanalyzed = 0
+                await self._pool.execute(_ANALYZE)
+        except _ERRORS as e:
+            raise StoreError(f"the registry database failed: {_reason(e)}") from e
+        return Written(
+            jobs=Counts(len(fresh), len(jobs) - len(fresh)),
+            sessions=Counts(len(new_sessions), len(sessions) - len(new_sessions)),
+            artifacts=Counts(len(new_artifacts), len(arts) - len(new_artifacts)),
+        )
+
+
+def _reason(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0]}" if text else type(e).__name__

@@ -1,0 +1,221 @@
+"""The registry's wire contract (GLaaS, `/api/v1`), shared by the server (glaas) and its clients
+(roard's outbox, roarctl register/auth/show --remote): what is sent, what comes back, and how a
+request is signed.
+
+A client sends one `Batch` to `POST /api/v1/ingest`: jobs made canonical by
+`roar.canonical.for_registry` (each with its session's hash) and the sessions they belong to. The
+server keys each job by `roar.canonical.job_id`, so sending a batch again (a retry, or the same
+job from another machine) stores nothing twice; `Ingested` says what was new and what known.
+
+Every write, and every read of records that are not public, carries
+`Authorization: SSHSIG t=<unix time>,n=<nonce>,s=<base64 SSHSIG blob>`: an `ssh-keygen -Y sign`
+signature in namespace "glaas" over `request_message(...)`: method, path, query, the time, a
+random nonce and the body's SHA-256. The server accepts a time within SKEW seconds of its own, and
+each signature once. (The nonce matters: ed25519 signatures are deterministic, so without it two
+identical requests in the same second, such as a retry, would carry the same signature.)
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import re
+import secrets
+import time
+from collections.abc import Callable
+from typing import Literal
+
+import msgspec
+
+from roar.errors import ErrorCode
+from roar.model import Job
+
+API = "/api/v1"
+NAMESPACE = "glaas"
+SKEW = 300  # seconds of clock difference tolerated either way
+MIN_PREFIX = 6  # hex digits of the shortest prefix a look-up accepts
+MAX_BATCH = 1000  # jobs in one ingest request
+
+Visibility = Literal["private", "team", "public"]
+Kind = Literal["artifact", "job", "session"]
+Role = Literal["input", "output"]
+Direction = Literal["up", "down"]
+
+
+# ---------------------------------------------------------------- what a client sends
+
+
+class Session(msgspec.Struct):
+    """A session (one pipeline's jobs): its hash is `roar.canonical.session_hash` of the rest."""
+
+    hash: str
+    host: str  # the machine it ran on
+    started: float
+    project: str | None = None  # the project's name (its directory), never its path
+
+
+class Registration(msgspec.Struct):
+    job: Job  # canonical: roar.canonical.for_registry
+    session: str | None = None  # the hash of its Session, sent in the same batch or before
+
+
+class Batch(msgspec.Struct):
+    jobs: list[Registration] = []
+    sessions: list[Session] = []
+    visibility: Visibility | None = None  # None: the server's default
+    team: str | None = None  # for "team": which of your teams (needed if you are in several)
+
+
+# ---------------------------------------------------------------- what comes back
+
+
+class Counts(msgspec.Struct):
+    new: int = 0
+    known: int = 0
+
+
+class Ingested(msgspec.Struct):
+    ids: list[str]  # the registry id of each job sent, in order
+    jobs: Counts
+    sessions: Counts
+    artifacts: Counts
+
+
+class JobSummary(msgspec.Struct):
+    id: str
+    command: str
+    started: float
+    status: str
+    kind: str = "run"
+    ended: float | None = None
+    exit_code: int | None = None
+    step: int | None = None
+    session: str | None = None
+
+
+class JobEntry(msgspec.Struct):
+    """A registered job: the canonical record plus what the registry knows about it."""
+
+    id: str
+    job: Job
+    owner: str
+    visibility: Visibility
+    registered: float
+    team: str | None = None
+    session: str | None = None
+
+
+class ArtifactEntry(msgspec.Struct):
+    hash: str
+    size: int
+    paths: list[str]  # the names it was seen under, in jobs you can read
+    made_by: list[str]  # job ids that wrote it
+    read_by: list[str]  # job ids that read it
+
+
+class SessionEntry(msgspec.Struct):
+    session: Session
+    jobs: list[JobSummary]
+
+
+class GraphArtifact(msgspec.Struct):
+    hash: str
+    size: int
+    path: str  # one name it had in this graph
+
+
+class Edge(msgspec.Struct):
+    job: str
+    artifact: str
+    role: Role
+
+
+class Graph(msgspec.Struct):
+    """Jobs and artifacts joined by input/output edges: a lineage walk or a session's DAG."""
+
+    root: str
+    jobs: list[JobSummary]
+    artifacts: list[GraphArtifact]
+    edges: list[Edge]
+    truncated: bool = False  # the walk stopped at its node limit before its depth
+
+
+class Match(msgspec.Struct):
+    kind: Kind
+    id: str
+
+
+class SearchResult(msgspec.Struct):
+    query: str
+    matches: list[Match]
+    truncated: bool = False
+
+
+class Me(msgspec.Struct):
+    user: str
+    key: str  # the fingerprint of the key that signed the request
+    teams: list[str]
+    default_visibility: Visibility
+
+
+class Problem(msgspec.Struct, omit_defaults=True):
+    """An error, as RFC 9457 problem details (application/problem+json)."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: ErrorCode = "internal"
+    hint: str | None = None
+    candidates: list[Match] | None = None  # for an ambiguous prefix
+
+
+# ---------------------------------------------------------------- request signing
+
+
+def request_message(
+    method: str, path: str, query: str, timestamp: int, nonce: str, body: bytes
+) -> bytes:
+    """What a request's signature covers. `path` and `query` are as sent (still %-encoded)."""
+    lines = [
+        "glaas-request-v1",
+        method.upper(),
+        path,
+        query,
+        str(timestamp),
+        nonce,
+        hashlib.sha256(body).hexdigest(),
+    ]
+    return "\n".join(lines).encode()
+
+
+def authorization(
+    sign: Callable[[bytes], bytes],
+    method: str,
+    path: str,
+    query: str,
+    body: bytes,
+    now: float | None = None,
+) -> str:
+    """The Authorization header for a request; `sign` is a roar.sshsig Signer for NAMESPACE."""
+    timestamp = int(time.time() if now is None else now)
+    nonce = secrets.token_hex(16)
+    blob = sign(request_message(method, path, query, timestamp, nonce, body))
+    return f"SSHSIG t={timestamp},n={nonce},s={base64.b64encode(blob).decode()}"
+
+
+_AUTH = re.compile(
+    r"SSHSIG t=(?P<t>-?[0-9]{1,12}),n=(?P<n>[0-9a-f]{16,64}),s=(?P<s>[A-Za-z0-9+/=]{1,16384})"
+)
+
+
+def parse_authorization(value: str) -> tuple[int, str, bytes] | None:
+    """(timestamp, nonce, SSHSIG blob) from an Authorization header, or None if it is not one."""
+    m = _AUTH.fullmatch(value.strip())
+    if m is None:
+        return None
+    try:
+        return int(m["t"]), m["n"], base64.b64decode(m["s"], validate=True)
+    except binascii.Error:
+        return None

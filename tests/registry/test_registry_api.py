@@ -1,0 +1,160 @@
+"""The API in-process, on both backends: ingest is idempotent and counts what was new; records
+are found by full hash or prefix; lineage walks up and down to a depth; a session's DAG; errors
+are problem details; every response carries the security headers."""
+
+from __future__ import annotations
+
+import msgspec
+from registry_support import Client, batch, hexdigest, make_job, new_session
+
+from roar import canonical, registry
+
+pytest_plugins = ["registry_support"]  # the fixtures
+
+
+def _decode(response, kind):  # type: ignore[no-untyped-def]
+    assert response.status_code == 200, response.text
+    return msgspec.json.decode(response.content, type=kind)
+
+
+def test_ingest_stores_a_job_once_and_says_what_was_new(client: Client) -> None:
+    raw, clean = hexdigest(), hexdigest()
+    session = new_session()
+    job = make_job(inputs=[("data/raw.csv", raw)], outputs=[("data/clean.csv", clean)])
+    first = _decode(client.ingest(batch(job, session=session)), registry.Ingested)
+    assert first.jobs == registry.Counts(new=1, known=0)
+    assert first.artifacts == registry.Counts(new=2, known=0)
+    assert first.sessions == registry.Counts(new=1, known=0)
+    assert first.ids == [canonical.for_registry(job, home="/home/tester").id]
+
+    again = _decode(client.ingest(batch(job, session=session)), registry.Ingested)
+    assert again.ids == first.ids
+    assert again.jobs == registry.Counts(new=0, known=1)
+    assert again.artifacts == registry.Counts(new=0, known=2)
+    assert again.sessions == registry.Counts(new=0, known=1)
+
+    entry = _decode(client.get(f"/jobs/{first.ids[0]}", "alice"), registry.JobEntry)
+    assert entry.owner == "alice" and entry.visibility == "private"
+    assert entry.session == session.hash
+    assert [io.path for io in entry.job.inputs] == ["data/raw.csv"]
+    assert entry.job.cwd == "." and entry.job.project == "proj"
+
+
+def test_an_artifact_is_found_by_hash_and_by_prefix(client: Client) -> None:
+    out = hexdigest()
+    ids = _decode(
+        client.ingest(batch(make_job(outputs=[("model.pt", out)]), visibility="public")),
+        registry.Ingested,
+    ).ids
+    for ref in (out, out[:6], out[:20]):
+        entry = _decode(client.get(f"/artifacts/{ref}"), registry.ArtifactEntry)
+        assert entry.hash == out and entry.size == int(out[:6], 16)
+        assert entry.paths == ["model.pt"] and entry.made_by == ids and entry.read_by == []
+    found = _decode(client.get("/search", q=out[:8]), registry.SearchResult)
+    assert found.matches == [registry.Match("artifact", out)]
+    job = _decode(client.get("/search", q=ids[0][:10]), registry.SearchResult)
+    assert job.matches == [registry.Match("job", ids[0])]
+
+
+def test_an_ambiguous_prefix_lists_its_candidates(client: Client) -> None:
+    a = "abcdef" + hexdigest()[6:]
+    b = "abcdef" + hexdigest()[6:]
+    client.ingest(batch(make_job(outputs=[("a", a), ("b", b)]), visibility="public"))
+    r = client.get("/artifacts/abcdef")
+    assert r.status_code == 409
+    assert r.headers["content-type"] == "application/problem+json"
+    problem = msgspec.json.decode(r.content, type=registry.Problem)
+    assert problem.code == "ambiguous"
+    assert {m.id for m in problem.candidates or []} >= {a, b}
+    assert client.get(f"/artifacts/{a[:40]}").status_code == 200
+
+
+def test_lineage_walks_up_and_down_to_a_depth(client: Client) -> None:
+    raw, clean, model_, metrics = (hexdigest() for _ in range(4))
+    prep = make_job(inputs=[("raw.csv", raw)], outputs=[("clean.csv", clean)], command="prep")
+    train = make_job(inputs=[("clean.csv", clean)], outputs=[("model.pt", model_)], command="tr")
+    score = make_job(inputs=[("model.pt", model_)], outputs=[("m.json", metrics)], command="ev")
+    ids = _decode(
+        client.ingest(batch(prep, train, score, visibility="public")), registry.Ingested
+    ).ids
+
+    up = _decode(client.get(f"/lineage/{metrics}", depth=10), registry.Graph)
+    assert {j.id for j in up.jobs} == set(ids)
+    assert {a.hash for a in up.artifacts} == {raw, clean, model_, metrics}
+    assert registry.Edge(ids[0], raw, "input") in up.edges
+    assert registry.Edge(ids[2], metrics, "output") in up.edges and not up.truncated
+
+    near = _decode(client.get(f"/lineage/{metrics}", depth=1), registry.Graph)
+    assert [j.id for j in near.jobs] == [ids[2]]
+    assert {a.hash for a in near.artifacts} == {model_, metrics}
+
+    down = _decode(client.get(f"/lineage/{raw[:12]}", direction="down"), registry.Graph)
+    assert {j.id for j in down.jobs} == set(ids)
+    from_job = _decode(client.get(f"/lineage/{ids[1]}", depth=1), registry.Graph)
+    assert [j.id for j in from_job.jobs] == [ids[1]]
+    assert [a.hash for a in from_job.artifacts] == [clean]
+
+
+def test_a_sessions_dag_has_its_jobs_and_their_files(client: Client) -> None:
+    session = new_session()
+    a, b, c = hexdigest(), hexdigest(), hexdigest()
+    one = make_job(inputs=[("a", a)], outputs=[("b", b)])
+    two = make_job(inputs=[("b", b)], outputs=[("c", c)])
+    ids = _decode(
+        client.ingest(batch(one, two, session=session, visibility="public")), registry.Ingested
+    ).ids
+    entry = _decode(client.get(f"/sessions/{session.hash[:10]}"), registry.SessionEntry)
+    assert entry.session == session and {j.id for j in entry.jobs} == set(ids)
+    assert all(j.session == session.hash for j in entry.jobs)
+    dag = _decode(client.get(f"/sessions/{session.hash}/dag"), registry.Graph)
+    assert {j.id for j in dag.jobs} == set(ids)
+    assert len(dag.edges) == 4 and {x.hash for x in dag.artifacts} == {a, b, c}
+
+
+def test_errors_are_problem_details_with_security_headers(client: Client) -> None:
+    cases = [
+        (client.get("/artifacts/xyz"), 400, "invalid"),
+        (client.get("/artifacts/12345"), 400, "invalid"),  # shorter than 6
+        (client.get(f"/jobs/{hexdigest()}"), 404, "not-found"),
+        (client.get("/lineage/abcdef0", depth=0), 400, "invalid"),
+        (client.get("/lineage/abcdef0", direction="sideways"), 400, "invalid"),
+        (client.request("GET", "/api/v1/no-such-thing"), 404, "not-found"),
+        (client.request("POST", "/api/v1/ingest", "alice", b"{not json"), 400, "invalid"),
+        (client.request("POST", "/api/v1/ingest"), 401, "unauthorized"),
+        (client.request("DELETE", "/api/v1/health"), 405, "invalid"),
+    ]
+    for response, status, code in cases:
+        assert response.status_code == status, response.text
+        assert response.headers["content-type"] == "application/problem+json"
+        problem = msgspec.json.decode(response.content, type=registry.Problem)
+        assert (problem.status, problem.code) == (status, code) and problem.detail
+        assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
+        assert response.headers["x-content-type-options"] == "nosniff"
+    ok = client.get("/health")
+    assert ok.status_code == 200 and ok.headers["x-frame-options"] == "DENY"
+
+
+def test_a_bad_batch_is_refused_whole(client: Client) -> None:
+    good = make_job(outputs=[("x", hexdigest())])
+    bad = make_job(outputs=[("y", "not-a-hash")])
+    r = client.ingest(batch(good, bad))
+    assert r.status_code == 400 and "not a 64-digit" in r.json()["detail"]
+    entry = canonical.for_registry(good, home="/home/tester")
+    assert client.get(f"/jobs/{entry.id}", "alice").status_code == 404
+
+    lying = batch(good)
+    lying.jobs[0].job = msgspec.structs.replace(lying.jobs[0].job, id="0" * 64)
+    r = client.ingest(lying)
+    assert r.status_code == 400 and "but its record's is" in r.json()["detail"]
+
+    orphan = registry.Batch(jobs=[registry.Registration(entry, session=hexdigest())])
+    r = client.ingest(orphan)
+    assert r.status_code == 400 and "unknown session" in r.json()["detail"]
+
+
+def test_the_schema_is_served(client: Client) -> None:
+    r = client.request("GET", "/api/v1/openapi.json")
+    assert r.status_code == 200
+    schema = r.json()
+    assert schema["openapi"].startswith("3.1")
+    assert "/api/v1/ingest" in schema["paths"] and "Job" in schema["components"]["schemas"]
