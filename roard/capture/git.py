@@ -81,3 +81,15 @@ def git_state(path: str) -> GitState | None:
     return GitState(
         root=root, commit=commit, branch=branch, remotes=remotes, dirty=dirty, clean=not dirty
     )
+
+
+def committed(root: str, commit: str, paths: list[str]) -> set[str] | None:
+    """Which of `paths` (relative to the work tree at `root`) are in `commit`'s tree; None when
+    the repository or the commit cannot be read (moved, deleted, garbage-collected)."""
+    try:
+        import pygit2
+
+        tree = pygit2.Repository(root)[commit].peel(pygit2.Tree)
+        return {p for p in paths if p in tree}
+    except Exception:  # any libgit2/pygit2 failure: the caller cannot tell
+        return None
