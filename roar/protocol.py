@@ -264,7 +264,7 @@ class IORecord(msgspec.Struct):
     path: str
     hash: str
     size: int
-    producer: str | None = None  # for an input: the job that wrote this content, if recorded
+    producer: str | None = None  # for an input: the job it came from (roard.sources), if any
     previous: str | None = None  # for an output that replaced a file: the replaced content's hash
 
 
@@ -296,8 +296,9 @@ class ArtifactDetail(msgspec.Struct):
     hash: str
     size: int
     paths: list[str]
-    produced_by: list[JobRef]
+    produced_by: list[JobRef]  # the producer: the earliest job that wrote it without reading it
     read_by: list[JobRef]
+    copies: list[JobRef] = []  # the other jobs that wrote it: copies, re-runs with the same bytes
 
 
 class DaemonInfo(msgspec.Struct):

@@ -168,10 +168,16 @@ def _capped(rows: list[str]) -> list[str]:
 def artifact(a: ArtifactDetail) -> None:
     lines = [f"artifact {click.style(a.hash, fg='yellow')}  ({size(a.size)})"]
     lines += _capped([f"  seen as {p}" for p in a.paths])
-    lines.append(f"produced by ({len(a.produced_by)})")
-    lines += _capped([f"  job {r.id}  {when(r.started)}  {r.command}" for r in a.produced_by])
+    lines.append("produced by")
+    lines += [f"  job {r.id}  {when(r.started)}  {r.command}" for r in a.produced_by[:1]]
     if not a.produced_by:
-        lines.append("  (no recorded job wrote this content: it came from outside roar)")
+        why = "only copied" if a.copies else "it came from outside roar"
+        lines.append(f"  (no recorded job made this content: {why})")
+    if a.copies:  # later writers of the same bytes
+        lines.append(f"copies ({len(a.copies)})")
+        lines += _capped(
+            [f"  job {r.id}  {when(r.started)}  {r.command}  -> {r.path}" for r in a.copies]
+        )
     lines.append(f"read by ({len(a.read_by)})")
     lines += _capped([f"  job {r.id}  {when(r.started)}  {r.command}" for r in a.read_by])
     click.echo("\n".join(lines))

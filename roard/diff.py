@@ -8,20 +8,22 @@ import os
 
 from roar.errors import NotFound
 from roar.protocol import DiffEntry, DiffReply, JobDetail
-from roard import queries
+from roard import queries, sources
 from roard.store import Store
 
 MAX_UPSTREAM = 25
 
 
 async def _job_of(store: Store, target: str, cwd: bytes) -> str:
-    kind, key = await queries.resolve(store, target, cwd)
+    """A job, or the job that made an artifact (roard.sources: the one that wrote it at the path
+    given, else its producer)."""
+    kind, key, path = await queries.locate(store, target, cwd)
     if kind == "job":
         return key
-    detail = await queries.artifact_detail(store, key)
-    if not detail.produced_by:
+    made = await sources.made_by(store, key, path)
+    if made is None:
         raise NotFound(f"no recorded job produced {target}", "diff compares how things were made")
-    return detail.produced_by[-1].id
+    return made
 
 
 def _code(j: JobDetail) -> str | None:

@@ -147,12 +147,12 @@ async def _dispatch(store: Store, state: State, conn: Connection, request: Reque
         case GetDag(cwd=cwd):
             await conn.send(await sessions.graph(store, await _session(store, cwd)))
         case GetLineage(target=target, cwd=cwd, downstream=down, depth=depth):
-            kind, key = await queries.resolve(store, target, cwd)
-            tree = await lineage.walk(store, kind, key, down, depth)
+            kind, key, path = await queries.locate(store, target, cwd)
+            tree = await lineage.walk(store, kind, key, down, depth, path)
             await conn.send(LineageReply(root=tree, downstream=down))
         case GetInputs(target=target, cwd=cwd, unsourced=unsourced):
-            kind, key = await queries.resolve(store, target, cwd)
-            tree = await lineage.walk(store, kind, key, False, 0)
+            kind, key, path = await queries.locate(store, target, cwd)
+            tree = await lineage.walk(store, kind, key, False, 0, path)
             found = await lineage.with_sizes(store, lineage.root_inputs(tree, unsourced))
             await conn.send(InputsReply(inputs=found))
         case Diff(a=a, b=b, cwd=cwd):

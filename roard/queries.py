@@ -9,11 +9,12 @@ import msgspec
 
 from roar import project
 from roar.errors import Ambiguous, NotFound
-from roar.protocol import ArtifactDetail, JobDetail, JobRow, show_path
-from roard import sessions
+from roar.protocol import ArtifactDetail, IORecord, JobDetail, JobRow, show_path
+from roard import sessions, sources
 from roard.hashcache import hash_files
 from roard.store import Store, jobs, records
 from roard.store import queries as rows
+from roard.store import sources as source_rows
 from roard.store.queries import RecordKind
 
 _HEX = re.compile(r"^[0-9a-f]{4,64}$")
@@ -36,16 +37,23 @@ async def mark_stale(store: Store, found: list[JobRow]) -> list[JobRow]:
 async def resolve(store: Store, target: str, cwd: bytes) -> tuple[RecordKind, str]:
     """('job', id) or ('artifact', hash) for a job id, hash, unique prefix of either, a step of
     the current session, or a path."""
+    kind, key, _ = await locate(store, target, cwd)
+    return kind, key
+
+
+async def locate(store: Store, target: str, cwd: bytes) -> tuple[RecordKind, str, bytes | None]:
+    """As `resolve`, and the path when the target was one (where a content was written decides
+    which job made it there: roard.sources)."""
     t = target.strip().lower()
     if t.startswith("@"):
         root = project.find_root(cwd)
         project_id = await jobs.project_id(store, root) if root is not None else None
         session = await sessions.current(store, project_id)
-        return "job", await sessions.resolve_step(store, session, t)
+        return "job", await sessions.resolve_step(store, session, t), None
     if _HEX.match(t):
         found = await rows.with_prefix(store, t)
         if len(found) == 1:
-            return found[0]
+            return (*found[0], None)
         if len(found) > 1:
             names = ", ".join(f"{kind} {value[:16]}" for kind, value in found)
             raise Ambiguous(
@@ -58,7 +66,7 @@ async def resolve(store: Store, target: str, cwd: bytes) -> tuple[RecordKind, st
         if path in hashed:
             digest = hashed[path][0]
             if await rows.artifact_exists(store, digest):
-                return "artifact", digest
+                return "artifact", digest, path
             recorded = await rows.last_at_path(store, path)
             hint = (
                 "the file was changed outside roar since it was recorded; "
@@ -72,7 +80,7 @@ async def resolve(store: Store, target: str, cwd: bytes) -> tuple[RecordKind, st
         raise NotFound(f"{show_path(path)} is not a regular file")
     recorded = await rows.last_at_path(store, path)
     if recorded:
-        return "artifact", recorded
+        return "artifact", recorded, path
     raise NotFound(
         f"nothing matches '{target}': not a job id, an artifact hash or a recorded path",
         "`roarctl log` lists jobs; `roarctl show <job>` lists a job's files and their hashes",
@@ -86,7 +94,19 @@ async def job_detail(store: Store, job_id: str, verbose: bool) -> JobDetail:
         raise NotFound(f"no job {job_id}")
     await mark_stale(store, [row])
     cwd, argv, ctx = found
-    inputs, outputs = await rows.job_files(store, job_id)
+    seq = await rows.seq_of(store, job_id)
+    links = await sources.inputs(store, [seq])
+    names = await source_rows.names(store, sorted({k.source for k in links if k.source}))
+    inputs = [
+        IORecord(
+            path=show_path(k.path),
+            hash=k.hash,
+            size=k.size,
+            producer=names[k.source][0] if k.source else None,
+        )
+        for k in links
+    ]
+    outputs = await rows.job_outputs(store, seq)
     summary = ctx.filtered
     if not verbose:
         summary = msgspec.structs.replace(summary, paths=[])
@@ -109,7 +129,13 @@ async def job_detail(store: Store, job_id: str, verbose: bool) -> JobDetail:
 
 
 async def artifact_detail(store: Store, digest: str) -> ArtifactDetail:
-    detail = await rows.artifact_detail(store, digest)
-    if detail is None:
+    """An artifact; of the jobs that wrote it, the producer (roard.sources: the earliest that
+    did not read it) and the copies."""
+    found = await rows.artifact_detail(store, digest)
+    if found is None:
         raise NotFound(f"no artifact {digest}")
+    detail, copies = found
+    maker = next((r.id for r in detail.produced_by if r.id not in copies), None)
+    detail.copies = [r for r in detail.produced_by if r.id != maker]
+    detail.produced_by = [r for r in detail.produced_by if r.id == maker]
     return detail

@@ -20,6 +20,7 @@ from roar.errors import Invalid, NotFound
 from roar.hashing import hash_file
 from roar.model import JobKind
 from roar.protocol import DagReply, DagStep, IORecord, JobRow, PopReply, show_path
+from roard import sources
 from roard.store import Store, Tx, jobs
 from roard.store import sessions as rows
 
@@ -86,18 +87,24 @@ async def resolve_step(store: Store, session: int, text: str) -> str:
 
 @dataclass
 class _Job:
+    seq: int
     row: JobRow
     inputs: list[IORecord] = field(default_factory=list)
     outputs: list[IORecord] = field(default_factory=list)
 
 
 async def graph(store: Store, session: int) -> DagReply:
-    """Current job per step, in order, with dependencies, superseded jobs and staleness."""
+    """Current job per step, in order, with dependencies, superseded jobs and staleness.
+
+    A step depends on the steps whose jobs its current job's inputs came from (roard.sources:
+    always jobs that started before it, superseded ones included). It is stale when such a
+    job's step re-ran since and its current job wrote other bytes at the path that input was
+    written at, or when a step it depends on is stale."""
     found: dict[int, _Job] = {}
     project = None
     for seq, row in await rows.jobs(store, session):
         project = row.project
-        found[seq] = _Job(row=row)
+        found[seq] = _Job(seq=seq, row=row)
     for seq, role, path, digest, size in await rows.files(store, session):
         rec = IORecord(path=show_path(path), hash=digest, size=size)
         (found[seq].outputs if role == 1 else found[seq].inputs).append(rec)
@@ -107,53 +114,62 @@ async def graph(store: Store, session: int) -> DagReply:
         if j.row.step is not None:
             by_step.setdefault(j.row.step, []).append(j)
     current = {step: js[-1] for step, js in by_step.items()}
-    producer_of: dict[str, str] = {}  # artifact hash -> step whose job (any) wrote it
-    for step, js in by_step.items():
-        for j in js:
-            for o in j.outputs:
-                producer_of[o.hash] = step
-    writer: dict[str, tuple[float, str, str]] = {}  # path -> (started, step, hash): latest
+
+    def order(step: str) -> tuple[bool, int]:  # builds first, then by number
+        return not step.startswith("@B"), int(step.lstrip("@B"))
+
+    links: dict[int, list[sources.Link]] = {}
+    for link in await sources.inputs(store, [j.seq for j in current.values()]):
+        links.setdefault(link.reader, []).append(link)
+    depends: dict[str, list[str]] = {}
+    stale: dict[str, str] = {}
     for step, j in current.items():
-        for o in j.outputs:
-            if o.path not in writer or writer[o.path][0] < j.row.started:
-                writer[o.path] = (j.row.started, step, o.hash)
+        deps: set[str] = set()
+        for link in links.get(j.seq, []):
+            source = found.get(link.source) if link.source is not None else None
+            up = source.row.step if source is not None else None
+            if source is None or up is None or up == step:
+                continue
+            deps.add(up)
+            if step not in stale and source is not current[up]:
+                where = _written_at(source, link)
+                now = next((o.hash for o in current[up].outputs if o.path == where), None)
+                if now is not None and now != link.hash:
+                    stale[step] = f"{up} re-ran and changed {where}"
+        depends[step] = sorted(deps, key=order)
+    changed = True
+    while changed:  # staleness flows downstream, however the steps are numbered
+        changed = False
+        for step in sorted(current, key=order):
+            up = next((s for s in depends[step] if s in stale), None)
+            if step not in stale and up is not None:
+                stale[step] = f"upstream {up} is stale"
+                changed = True
 
     steps: list[DagStep] = []
-    stale: dict[str, str] = {}
-
-    def order(item: tuple[str, _Job]) -> tuple[bool, int]:  # builds first, then by number
-        return item[1].row.kind != "build", int(item[0].lstrip("@B"))
-
-    for step, j in sorted(current.items(), key=order):
-        depends: list[str] = []
-        reason = None
-        for i in j.inputs:
-            src = producer_of.get(i.hash)
-            w = writer.get(i.path)
-            if w is not None and w[1] != step and w[2] != i.hash and reason is None:
-                reason = f"{w[1]} re-ran and changed {i.path}"
-            for s in (src, w[1] if w else None):
-                if s is not None and s != step and s not in depends:
-                    depends.append(s)
-        for s in depends:
-            if reason is None and s in stale:
-                reason = f"upstream {s} is stale"
-        if reason is not None:
-            stale[step] = reason
-        row = j.row
-        row.stale = reason is not None
+    for step in sorted(current, key=order):
+        row = current[step].row
+        row.stale = step in stale
         steps.append(
             DagStep(
                 ref=step,
                 job=row,
-                depends_on=depends,
-                inputs=j.inputs,
-                outputs=j.outputs,
+                depends_on=depends[step],
+                inputs=current[step].inputs,
+                outputs=current[step].outputs,
                 superseded=[x.row.id for x in by_step[step][:-1]],
-                stale_reason=reason,
+                stale_reason=stale.get(step),
             )
         )
     return DagReply(session=session, project=project, steps=steps)
+
+
+def _written_at(job: _Job, link: sources.Link) -> str:
+    """Where `job` wrote the content `link` read: at the path it was read at, if it wrote it
+    there, else the first path it wrote it at."""
+    read_at = show_path(link.path)
+    paths = [o.path for o in job.outputs if o.hash == link.hash]
+    return read_at if read_at in paths or not paths else paths[0]
 
 
 # ---------------------------------------------------------------- pop

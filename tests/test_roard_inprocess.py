@@ -168,7 +168,9 @@ async def test_a_run_is_recorded_from_its_frames(roard: Roard, tmp_path: Path) -
     assert detail.env["MY_API_TOKEN"] == "<redacted>"
     artifact = await conn.call(Show(target="out.txt", cwd=os.fsencode(repo)))
     assert isinstance(artifact, ShowArtifact)
-    assert [j.id for j in artifact.detail.produced_by] == [started.job_id]
+    # the step copied in.txt (a committed file): out.txt's bytes have no producer, one copy
+    assert artifact.detail.produced_by == []
+    assert [j.id for j in artifact.detail.copies] == [started.job_id]
 
     # The whole record, as the registry will take it, read beside the running daemon.
     store = await Store.open(roard.paths.db)

@@ -4,8 +4,10 @@ through roard.store (the same functions a run's finish uses)."""
 
 from __future__ import annotations
 
+import os
 import shlex
 import stat
+import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -14,7 +16,7 @@ import pytest
 
 from roar.errors import NotFound, StoreError
 from roar.hashing import Key
-from roar.model import FilteredSummary
+from roar.model import DirtyFile, FilteredSummary, GitState
 from roar.protocol import LineageNode
 from roard import diff, lineage, queries, sessions
 from roard.classify import RDWR, READ, WRITTEN, Classified, Merged, Totals, decide
@@ -41,6 +43,9 @@ def h(name: str) -> str:
     return blake3.blake3(name.encode()).hexdigest()
 
 
+EMPTY = h("")  # the empty file's hash
+
+
 async def add_job(
     store: Store,
     job_id: str,
@@ -52,17 +57,20 @@ async def add_job(
     reads: dict[str, str] | None = None,
     writes: dict[str, str] | None = None,
     env: dict[str, str] | None = None,
+    project: int | None = None,
+    git: GitState | None = None,
 ) -> None:
-    """A finished job, written as a run's announce and finish write one."""
+    """A finished job, written as a run's announce and finish write one (contents of 10 bytes,
+    the empty one of 0)."""
     reads, writes = reads or {}, writes or {}
-    rows = [(0, p.encode(), d, 10, None) for p, d in reads.items()]
-    rows += [(1, p.encode(), d, 10, None) for p, d in writes.items()]
+    rows = [(0, p.encode(), d, 0 if d == EMPTY else 10, None) for p, d in reads.items()]
+    rows += [(1, p.encode(), d, 0 if d == EMPTY else 10, None) for p, d in writes.items()]
     env_blob = await jobs.put_blob(store, env or {})
     async with store.write() as tx:
         await jobs.insert(
             tx,
             job_id=job_id,
-            project_id=None,
+            project_id=project,
             status="running",
             command=shlex.join(argv),
             argv=argv,
@@ -72,6 +80,7 @@ async def add_job(
             session=session,
             step=step,
             env_blob=env_blob,
+            git=git,
         )
         await jobs.add_io(tx, job_id, rows, started)
         await jobs.settle(
@@ -246,7 +255,7 @@ async def test_lineage_walks_upstream_and_downstream_once_per_node(store: Store)
         "/p/metrics",
         [("eval", [
             ("/p/clean", [("prep", [("/p/raw", [])])]),
-            ("/p/model", [("train", [("/p/clean~", [])])]),  # shown once, then marked
+            ("/p/model", [("train", [("/p/clean", [("prep~", [])])])]),  # a job shown once
         ])],
     )  # fmt: skip
     assert [(r.path, r.size) for r in await lineage.with_sizes(
@@ -263,21 +272,206 @@ async def test_lineage_walks_upstream_and_downstream_once_per_node(store: Store)
     assert _tree(shallow) == (
         "eval",
         [
-            ("/p/clean", [("prep", [("/p/raw~", [])])]),
-            ("/p/model", [("train", [("/p/clean~", [])])]),
+            ("/p/clean", [("prep", [("/p/raw", [])])]),  # raw has no maker: a leaf
+            ("/p/model", [("train", [("/p/clean~", [])])]),  # clean's maker is one level deeper
         ],
     )
     with pytest.raises(NotFound):
         await lineage.walk(store, "job", "ffffffffffff", False, 0)
 
 
+# ---------------------------------------------------------------- which job an input came from
+
+
 @pytest.mark.anyio
-async def test_an_artifacts_producer_is_the_latest_job_that_wrote_it(store: Store) -> None:
+async def test_the_producer_is_the_earliest_writer_and_later_copies_are_copies(
+    store: Store,
+) -> None:
     await _pipeline(store)
-    await add_job(store, "b00000000004", ["cp", "raw", "clean"], started=4,
-                  reads={"/p/raw": h("raw")}, writes={"/p/copy": h("clean")})  # fmt: skip
-    up = await lineage.walk(store, "artifact", h("clean"), False, 0)
-    assert _tree(up) == ("/p/copy", [("cp raw clean", [("/p/raw", [])])])
+    await add_job(store, "b00000000004", ["cp", "clean", "copy"], started=4,
+                  reads={"/p/clean": h("clean")}, writes={"/p/copy": h("clean")})  # fmt: skip
+    await add_job(store, "b00000000005", ["prep", "again"], started=5,
+                  reads={"/p/raw": h("raw")}, writes={"/p/clean": h("clean")})  # fmt: skip
+    detail = await queries.artifact_detail(store, h("clean"))
+    assert [r.id for r in detail.produced_by] == ["b00000000001"]
+    assert [(r.id, r.path) for r in detail.copies] == [
+        ("b00000000004", "/p/copy"),
+        ("b00000000005", "/p/clean"),  # a re-run that made the same bytes
+    ]
+    # the readers before the copy and the re-run still link to prep
+    train = await queries.job_detail(store, "b00000000002", False)
+    assert [(i.path, i.producer) for i in train.inputs] == [("/p/clean", "b00000000001")]
+    # a hash starts at the producer; a path at the job that last wrote it there
+    assert _tree(await lineage.walk(store, "artifact", h("clean"), False, 0)) == (
+        "/p/clean", [("prep", [("/p/raw", [])])]
+    )  # fmt: skip
+    at_copy = await lineage.walk(store, "artifact", h("clean"), False, 0, b"/p/copy")
+    assert _tree(at_copy) == (
+        "/p/copy", [("cp clean copy", [("/p/clean", [("prep", [("/p/raw", [])])])])]
+    )  # fmt: skip
+    assert _tree(await lineage.walk(store, "artifact", h("clean"), False, 0, b"/p/clean")) == (
+        "/p/clean", [("prep again", [("/p/raw", [])])]
+    )  # fmt: skip
+    # a content only ever copied has no producer: a hash names no maker, a path its copy
+    await add_job(store, "b00000000006", ["cp", "raw", "raw2"], started=6,
+                  reads={"/p/raw": h("raw")}, writes={"/p/raw2": h("raw")})  # fmt: skip
+    raw = await queries.artifact_detail(store, h("raw"))
+    assert (raw.produced_by, [r.id for r in raw.copies]) == ([], ["b00000000006"])
+    assert _tree(await lineage.walk(store, "artifact", h("raw"), False, 0)) == ("/p/raw", [])
+    assert _tree(await lineage.walk(store, "artifact", h("raw"), False, 0, b"/p/raw2")) == (
+        "/p/raw2", [("cp raw raw2", [("/p/raw", [])])]
+    )  # fmt: skip
+
+
+async def _sources(store: Store, job_id: str) -> dict[str, str | None]:
+    """A job's inputs: path -> the job each came from."""
+    return {i.path: i.producer for i in (await queries.job_detail(store, job_id, False)).inputs}
+
+
+@pytest.mark.anyio
+async def test_an_input_comes_from_the_latest_writer_at_its_path_that_started_before_it(
+    store: Store,
+) -> None:
+    await add_job(store, "d00000000001", ["make", "v1"], started=1, writes={"/p/f": h("v1")})
+    await add_job(store, "d00000000002", ["read"], started=2, reads={"/p/f": h("v1")})
+    await add_job(store, "d00000000003", ["make", "v1", "again"], started=3,
+                  writes={"/p/f": h("v1")})  # fmt: skip
+    await add_job(store, "d00000000004", ["read"], started=4, reads={"/p/f": h("v1")})
+    # a job that started later never is a source, whenever it wrote: not the re-run for the
+    # first reader, and not the copy (started later than both readers) for either
+    await add_job(store, "d00000000005", ["cp", "f", "g"], started=5,
+                  reads={"/p/f": h("v1")}, writes={"/p/g": h("v1")})  # fmt: skip
+    assert await _sources(store, "d00000000002") == {"/p/f": "d00000000001"}
+    assert await _sources(store, "d00000000004") == {"/p/f": "d00000000003"}
+    assert await _sources(store, "d00000000005") == {"/p/f": "d00000000003"}
+    # a job that reads and rewrites its file links to the one before it, never to itself;
+    # on equal start times the record made first is the earlier
+    await add_job(store, "d00000000006", ["sed", "-i", "f"], started=6,
+                  reads={"/p/f": h("v1")}, writes={"/p/f": h("v2")})  # fmt: skip
+    await add_job(store, "d00000000007", ["sed", "-i", "f"], started=6,
+                  reads={"/p/f": h("v2")}, writes={"/p/f": h("v3")})  # fmt: skip
+    await add_job(store, "d00000000008", ["sed", "-i", "f"], started=8,
+                  reads={"/p/f": h("v3")}, writes={"/p/f": h("v3")})  # fmt: skip
+    assert await _sources(store, "d00000000006") == {"/p/f": "d00000000003"}
+    assert await _sources(store, "d00000000007") == {"/p/f": "d00000000006"}
+    assert await _sources(store, "d00000000008") == {"/p/f": "d00000000007"}
+
+
+@pytest.mark.anyio
+async def test_walks_go_back_in_time_and_cannot_loop(store: Store) -> None:
+    """Two jobs that each wrote what the other read: with links by content alone, a cycle."""
+    await add_job(store, "e00000000001", ["x"], started=1,
+                  reads={"/p/a": h("A")}, writes={"/p/b": h("B")})  # fmt: skip
+    await add_job(store, "e00000000002", ["y"], started=2,
+                  reads={"/p/b": h("B")}, writes={"/p/a": h("A")})  # fmt: skip
+    assert _tree(await lineage.walk(store, "job", "e00000000002", False, 0)) == (
+        "y", [("/p/b", [("x", [("/p/a", [])])])]
+    )  # fmt: skip
+    assert _tree(await lineage.walk(store, "job", "e00000000001", False, 0)) == (
+        "x", [("/p/a", [])]
+    )  # fmt: skip
+    assert _tree(await lineage.walk(store, "job", "e00000000001", True, 0)) == (
+        "x", [("/p/b", [("y", [("/p/a", [])])])]
+    )  # fmt: skip
+    assert _tree(await lineage.walk(store, "job", "e00000000002", True, 0)) == (
+        "y", [("/p/a", [])]
+    )  # fmt: skip
+
+
+def _git(root: Path, files: dict[str, str]) -> str:
+    """A real repository with these files committed; its commit."""
+    root.mkdir(parents=True)
+    for name, text in files.items():
+        (root / name).write_text(text)
+    run = ["git", "-C", str(root), "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    subprocess.run([*run, "init", "-q"], check=True)
+    subprocess.run([*run, "add", "."], check=True)
+    subprocess.run([*run, "commit", "-qm", "init"], check=True)
+    out = subprocess.run([*run, "rev-parse", "HEAD"], check=True, capture_output=True, text=True)
+    return out.stdout.strip()
+
+
+@pytest.mark.anyio
+async def test_a_content_written_elsewhere_counts_only_when_nothing_else_explains_it(
+    store: Store, tmp_path: Path
+) -> None:
+    """Bytes that reached a path outside roar's view (copied by hand) link to the job that made
+    them elsewhere, unless they are empty, from another project, a copy themselves, or the path
+    is a committed file of the reader's git state."""
+    repo = tmp_path / "repo"
+    commit = _git(repo, {"conf.txt": "same\n", "notes.txt": "n\n"})
+    p = str(repo)
+    here = await jobs.project_id(store, os.fsencode(repo))
+    elsewhere = await jobs.project_id(store, b"/elsewhere")
+    git = GitState(
+        root=p, commit=commit, dirty=[DirtyFile(path="deploy/model", status="untracked")]
+    )
+    ours = {"project": here, "git": git}
+    await add_job(store, "f00000000001", ["train"], started=1, project=here,
+                  writes={f"{p}/out/model": h("model"), f"{p}/out/conf": h("conf"),
+                          f"{p}/out/empty": EMPTY, f"{p}/out/ignored": h("ignored")})  # fmt: skip
+    await add_job(store, "f00000000002", ["other"], started=2, project=elsewhere,
+                  writes={"/elsewhere/x": h("x")})  # fmt: skip
+    await add_job(store, "f00000000003", ["cp"], started=3, project=here,
+                  reads={"/data/raw": h("raw")}, writes={f"{p}/out/raw": h("raw")})  # fmt: skip
+    await add_job(store, "f00000000004", ["serve"], started=4, **ours, reads={
+        f"{p}/deploy/model": h("model"),  # untracked: copied by hand from out/model
+        f"{p}/data/ignored": h("ignored"),  # not in the commit, not dirty: git ignores it
+        f"{p}/conf.txt": h("conf"),  # committed, unmodified: a raw source
+        f"{p}/deploy/empty": EMPTY,  # empty: says nothing about where it came from
+        f"{p}/deploy/x": h("x"),  # only another project wrote it
+        f"{p}/deploy/raw": h("raw"),  # only a copy wrote it
+        "/outside/model": h("model"),  # outside the work tree: not committed
+    })  # fmt: skip
+    assert await _sources(store, "f00000000004") == {
+        f"{p}/conf.txt": None,
+        f"{p}/data/ignored": "f00000000001",
+        f"{p}/deploy/empty": None,
+        f"{p}/deploy/model": "f00000000001",
+        f"{p}/deploy/raw": None,
+        f"{p}/deploy/x": None,
+        "/outside/model": "f00000000001",
+    }
+    # outside any project, no such links; when the commit cannot be read any more, a clean
+    # file of the work tree is taken as committed
+    await add_job(store, "f00000000005", ["serve"], started=5,
+                  reads={"/outside/model": h("model")})  # fmt: skip
+    assert await _sources(store, "f00000000005") == {"/outside/model": None}
+    gone = GitState(root=str(tmp_path / "gone"), commit=commit)
+    await add_job(store, "f00000000006", ["serve"], started=6, project=here, git=gone,
+                  reads={f"{tmp_path}/gone/model": h("model")})  # fmt: skip
+    assert await _sources(store, "f00000000006") == {f"{tmp_path}/gone/model": None}
+
+
+@pytest.mark.anyio
+async def test_dag_edges_and_staleness_follow_the_sources(store: Store) -> None:
+    s = await sessions.new(store, None)
+    await add_job(store, "g00000000001", ["wc"], started=1, session=s, step=1,
+                  reads={"/p/a": h("a")}, writes={"/p/n": h("n")})  # fmt: skip
+    await add_job(store, "g00000000002", ["cp", "a", "b"], started=2, session=s, step=2,
+                  reads={"/p/a": h("a")}, writes={"/p/b": h("a")})  # fmt: skip
+    await add_job(store, "g00000000003", ["cat", "b", "n"], started=3, session=s, step=3,
+                  reads={"/p/b": h("a"), "/p/n": h("n")}, writes={"/p/c": h("c")})  # fmt: skip
+    dag = await sessions.graph(store, s)
+    assert [(st.ref, st.depends_on, st.stale_reason) for st in dag.steps] == [
+        ("@1", [], None),  # not on the later copy
+        ("@2", [], None),
+        ("@3", ["@1", "@2"], None),
+    ]
+    # @1 re-runs on a changed a: the old n is gone, @3 read it; @2 read a but from no step
+    await add_job(store, "g00000000004", ["wc"], started=4, session=s, step=1,
+                  reads={"/p/a": h("a2")}, writes={"/p/n": h("n2")})  # fmt: skip
+    dag = await sessions.graph(store, s)
+    assert [(st.ref, st.depends_on, st.stale_reason) for st in dag.steps] == [
+        ("@1", [], None),
+        ("@2", [], None),
+        ("@3", ["@1", "@2"], "@1 re-ran and changed /p/n"),
+    ]
+    # a step re-run that reads its own earlier output depends on no other step for it
+    await add_job(store, "g00000000005", ["cat", "b", "n"], started=5, session=s, step=3,
+                  reads={"/p/c": h("c"), "/p/n": h("n2")}, writes={"/p/c": h("c2")})  # fmt: skip
+    dag = await sessions.graph(store, s)
+    assert [(st.ref, st.depends_on, st.stale_reason) for st in dag.steps][2] == ("@3", ["@1"], None)
 
 
 # ---------------------------------------------------------------- diff

@@ -1,8 +1,7 @@
-"""The queries of the lineage walk (roard.lineage): one per level, whatever its width."""
+"""The lineage walk's own queries (roard.lineage): its root, a level's outputs, sizes. Which job
+each input links to is roard.store.sources."""
 
 from __future__ import annotations
-
-from typing import Any
 
 from roard.store import Store
 
@@ -15,8 +14,9 @@ async def artifact(store: Store, digest: str) -> tuple[int, bytes | None] | None
     """An artifact's row id and the path it was last seen at."""
     rows = await store.rows(
         "SELECT a.id, (SELECT p.path FROM job_io io JOIN paths p ON p.id = io.path"
-        "  JOIN jobs j ON j.seq = io.job WHERE io.artifact = a.id ORDER BY j.started DESC"
-        "  LIMIT 1) FROM artifacts a WHERE a.hash = ?",
+        "  JOIN jobs j ON j.seq = io.job WHERE io.artifact = a.id"
+        "  ORDER BY j.started DESC, j.seq DESC, io.role, p.path LIMIT 1)"
+        " FROM artifacts a WHERE a.hash = ?",
         (digest,),
     )
     return (rows[0][0], rows[0][1]) if rows else None
@@ -26,30 +26,6 @@ async def job(store: Store, job_id: str) -> tuple[int, str] | None:
     """A job's seq and command."""
     rows = await store.rows("SELECT seq, command FROM jobs WHERE id = ?", (job_id,))
     return (rows[0][0], rows[0][1]) if rows else None
-
-
-async def producers(store: Store, ids: list[int]) -> list[tuple[int, int, str, str]]:
-    """For each artifact (row id), the latest job that wrote it: (artifact, seq, id, command)."""
-    rows = await store.rows(
-        "SELECT io.artifact, j.seq, j.id, j.command FROM job_io io JOIN jobs j"
-        f" ON j.seq = io.job WHERE io.role = 1 AND io.artifact IN ({_marks(len(ids))})"
-        " ORDER BY j.started DESC",
-        ids,
-    )
-    latest: dict[int, Any] = {}
-    for r in rows:
-        latest.setdefault(r[0], r)
-    return list(latest.values())
-
-
-async def readers(store: Store, ids: list[int]) -> list[tuple[int, int, str, str]]:
-    """Every job that read each artifact, in start order: (artifact, seq, id, command)."""
-    return await store.rows(
-        "SELECT io.artifact, j.seq, j.id, j.command FROM job_io io JOIN jobs j"
-        f" ON j.seq = io.job WHERE io.role = 0 AND io.artifact IN ({_marks(len(ids))})"
-        " ORDER BY j.started",
-        ids,
-    )
 
 
 async def files(store: Store, seqs: list[int], outputs: bool) -> list[tuple[int, int, str, bytes]]:

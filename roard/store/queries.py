@@ -51,50 +51,52 @@ async def last_at_path(store: Store, path: bytes) -> str | None:
     return None if found is None else str(found)
 
 
-async def job_files(store: Store, job_id: str) -> tuple[list[IORecord], list[IORecord]]:
-    """A job's inputs (each with the job that wrote its content, if recorded) and outputs."""
+async def seq_of(store: Store, job_id: str) -> int:
+    return int(await store.scalar("SELECT seq FROM jobs WHERE id = ?", (job_id,)))
+
+
+async def job_outputs(store: Store, seq: int) -> list[IORecord]:
+    """A job's outputs, by path. (Its inputs, each with the job it came from: roard.sources.)"""
     rows = await store.rows(
-        "SELECT io.role, p.path, a.hash, a.size, io.previous,"
-        # for an input: the latest other job, started no later than this one, that wrote it
-        " CASE io.role WHEN 0 THEN (SELECT pj.id FROM job_io o JOIN jobs pj ON pj.seq = o.job"
-        "   WHERE o.artifact = io.artifact AND o.role = 1 AND o.job != io.job"
-        "   AND pj.started <= j.started ORDER BY pj.started DESC LIMIT 1) END"
-        " FROM jobs j JOIN job_io io ON io.job = j.seq JOIN paths p ON p.id = io.path"
-        " JOIN artifacts a ON a.id = io.artifact WHERE j.id = ? ORDER BY p.path",
-        (job_id,),
+        "SELECT p.path, a.hash, a.size, io.previous FROM job_io io"
+        " JOIN paths p ON p.id = io.path JOIN artifacts a ON a.id = io.artifact"
+        " WHERE io.job = ? AND io.role = 1 ORDER BY p.path",
+        (seq,),
     )
-    inputs, outputs = [], []
-    for role, path, digest, size, previous, producer in rows:
-        if role == 0:
-            inputs.append(IORecord(path=show_path(path), hash=digest, size=size, producer=producer))
-        else:
-            outputs.append(
-                IORecord(path=show_path(path), hash=digest, size=size, previous=previous or None)
-            )
-    return inputs, outputs
+    return [
+        IORecord(path=show_path(path), hash=digest, size=size, previous=previous or None)
+        for path, digest, size, previous in rows
+    ]
 
 
-async def artifact_detail(store: Store, digest: str) -> ArtifactDetail | None:
-    """An artifact, the paths it was seen at and the jobs that wrote and read it, in time order."""
+async def artifact_detail(store: Store, digest: str) -> tuple[ArtifactDetail, set[str]] | None:
+    """An artifact, the paths it was seen at and the jobs that wrote and read it, in time order
+    (`produced_by`: every job that wrote it), and which of the writers are copies: they read
+    the content too."""
     found = await store.rows("SELECT id, size FROM artifacts WHERE hash = ?", (digest,))
     if not found:
         return None
     artifact_id, size = found[0]
     rows = await store.rows(
-        "SELECT io.role, p.path, j.id, j.command, j.started FROM job_io io"
-        " JOIN jobs j ON j.seq = io.job JOIN paths p ON p.id = io.path"
-        " WHERE io.artifact = ? ORDER BY j.started",
+        "SELECT io.role, p.path, j.id, j.command, j.started, io.role = 1 AND EXISTS (SELECT 1"
+        "  FROM job_io c WHERE c.artifact = io.artifact AND c.role = 0 AND c.job = io.job)"
+        " FROM job_io io JOIN jobs j ON j.seq = io.job JOIN paths p ON p.id = io.path"
+        " WHERE io.artifact = ? ORDER BY j.started, j.seq",
         (artifact_id,),
     )
     produced: list[JobRef] = []
     read: list[JobRef] = []
     paths: list[str] = []
-    for role, path, job_id, command, started in rows:
+    copies: set[str] = set()
+    for role, path, job_id, command, started, copy in rows:
         ref = JobRef(id=job_id, command=command, started=started, path=show_path(path))
         (produced if role == 1 else read).append(ref)
+        if copy:
+            copies.add(job_id)
         if ref.path not in paths:
             paths.append(ref.path)
-    return ArtifactDetail(hash=digest, size=size, paths=paths, produced_by=produced, read_by=read)
+    detail = ArtifactDetail(hash=digest, size=size, paths=paths, produced_by=produced, read_by=read)
+    return detail, copies
 
 
 async def counts(store: Store) -> tuple[int, int]:
