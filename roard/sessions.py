@@ -105,10 +105,6 @@ async def graph(store: Store, session: int) -> DagReply:
     for seq, row in await rows.jobs(store, session):
         project = row.project
         found[seq] = _Job(seq=seq, row=row)
-    for seq, role, path, digest, size in await rows.files(store, session):
-        rec = IORecord(path=show_path(path), hash=digest, size=size)
-        (found[seq].outputs if role == 1 else found[seq].inputs).append(rec)
-
     by_step: dict[str, list[_Job]] = {}
     for j in found.values():  # in start order
         if j.row.step is not None:
@@ -121,6 +117,13 @@ async def graph(store: Store, session: int) -> DagReply:
     links: dict[int, list[sources.Link]] = {}
     for link in await sources.inputs(store, [j.seq for j in current.values()]):
         links.setdefault(link.reader, []).append(link)
+    # the files of the current jobs, and of the earlier jobs their inputs came from (staleness)
+    wanted = [j.seq for j in current.values()]
+    sourced = {k.source for ks in links.values() for k in ks if k.source is not None}
+    wanted += sorted((sourced & set(found)) - set(wanted))
+    for seq, role, path, digest, size in await rows.files(store, wanted):
+        rec = IORecord(path=show_path(path), hash=digest, size=size)
+        (found[seq].outputs if role == 1 else found[seq].inputs).append(rec)
     depends: dict[str, list[str]] = {}
     stale: dict[str, str] = {}
     for step, j in current.items():

@@ -88,13 +88,15 @@ async def jobs(store: Store, session: int) -> list[tuple[int, JobRow]]:
     return [(r[-1], row_of(r)) for r in rows]
 
 
-async def files(store: Store, session: int) -> list[tuple[int, int, bytes, str, int]]:
-    """Every input and output of the session's jobs: (seq, role, path, hash, size)."""
+async def files(store: Store, seqs: list[int]) -> list[tuple[int, int, bytes, str, int]]:
+    """Every input and output of these jobs: (seq, role, path, hash, size), by path."""
+    if not seqs:
+        return []
     return await store.rows(
-        "SELECT io.job, io.role, pa.path, a.hash, a.size FROM jobs j JOIN job_io io"
-        " ON io.job = j.seq JOIN paths pa ON pa.id = io.path JOIN artifacts a ON a.id = io.artifact"
-        " WHERE j.session_id = ?",
-        (session,),
+        "SELECT io.job, io.role, pa.path, a.hash, a.size FROM job_io io"
+        " JOIN paths pa ON pa.id = io.path JOIN artifacts a ON a.id = io.artifact"
+        f" WHERE io.job IN ({','.join('?' * len(seqs))}) ORDER BY pa.path",
+        seqs,
     )
 
 
