@@ -171,8 +171,8 @@ def artifact(a: ArtifactDetail) -> None:
     lines.append("produced by")
     lines += [f"  job {r.id}  {when(r.started)}  {r.command}" for r in a.produced_by[:1]]
     if not a.produced_by:
-        why = "only copied" if a.copies else "it came from outside roar"
-        lines.append(f"  (no recorded job made this content: {why})")
+        copied = " and was copied" if a.copies else ""
+        lines.append(f"  (no recorded job made this content: it came from outside roar{copied})")
     if a.copies:  # later writers of the same bytes
         lines.append(f"copies ({len(a.copies)})")
         lines += _capped(
