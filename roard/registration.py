@@ -28,7 +28,7 @@ import msgspec
 
 from roar import canonical, keys
 from roar.config import RegistryConfig
-from roar.errors import Invalid, NotFound, RoarFailure
+from roar.errors import Invalid, NotFound, RoarFailure, Unauthorized
 from roar.model import Job
 from roar.protocol import (
     LineageNode,
@@ -145,6 +145,12 @@ class Outbox:
             try:
                 if registry is None:
                     signing = await anyio.to_thread.run_sync(keys.signing, settings.key, agent)
+                    if signing is None:
+                        raise Unauthorized(
+                            "cannot register: roar is logged out of the registry "
+                            "(registry.key is none)",
+                            "roarctl auth login",
+                        )
                     registry = Registry(settings.url, signing)
                 batches = await self._payloads(store, due, settings)
                 for vis, regs, sessions_ in batches:

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
-import msgspec
 
 from roarctl.commands.common import CONTEXT, client, emit_json, json_option
 from roarctl.errors import RoarError
@@ -16,11 +15,6 @@ if TYPE_CHECKING:
     from roar.keys import Signing
 
 PINNED = "registry-key.pub"  # in roar's config directory: the agent key `auth login` checked
-
-
-class WebLink(msgspec.Struct):
-    url: str
-    expires: float
 
 
 @click.group(context_settings=CONTEXT)
@@ -108,6 +102,8 @@ def login(url: str | None, key_file: str | None, as_json: bool) -> None:
         setting = str(pinned)
     set_user_value("registry.key", setting)
     if as_json:
+        import msgspec
+
         emit_json({"url": base, "key_file": setting, **msgspec.to_builtins(me)})
         return
     teams = ", ".join(me.teams) or "none"
@@ -137,6 +133,8 @@ def whoami(as_json: bool) -> None:
         me = reg.call("GET", "/auth/me", Me)
         base = reg.url
     if as_json:
+        import msgspec
+
         emit_json({"url": base, **msgspec.to_builtins(me)})
         return
     click.echo(f"{me.user} at {base}")
@@ -178,8 +176,14 @@ def web(as_json: bool) -> None:
     Example:
       roarctl auth web
     """
+    import msgspec
+
     from roar.config import UNSIGNED
     from roarctl import remote
+
+    class WebLink(msgspec.Struct):  # what the registry answers (its web pages' side)
+        url: str
+        expires: float
 
     cfg = remote.settings()
     if cfg.key == UNSIGNED:
