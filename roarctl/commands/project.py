@@ -175,10 +175,14 @@ def not_here(target: str) -> Iterator[None]:
     try:
         yield
     except RoarError as exc:
-        if exc.code != "not-found":
+        if exc.code == "not-found":
+            where = "nor in the registry"
+        elif exc.code == "unavailable":
+            where = "and the registry cannot tell"
+        else:
             raise
         raise RoarError(
-            f"nothing matches '{target}' in roar's store, nor in the registry: {exc.message}",
+            f"nothing matches '{target}' in roar's store, {where}: {exc.message}",
             exc.hint,
             code=exc.code,
         ) from None
