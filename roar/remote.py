@@ -77,9 +77,15 @@ class Registry:
         import httpx
 
         headers = {"Content-Type": "application/json"} if body or method == "POST" else {}
-        req = httpx.Request(
-            method, self.url + API + path, params=params, content=body, headers=headers
-        )
+        try:
+            req = httpx.Request(
+                method, self.url + API + path, params=params, content=body, headers=headers
+            )
+        except httpx.InvalidURL as exc:  # a registry.url edited into the file by hand
+            raise Unavailable(
+                f"registry.url {self.url!r} is not a URL: {exc}",
+                "roarctl config set registry.url https://glaas.example.org",
+            ) from None
         if sign and self.signing is not None:
             raw_path, _, query = req.url.raw_path.decode("latin-1").partition("?")
             try:
