@@ -15,6 +15,7 @@ ErrorCode = Literal[
     "unauthorized",  # the registry could not tell who signed the request (or it was replayed)
     "store",  # the store failed (disk full, corrupt): nothing was changed
     "busy",  # too many clients at once: try again
+    "unavailable",  # the registry cannot be reached, or failed: try again later
     "internal",  # a bug: details in the log
 ]
 
@@ -50,6 +51,12 @@ class Unauthorized(RoarFailure):
     """A registry request that is unsigned where it must be, or whose signature is refused."""
 
     code = "unauthorized"
+
+
+class Unavailable(RoarFailure):
+    """The registry cannot be reached (down, timed out) or answered with a server error."""
+
+    code = "unavailable"
 
 
 class StoreError(RoarFailure):

@@ -215,6 +215,22 @@ class RunFinish(msgspec.Struct, tag=True):
     external: list[str] = []  # network peers connected to, e.g. "93.184.216.34:443 (tcp)"
 
 
+Visibility = Literal["private", "team", "public"]  # roar.registry.Visibility (not imported:
+# `roarctl run` loads this module before its command starts)
+
+
+class Register(msgspec.Struct, tag=True):
+    """Send jobs to the registry (roard.registration), answered with Progress, then Registered:
+    the whole upstream of each target, the current session's jobs, or every job."""
+
+    cwd: bytes
+    targets: list[Target] = []
+    session: bool = False
+    all: bool = False
+    visibility: Visibility | None = None  # None: registry.visibility, else the registry's
+    agent: Name | None = None  # the client's SSH_AUTH_SOCK, for a roard that has none
+
+
 Request = (
     Hello
     | Ping
@@ -236,6 +252,7 @@ Request = (
     | EnvOp
     | LabelOp
     | CollectionOp
+    | Register
 )
 
 
@@ -299,6 +316,19 @@ class ArtifactDetail(msgspec.Struct):
     produced_by: list[JobRef]  # the producer: the earliest job that wrote it without reading it
     read_by: list[JobRef]
     copies: list[JobRef] = []  # the other jobs that wrote it: copies, re-runs with the same bytes
+
+
+class OutboxInfo(msgspec.Struct):
+    """Registration, as `status` shows it."""
+
+    url: str  # "" when registry.url is not set
+    auto: bool
+    queued: int
+    held: int = 0  # refused by the registry (see last_error): sent again by `roarctl register`
+    last_success: float | None = None
+    last_error: str | None = None
+    last_error_at: float | None = None
+    retry_at: float | None = None  # the next attempt, while the registry is failing
 
 
 class DaemonInfo(msgspec.Struct):
@@ -451,6 +481,7 @@ class StatusReply(msgspec.Struct, tag=True):
     steps: int = 0
     stale: list[str] = []  # "@2: @1 re-ran and changed ..."
     modified: list[str] = []  # "<path>: modified outside roar" / "<path>: missing"
+    registry: OutboxInfo | None = None
 
 
 class LogReply(msgspec.Struct, tag=True):
@@ -465,6 +496,22 @@ class ShowArtifact(msgspec.Struct, tag=True):
     detail: ArtifactDetail
 
 
+class RegisteredTarget(msgspec.Struct):
+    target: str  # as the user named it
+    kind: Literal["artifact", "job", "session"]
+    id: str  # artifact hash, or the registry's id of the job or session
+    url: str
+
+
+class Registered(msgspec.Struct, tag=True):
+    url: str  # the registry
+    jobs: int  # jobs of the targets' lineage
+    sent: int  # sent now (the rest were registered before)
+    new: int  # of those, new to the registry (the others it knew)
+    targets: list[RegisteredTarget] = []
+    skipped: list[str] = []  # targets nothing could be registered for: why
+
+
 Reply = (
     Welcome
     | Ok
@@ -477,6 +524,7 @@ Reply = (
     | LogReply
     | ShowJob
     | ShowArtifact
+    | Registered
     | SessionInfo
     | PopReply
     | StepReply

@@ -47,7 +47,7 @@ def checked(reply: Reply, expect: Any, request: str) -> Any:
     a reply of another type (roard and roarctl of different versions), is a RoarError: never an
     assert, which `python -O` would remove."""
     if isinstance(reply, Error):
-        raise RoarError(reply.message, reply.hint)
+        raise RoarError(reply.message, reply.hint, code=reply.code)
     if isinstance(reply, expect):
         return reply
     wanted = " or ".join(t.__name__ for t in (expect if isinstance(expect, tuple) else (expect,)))

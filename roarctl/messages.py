@@ -30,10 +30,12 @@ def error(message: str, hint: str | None = None) -> None:
 
 
 class ProgressBar:
-    """A one-line bar on stderr while roard finishes a large record: shown only on a terminal
-    and only once the work has taken more than a second (ROAR_PROGRESS_AFTER seconds)."""
+    """A one-line bar on stderr while roard finishes a large record (or registers jobs): shown
+    only on a terminal and only once the work has taken more than a second
+    (ROAR_PROGRESS_AFTER seconds)."""
 
-    def __init__(self) -> None:
+    def __init__(self, unit: str = "bytes") -> None:
+        self.unit = unit  # "bytes", or what is counted ("jobs")
         self.enabled = sys.stderr.isatty()
         self.after = float(os.environ.get("ROAR_PROGRESS_AFTER", "1.0"))
         self.shown = False
@@ -49,9 +51,12 @@ class ProgressBar:
         frac = min(1.0, done / total)
         width = 30
         filled = int(frac * width)
+        if self.unit == "bytes":
+            count = f"{_size(done)}/{_size(total)}"
+        else:
+            count = f"{done}/{total} {self.unit}"
         sys.stderr.write(
-            f"\r{PREFIX}: {label} [{'#' * filled}{' ' * (width - filled)}] {frac:4.0%} "
-            f"{_size(done)}/{_size(total)}"
+            f"\r{PREFIX}: {label} [{'#' * filled}{' ' * (width - filled)}] {frac:4.0%} {count}"
         )
         sys.stderr.flush()
         self.shown = True

@@ -14,6 +14,7 @@ from roar.protocol import (
     JobDetail,
     JobRow,
     LineageNode,
+    OutboxInfo,
     PopReply,
     StatusReply,
 )
@@ -88,9 +89,27 @@ def status(s: StatusReply) -> None:
         click.echo(click.style(f"stale:   {line}", fg="red"))
     for line in s.modified:
         click.echo(click.style(f"changed: {line}", fg="red"))
+    if s.registry is not None:
+        outbox(s.registry)
     if s.recent:
         click.echo("\nrecent jobs:")
         log(s.recent)
+
+
+def outbox(r: OutboxInfo) -> None:
+    """Registration: where to, and what is waiting."""
+    mode = "every finished job (registry.auto)" if r.auto else "on `roarctl register`"
+    click.echo(f"registry: {r.url or '(registry.url is not set)'}, {mode}")
+    line = f"outbox:   {r.queued} queued"
+    if r.held:
+        line += click.style(f", {r.held} refused by the registry (held)", fg="red")
+    line += f"; last success {when(r.last_success)}" if r.last_success else "; nothing sent yet"
+    if r.retry_at is not None:
+        line += f"; next try in {max(0, r.retry_at - time.time()):.0f}s"
+    click.echo(line)
+    if r.last_error and (r.queued or r.held):
+        error = f"          last error {when(r.last_error_at)}: {r.last_error}"
+        click.echo(click.style(error, fg="red"))
 
 
 def job(d: JobDetail, verbose: bool) -> None:
@@ -201,11 +220,11 @@ def pop(p: PopReply, preview: bool) -> None:
         click.echo(f"  kept {path}{reason}")
 
 
-def dag(d: DagReply, artifacts: bool) -> None:
+def dag(d: DagReply, artifacts: bool, title: str | None = None) -> None:
     if not d.steps:
         click.echo("this session has no steps yet: `roarctl run CMD` records one")
         return
-    click.echo(f"session {d.session}" + (f" of {d.project}" if d.project else ""))
+    click.echo(title or f"session {d.session}" + (f" of {d.project}" if d.project else ""))
     for s in d.steps:
         marks = []
         if s.stale_reason:

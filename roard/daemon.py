@@ -29,7 +29,7 @@ from roar.protocol import (
     body_length,
     decode_request,
 )
-from roard import bookkeeping, handlers, logs, runs
+from roard import bookkeeping, handlers, logs, registration, runs
 from roard.logs import log
 from roard.prerun import PrerunFile
 from roard.state import State, filters
@@ -78,6 +78,7 @@ async def run(
                         tg.start_soon(_ingest_spool, store, state)
                         tg.start_soon(_stop_on_signal, state)
                         tg.start_soon(_watch_config, state)
+                        tg.start_soon(state.outbox.run, store)  # registration, in the background
                         tg.start_soon(listener.serve, lambda s: _connection(store, state, s))
                         await state.stop.wait()
                         tg.cancel_scope.cancel()
@@ -209,10 +210,12 @@ async def _watch_config(state: State) -> None:
 async def _ingest_spool(store: Store, state: State) -> None:
     """Runs the CLI finished while no daemon could take them (runs.ingest_spool). Queries wait
     for this (state.spool_done) so that they see those runs; new runs do not."""
+    register = registration.auto(state.config.registry)
     try:
-        await runs.ingest_spool(store, state.filters, state.runs, state.paths.spool)
+        await runs.ingest_spool(store, state.filters, state.runs, state.paths.spool, register)
     finally:
         state.spool_done.set()
+        state.outbox.wake()
 
 
 _PEERCRED = struct.Struct("3i")

@@ -33,6 +33,7 @@ from roar.protocol import (
     Ok,
     Ping,
     Pop,
+    Register,
     Request,
     Reset,
     RunFiles,
@@ -48,7 +49,7 @@ from roar.protocol import (
     frame,
     show_path,
 )
-from roard import bookkeeping, diff, lineage, queries, runs, sessions
+from roard import bookkeeping, diff, lineage, queries, registration, runs, sessions
 from roard.capture import git
 from roard.hashcache import hash_files
 from roard.logs import log
@@ -130,7 +131,10 @@ async def _dispatch(store: Store, state: State, conn: Connection, request: Reque
             conn.runs.add(job_id)
             await runs.stream(store, state.runs, job_id, files)
         case RunFinish():
-            done = await runs.finish(store, state.filters, state.runs, request, conn.send)
+            register = registration.auto(state.config.registry)
+            done = await runs.finish(store, state.filters, state.runs, request, conn.send, register)
+            if register:
+                state.outbox.wake()
             await conn.send(done)
             conn.runs.discard(request.job_id)
         case Reset(cwd=cwd):
@@ -163,6 +167,8 @@ async def _dispatch(store: Store, state: State, conn: Connection, request: Reque
             await conn.send(await bookkeeping.labels(store, request))
         case CollectionOp():
             await conn.send(await bookkeeping.collections(store, request))
+        case Register():
+            await conn.send(await registration.register(store, state.outbox, request, conn.send))
 
 
 async def _session(store: Store, cwd: bytes) -> int:
@@ -229,4 +235,5 @@ async def _status(store: Store, state: State, req: GetStatus) -> StatusReply:
         steps=len(graph.steps),
         stale=stale,
         modified=sorted(modified),
+        registry=await state.outbox.info(store),
     )

@@ -43,7 +43,7 @@ from roard.classify import Totals, classify
 from roard.filters import Filters
 from roard.hashcache import SendProgress, hash_files
 from roard.logs import log
-from roard.store import Store, hashcache, jobs
+from roard.store import Store, hashcache, jobs, outbox
 from roard.store import bookkeeping as settings
 from roard.store import staging as staged_rows
 from roard.store.hashcache import CacheRow
@@ -177,8 +177,10 @@ async def finish(
     in_flight: InFlight,
     req: RunFinish,
     send: Callable[[Progress], Awaitable[None]] | None,
+    register: bool = False,
 ) -> RunDone:
-    """Settle the run and answer with its row; progress goes to `send` while it listens."""
+    """Settle the run and answer with its row; progress goes to `send` while it listens.
+    `register`: queue the job for the registry in the same transaction (roard.registration)."""
     staged = in_flight.pop(req.job_id, 0) > 0 or len(req.files) > staging.LARGE
     listening = send is not None
 
@@ -192,7 +194,7 @@ async def finish(
                 listening = False
 
     try:
-        return await _settle(store, filters, req, progress, staged)
+        return await _settle(store, filters, req, progress, staged, register)
     finally:
         if staged:
             with anyio.CancelScope(shield=True):
@@ -200,7 +202,12 @@ async def finish(
 
 
 async def _settle(
-    store: Store, filters: Filters, req: RunFinish, progress: SendProgress, staged: bool
+    store: Store,
+    filters: Filters,
+    req: RunFinish,
+    progress: SendProgress,
+    staged: bool,
+    register: bool,
 ) -> RunDone:
     """Classify the run's paths, hash through the cache, write the record. `staged`: its facts
     (and req.files, added first) go through roard.staging, a chunk at a time."""
@@ -280,6 +287,8 @@ async def _settle(
             trackers=trackers,
             external=sorted(set(req.external)),
         )
+        if register:
+            await outbox.queue_finished(tx, req.job_id, now)
     t_written = time.monotonic()
     log.info(
         "run.finish",
@@ -333,7 +342,9 @@ async def abandon(store: Store, in_flight: InFlight, job_ids: Iterable[str]) -> 
         log.warning("run.abandoned", job=job_id)
 
 
-async def ingest_spool(store: Store, filters: Filters, in_flight: InFlight, spool: Path) -> None:
+async def ingest_spool(
+    store: Store, filters: Filters, in_flight: InFlight, spool: Path, register: bool = False
+) -> None:
     """Finish the runs the CLI saved (as RunFinish frames) while no roard could take them."""
     entries = sorted(spool.glob("*.msgpack")) if spool.is_dir() else []
     for entry in entries:
@@ -341,7 +352,7 @@ async def ingest_spool(store: Store, filters: Filters, in_flight: InFlight, spoo
             req = decode_request(entry.read_bytes())
             if not isinstance(req, RunFinish):
                 raise FrameError("not a finished run")
-            await finish(store, filters, in_flight, req, None)
+            await finish(store, filters, in_flight, req, None, register)
         except (StoreError, OSError) as exc:  # ours, not the file's: retry at the next start
             log.error("spool.deferred", file=entry.name, error=str(exc))
             return

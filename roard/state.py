@@ -12,6 +12,7 @@ from roar.config import Config
 from roar.paths import Paths
 from roard.filters import Filters
 from roard.prerun import PrerunFile
+from roard.registration import Outbox
 from roard.runs import InFlight
 
 
@@ -25,11 +26,16 @@ class State:
     runs: InFlight = field(default_factory=dict)  # runs in progress -> facts staged
     stop: anyio.Event = field(default_factory=anyio.Event)
     spool_done: anyio.Event = field(default_factory=anyio.Event)  # queries wait for the spool
+    outbox: Outbox = field(init=False)  # registration: the sender's state (roard.registration)
+
+    def __post_init__(self) -> None:
+        self.outbox = Outbox(self.config.registry)
 
     def configure(self, config: Config) -> None:
         """Take a (re)loaded config."""
         self.config = config
         self.filters = filters(config, self.paths)
+        self.outbox.configure(config.registry)
 
 
 def filters(config: Config, paths: Paths) -> Filters:

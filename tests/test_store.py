@@ -20,6 +20,12 @@ V1_JOBS = {
     "9841fb2c98eb": "cp raw.csv clean.csv",
 }
 V1_MODEL = "5f78b206e07f092fea2d7f3cc9e87058efe3cb10d641b88bfbd6126a6ef41c1b"
+# store-v3.db: made by roar at schema 3 (the last before registration's outbox), in /tmp/v3/proj
+V3_JOBS = {
+    "8958caf2ec50": "sh -c 'sort clean.csv > model.txt'",
+    "bfa714eb1288": "cp raw.csv clean.csv",
+}
+V3_MODEL = "82b0249db5a1501bddeb89d5f211f5accb349243fd9ea4d9c76a4a822ee1a284"
 
 
 def _install_db(roar: Roar, source: Path) -> Path:
@@ -42,6 +48,28 @@ def test_schema_1_database_still_loads(roar: Roar) -> None:
     # and the upgraded store takes new runs beside the old ones
     roar.run("true")
     assert len(roar.json("log", "--all")) == 3
+
+
+def test_schema_3_database_migrates_to_registration(roar: Roar) -> None:
+    """A store from before registration (schema 3) gains the outbox and keeps its jobs; its
+    jobs can be queued like new ones (tests/registry/test_registry_client.py sends them)."""
+    db = _install_db(roar, DATA / "store-v3.db")
+    jobs = roar.json("log", "--all")
+    assert {j["id"]: j["command"] for j in jobs} == V3_JOBS
+    model = roar.json("show", V3_MODEL[:12])["artifact"]
+    assert [j["id"] for j in model["produced_by"]] == ["8958caf2ec50"]
+    assert roar.json("status")["registry"] is None  # no registry set up, nothing queued
+    roar.run("true")
+    roar.stop()
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 4
+        assert conn.execute("SELECT count(*) FROM outbox").fetchone()[0] == 0
+        assert conn.execute("SELECT count(*) FROM registered").fetchone()[0] == 0
+        # the outbox goes with its job: a row for a job that is removed goes too
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute("INSERT INTO outbox (job, queued) SELECT seq, 0 FROM jobs")
+        conn.execute("DELETE FROM jobs WHERE id = '8958caf2ec50'")
+        assert conn.execute("SELECT count(*) FROM outbox").fetchone()[0] == 2
 
 
 def test_protocol_1_message_from_the_spool_still_loads(roar: Roar) -> None:

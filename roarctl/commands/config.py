@@ -15,7 +15,16 @@ CONFIG_KEYS = {
     "filters.include": "globs kept even where a default rule would filter them (user + project)",
     "hygiene.committed_code_only": "refuse to run when the git tree has uncommitted changes",
     "log.level": "roard's log level: debug, info, warning or error (user only)",
+    "registry.url": "the team registry (GLaaS) to register with and read from (user only)",
+    "registry.key": "the SSH key that signs: a private key file, or a .pub whose key is in "
+    "ssh-agent; empty: the agent's first key; none: sign nothing (user only)",
+    "registry.auto": "register every finished job in the background (user only)",
+    "registry.visibility": "of what you register: private, team or public; empty: the "
+    "registry's default (user only)",
+    "registry.team": "for team visibility, which of your teams (if you are in several; user only)",
 }
+USER_ONLY = ("log.", "registry.")
+BOOLEANS = ("hygiene.committed_code_only", "registry.auto")
 
 
 def _config_files() -> tuple[Path, Path | None]:
@@ -55,7 +64,7 @@ def _effective() -> list[dict]:
         value, source = getattr(getattr(defaults, section), name), "default"
         if _lookup(user, key) is not None:
             value, source = _lookup(user, key), str(user_file)
-        if _lookup(proj, key) is not None and key != "log.level":
+        if _lookup(proj, key) is not None and not key.startswith(USER_ONLY):
             if key.startswith("filters.") and source != "default":
                 value = [*value, *_lookup(proj, key)]  # type: ignore[misc]
                 source += f" + {project_file}"
@@ -63,6 +72,18 @@ def _effective() -> list[dict]:
                 value, source = _lookup(proj, key), str(project_file)
         rows.append({"key": key, "value": value, "source": source, "help": CONFIG_KEYS[key]})
     return rows
+
+
+def set_user_value(key: str, value: object) -> Path:
+    """Write one key of the user's config (`roarctl auth` keeps its key here); its file."""
+    from roar.paths import paths
+
+    target = paths().config
+    data = _load(target)
+    section, _, name = key.partition(".")
+    data.setdefault(section, {})[name] = value
+    _write_toml(target, data)
+    return target
 
 
 def _write_toml(path: Path, data: dict) -> None:
@@ -129,7 +150,7 @@ def config_set(key: str, values: tuple[str, ...], scope: str | None) -> None:
     from roar.config import Config
 
     user_file, project_file = _config_files()
-    if key == "log.level" or scope == "user" or (scope is None and project_file is None):
+    if key.startswith(USER_ONLY) or scope == "user" or (scope is None and project_file is None):
         target = user_file
     elif project_file is None:
         raise RoarError("not inside a project", "cd into a git repository, or use --user")
@@ -142,12 +163,12 @@ def config_set(key: str, values: tuple[str, ...], scope: str | None) -> None:
         value = list(values)
     elif len(values) != 1:
         raise RoarError(f"{key} takes one value", exit_code=2)
-    elif key.startswith("hygiene."):
+    elif key in BOOLEANS:
         if values[0].lower() not in ("true", "false"):
             raise RoarError(f"{key} is true or false, not '{values[0]}'", exit_code=2)
         value = values[0].lower() == "true"
     else:
-        value = values[0]
+        value = _registry_value(key, values[0]) if key.startswith("registry.") else values[0]
     data = _load(target)
     data.setdefault(section, {})[name] = value
     try:
@@ -158,6 +179,37 @@ def config_set(key: str, values: tuple[str, ...], scope: str | None) -> None:
         raise RoarError("log.level is one of debug, info, warning, error", exit_code=2)
     _write_toml(target, data)
     click.echo(f"roar: {key} = {value!r} in {target}")
+    registry = data.get("registry", {})
+    if key == "registry.auto" and value and not registry.get("url"):
+        click.echo("roar: note: set registry.url too, or nothing is registered", err=True)
+
+
+def _registry_value(key: str, value: str) -> str:
+    """A registry setting, checked before it is written."""
+    from roar.config import UNSIGNED
+    from roar.errors import RoarFailure
+
+    if key == "registry.url":
+        from roar.remote import check_url
+
+        try:
+            return check_url(value) if value else ""
+        except RoarFailure as exc:
+            raise RoarError(exc.message, exc.hint, exit_code=2) from None
+    if key == "registry.visibility" and value not in ("", "private", "team", "public"):
+        raise RoarError(
+            f"registry.visibility is private, team or public (or empty), not '{value}'",
+            exit_code=2,
+        )
+    if key == "registry.key" and value not in ("", UNSIGNED):
+        if not os.path.isfile(os.path.expanduser(value)):
+            raise RoarError(
+                f"no key file {value}",
+                "give a private key file, or a .pub whose key is in ssh-agent",
+                exit_code=2,
+            )
+        return os.path.abspath(os.path.expanduser(value))
+    return value
 
 
 COMMANDS = [config]

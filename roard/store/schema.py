@@ -111,6 +111,27 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE jobs ADD COLUMN external BLOB;
     """,
+    # 4: registration (roard.registration): the outbox of jobs to send to the registry, and
+    # the registry id each job got. Both go with their job (`roarctl pop`).
+    """
+    CREATE TABLE outbox (
+        job INTEGER PRIMARY KEY REFERENCES jobs(seq) ON DELETE CASCADE,
+        queued REAL NOT NULL,
+        visibility TEXT,            -- private | team | public; NULL: registry.visibility
+        attempts INTEGER NOT NULL DEFAULT 0,
+        error TEXT,                 -- the last failure to send it
+        error_at REAL,
+        held INTEGER NOT NULL DEFAULT 0  -- 1: the registry refused it (400): not retried
+    );
+    CREATE TABLE registered (
+        job INTEGER NOT NULL REFERENCES jobs(seq) ON DELETE CASCADE,
+        registry TEXT NOT NULL,     -- the registry's URL
+        id TEXT NOT NULL,           -- the job's registry id (roar.canonical.job_id)
+        at REAL NOT NULL,
+        PRIMARY KEY (job, registry)
+    ) WITHOUT ROWID;
+    CREATE INDEX registered_by_registry ON registered(registry, at);
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
