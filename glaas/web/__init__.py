@@ -1,0 +1,1 @@
+"""The registry's web pages, served by glaas itself."""
