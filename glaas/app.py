@@ -13,7 +13,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
 
 import roar
-from glaas import problems
+from glaas import problems, web
 from glaas.api import router
 from glaas.headers import security_headers
 from glaas.store import open_store
@@ -40,9 +40,9 @@ def create_app(
             await app.state.store.close()
 
     return Litestar(
-        route_handlers=[router],
+        route_handlers=[router, web.router()],
         lifespan=[lifespan],
-        exception_handlers=problems.HANDLERS,
+        exception_handlers=web.handlers(problems.HANDLERS),
         before_send=[security_headers],
         request_max_body_size=MAX_BODY,
         openapi_config=OpenAPIConfig(
