@@ -5,6 +5,7 @@ dag`), the folding of big nodes, and which values may become links."""
 from __future__ import annotations
 
 import random
+from itertools import pairwise
 
 import pytest
 
@@ -42,7 +43,7 @@ def test_a_layout_never_overlaps_and_runs_left_to_right() -> None:
         columns.setdefault(round(centre, 3), []).append(k)
     for members in columns.values():
         members.sort(key=lambda k: placed.y[k])
-        for a, b in zip(members, members[1:], strict=False):
+        for a, b in pairwise(members):
             assert placed.y[b] >= placed.y[a] + size[a].height + GAP_Y - 1e-6, (a, b)
     for a, b in edges:
         assert placed.x[a] + size[a].width < placed.x[b], (a, b)
@@ -139,9 +140,7 @@ def test_a_nodes_many_leaves_fold_into_one_more_node() -> None:
         ("javascript:alert(1)//github.com/a/b", None),
     ],
 )
-def test_commit_links_only_to_known_forges_from_clean_remotes(
-    remote: str, url: str | None
-) -> None:
+def test_commit_links_only_to_known_forges_from_clean_remotes(remote: str, url: str | None) -> None:
     commit = "0123456789abcdef0123456789abcdef01234567"
     assert links.commit_url({"origin": remote}, commit) == (url and url + commit)
     assert links.commit_url({"origin": remote}, "not-a-commit") is None
