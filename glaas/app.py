@@ -13,10 +13,12 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
 
 import roar
-from glaas import problems, web
+from glaas import problems
 from glaas.api import router
 from glaas.headers import security_headers
 from glaas.store import open_store
+from glaas.web.routes import handlers as page_handlers
+from glaas.web.routes import router as pages
 
 MAX_BODY = 64 * 1024 * 1024
 DB_ENV = "GLAAS_DB"  # how `glaas serve` tells its workers which database to use
@@ -40,9 +42,9 @@ def create_app(
             await app.state.store.close()
 
     return Litestar(
-        route_handlers=[router, web.router()],
+        route_handlers=[router, pages()],
         lifespan=[lifespan],
-        exception_handlers=web.handlers(problems.HANDLERS),
+        exception_handlers=page_handlers(problems.HANDLERS),
         before_send=[security_headers],
         request_max_body_size=MAX_BODY,
         openapi_config=OpenAPIConfig(

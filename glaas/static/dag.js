@@ -1,5 +1,6 @@
 // GLaaS graphs: pan (drag), zoom (wheel, pinch, buttons, keys) and highlight on hover. The
-// layout comes from the server; this only moves one <g>, so a big graph never blocks the tab.
+// layout comes from the server; this only moves the <svg> as one composited layer (a CSS
+// transform, never a repaint of its nodes while panning), so a big graph never blocks the tab.
 // Without this script the graph is a scrollable picture whose nodes are links.
 "use strict";
 (function () {
@@ -7,19 +8,23 @@
 
   function init(box) {
     var svg = box.querySelector("svg.dag-svg");
-    var view = svg && svg.querySelector("g.viewport");
-    if (!view) return;
+    if (!svg) return;
     var W = +svg.getAttribute("data-width"), H = +svg.getAttribute("data-height");
-    svg.removeAttribute("viewBox");
-    svg.removeAttribute("width");
-    svg.removeAttribute("height");
     box.classList.add("live");
     box.tabIndex = 0;
     var t = { x: 0, y: 0, k: 1 };
 
+    var sharpen = 0;
     function apply() {
-      view.setAttribute("transform", "translate(" + t.x.toFixed(1) + "," + t.y.toFixed(1) + ") scale(" + t.k.toFixed(4) + ")");
+      svg.style.transform = "translate(" + t.x.toFixed(1) + "px," + t.y.toFixed(1) + "px) scale(" + t.k.toFixed(4) + ")";
       box.setAttribute("data-zoom", t.k.toFixed(3));
+      box.setAttribute("data-view", t.x.toFixed(1) + "," + t.y.toFixed(1) + "," + t.k.toFixed(3));
+      // a composited layer keeps the scale it was drawn at: draw it again once zooming stops
+      clearTimeout(sharpen);
+      sharpen = setTimeout(function () {
+        svg.style.willChange = "auto";
+        requestAnimationFrame(function () { svg.style.willChange = "transform"; });
+      }, 200);
     }
     function zoomAt(px, py, factor) {
       var k = Math.min(MAX, Math.max(MIN, t.k * factor));
@@ -148,14 +153,14 @@
     // hover: the node's edges stand out
     var byNode = new Map();
     svg.querySelectorAll(".edges path").forEach(function (p) {
-      [p.getAttribute("data-from"), p.getAttribute("data-to")].forEach(function (k) {
+      [p.getAttribute("data-f"), p.getAttribute("data-t")].forEach(function (k) {
         if (!byNode.has(k)) byNode.set(k, []);
         byNode.get(k).push(p);
       });
     });
     function hot(a, on) {
       a.classList.toggle("hot", on);
-      (byNode.get(a.getAttribute("data-key")) || []).forEach(function (p) { p.classList.toggle("hot", on); });
+      (byNode.get(a.getAttribute("data-i")) || []).forEach(function (p) { p.classList.toggle("hot", on); });
     }
     svg.addEventListener("pointerover", function (e) {
       var a = e.target.closest && e.target.closest("a.n");

@@ -3,8 +3,8 @@ marks) and the neighbourhood of one record (a lineage walk up and down from it).
 
 Big graphs stay readable: a node's leaves (files only it touches, jobs that only touch it) beyond
 LEAVES are folded into one "+N more" node that links to the same page with that node expanded.
-The layout is computed on the server and kept (keyed by the drawn graph's shape, so two viewers
-who see different records never share one)."""
+The layout is computed on the server, and a drawing is kept while it is among the latest
+(`cached`, keyed by everything it shows)."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ import re
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
-from glaas.web.layout import Box, Layout, layout
+from glaas.web.layout import Box, layout
 from roar.registry import Graph, JobSummary
 
 LEAVES = 4  # leaves of one side of a node shown before the rest fold into "+N more"
@@ -24,7 +24,8 @@ MAX_EXPAND = 32
 JOB_BOX = Box(216, 32)
 ARTIFACT_BOX = Box(176, 24)
 MORE_BOX = Box(150, 22)
-CACHE_SIZE = 64
+CACHE_SIZE = 32
+T = TypeVar("T")
 NodeKind = Literal["job", "artifact", "more"]
 EXPAND = re.compile(r"[ja][0-9a-f]{16}")
 
@@ -142,7 +143,7 @@ def _job_node(job: JobSummary, ref: str = "") -> Node:
 def _artifact_node(digest: str, path: str) -> Node:
     parts = path.rstrip("/").split("/")
     label = "/".join(parts[-2:]) if len(parts) > 1 and len(parts[-1]) < 16 else parts[-1]
-    return Node("a" + digest, "artifact", digest, label or path, f"{path}\n{digest}")
+    return Node("a" + digest, "artifact", digest, label or path, path)
 
 
 class Builder:
@@ -180,7 +181,7 @@ class Builder:
         nodes, edges, folded = _fold(self.nodes, list(self.edges), opened, focus)
         for node in nodes:
             node.href = expand_href(node.id) if node.kind == "more" else href(node)
-        placed = _layout(nodes, edges)
+        placed = layout([n.key for n in nodes], [n.box for n in nodes], edges)
         for node in nodes:
             node.x, node.y = placed.x[node.key], placed.y[node.key]
         paths = [(_path(placed.routes[(a, b)]), a, b) for a, b in edges if a != b]
@@ -240,26 +241,27 @@ def _fold(
     return nodes, kept, sum(m.count for m, _, _ in folds)
 
 
-_CACHE: OrderedDict[str, Layout] = OrderedDict()
+_CACHE: OrderedDict[str, Any] = OrderedDict()
 
 
-def _layout(nodes: list[Node], edges: list[tuple[str, str]]) -> Layout:
-    """The layout of this shape, computed once (a bounded cache of the latest ones)."""
+def cached(parts: Iterable[str], make: Callable[[], T]) -> T:
+    """What `make` makes from inputs whose text is `parts`, made once while it is among the
+    latest CACHE_SIZE (a drawing depends only on what it shows, so viewers who see different
+    records never share an entry)."""
     h = hashlib.blake2b(digest_size=20)
-    for n in nodes:
-        h.update(f"{n.key}:{n.box.width}:{n.box.height}\n".encode())
-    for a, b in edges:
-        h.update(f"{a}>{b}\n".encode())
-    digest = h.hexdigest()
-    found = _CACHE.get(digest)
-    if found is not None:
-        _CACHE.move_to_end(digest)
+    for part in parts:
+        h.update(part.encode())
+        h.update(b"\x00")
+    key = h.hexdigest()
+    if key in _CACHE:
+        _CACHE.move_to_end(key)
+        found: T = _CACHE[key]
         return found
-    placed = layout([n.key for n in nodes], [n.box for n in nodes], edges)
-    _CACHE[digest] = placed
+    made = make()
+    _CACHE[key] = made
     while len(_CACHE) > CACHE_SIZE:
         _CACHE.popitem(last=False)
-    return placed
+    return made
 
 
 def _path(points: list[tuple[float, float]]) -> str:

@@ -13,7 +13,7 @@ Pure: nodes and edges in, positions and edge routes out. O(V + E) per sweep, a f
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from itertools import pairwise
 
 GAP_X = 56  # between columns
@@ -39,16 +39,6 @@ class Layout:
     width: float
     height: float
     layers: int
-
-
-@dataclass
-class _Node:
-    key: str
-    box: Box
-    layer: int = 0
-    pos: float = 0.0  # order within the layer, then y of its centre
-    preds: list[int] = field(default_factory=list)
-    succs: list[int] = field(default_factory=list)
 
 
 def _acyclic(n: int, out: list[list[int]]) -> set[tuple[int, int]]:
@@ -125,130 +115,128 @@ def _median(values: list[float]) -> float:
 def layout(keys: Sequence[str], boxes: Sequence[Box], edges: Sequence[tuple[str, str]]) -> Layout:
     """Place nodes (given in a preferred order: it breaks ties) and route `edges`."""
     index = {k: i for i, k in enumerate(keys)}
-    nodes = [_Node(k, b) for k, b in zip(keys, boxes, strict=True)]
-    n = len(nodes)
-    pairs = [(index[a], index[b]) for a, b in edges if a != b]
+    n = len(keys)
+    pairs = list(dict.fromkeys((index[a], index[b]) for a, b in edges if a != b))
     out: list[list[int]] = [[] for _ in range(n)]
-    for a, b in dict.fromkeys(pairs):
+    for a, b in pairs:
         out[a].append(b)
     back = _acyclic(n, out)
-    dag = [(b, a) if (a, b) in back else (a, b) for a, b in dict.fromkeys(pairs)]
+    dag = [(b, a) if (a, b) in back else (a, b) for a, b in pairs]
     dout: list[list[int]] = [[] for _ in range(n)]
     dinc: list[list[int]] = [[] for _ in range(n)]
     for a, b in dag:
         dout[a].append(b)
         dinc[b].append(a)
-    for v, layer in enumerate(_layers(n, dout, dinc)):
-        nodes[v].layer = layer
+    layer = _layers(n, dout, dinc)
+    width = [b.width for b in boxes]
+    height = [b.height for b in boxes]
 
-    # waypoints: a chain of small nodes through the layers a long edge crosses
+    # waypoints: a chain of small nodes through the layers a long edge crosses, for as many
+    # long edges as the budget allows (the shortest first); the others are drawn straight
+    preds: list[list[int]] = [[] for _ in range(n)]
+    succs: list[list[int]] = [[] for _ in range(n)]
     chains: dict[tuple[int, int], list[int]] = {}
-    budget = MAX_WAYPOINTS
-    for a, b in dag:
-        span = nodes[b].layer - nodes[a].layer
+    budget = min(MAX_WAYPOINTS, 2 * n)
+    for a, b in sorted(dag, key=lambda e: layer[e[1]] - layer[e[0]]):
+        span = layer[b] - layer[a]
         chain = [a]
         if 1 < span <= budget + 1:
             budget -= span - 1
-            for level in range(nodes[a].layer + 1, nodes[b].layer):
-                nodes.append(_Node(f"~{len(nodes)}", Box(WAYPOINT_W, WAYPOINT_H), level))
-                chain.append(len(nodes) - 1)
+            for level in range(layer[a] + 1, layer[b]):
+                chain.append(len(layer))
+                layer.append(level)
+                width.append(WAYPOINT_W)
+                height.append(WAYPOINT_H)
+                preds.append([])
+                succs.append([])
         chain.append(b)
         chains[(a, b)] = chain
         for u, v in pairwise(chain):
-            nodes[u].succs.append(v)
-            nodes[v].preds.append(u)
+            succs[u].append(v)
+            preds[v].append(u)
+    total = len(layer)
 
-    depth = max((nd.layer for nd in nodes), default=-1) + 1
+    depth = max(layer, default=-1) + 1
     layers: list[list[int]] = [[] for _ in range(depth)]
-    for v, nd in enumerate(nodes):  # input order first, waypoints after their source's place
-        layers[nd.layer].append(v)
+    for v in range(total):  # input order first, waypoints after
+        layers[layer[v]].append(v)
+    pos = [0.0] * total
     for members in layers:
         for i, v in enumerate(members):
-            nodes[v].pos = i
+            pos[v] = float(i)
 
-    def sweep(order: list[int], neighbours: str) -> None:
-        for layer_nodes in (layers[i] for i in order):
-            for v in layer_nodes:
-                near = getattr(nodes[v], neighbours)
-                if near:
-                    nodes[v].pos = sum(nodes[u].pos for u in near) / len(near)
-            layer_nodes.sort(key=lambda v: nodes[v].pos)
-            for i, v in enumerate(layer_nodes):
-                nodes[v].pos = i
+    def sweep(order: list[int], near: list[list[int]]) -> None:
+        for members in (layers[i] for i in order):
+            for v in members:
+                nv = near[v]
+                if nv:
+                    pos[v] = sum(pos[u] for u in nv) / len(nv)
+            members.sort(key=pos.__getitem__)
+            for i, v in enumerate(members):
+                pos[v] = float(i)
 
+    sweeps = SWEEPS if total <= 400 else 2  # big graphs: fewer passes (each is O(V + E))
     forward, backward = list(range(1, depth)), list(range(depth - 2, -1, -1))
-    for _ in range(SWEEPS):
-        sweep(forward, "preds")
-        sweep(backward, "succs")
+    for _ in range(sweeps):
+        sweep(forward, preds)
+        sweep(backward, succs)
 
     # vertical positions (centres), stacked, then pulled toward their neighbours
     for members in layers:
         y = 0.0
         for v in members:
-            h = nodes[v].box.height
-            nodes[v].pos = y + h / 2
-            y += h + GAP_Y
+            pos[v] = y + height[v] / 2
+            y += height[v] + GAP_Y
 
-    def place(order: list[int], neighbours: str) -> None:
-        for layer_nodes in (layers[i] for i in order):
-            if not layer_nodes:
+    def place(order: list[int], near: list[list[int]]) -> None:
+        for members in (layers[i] for i in order):
+            if not members:
                 continue
             desired, gaps = [], []
             prev = None
-            for v in layer_nodes:
-                near = getattr(nodes[v], neighbours)
-                desired.append(_median([nodes[u].pos for u in near]) if near else nodes[v].pos)
-                h = nodes[v].box.height
+            for v in members:
+                nv = near[v]
+                desired.append(_median([pos[u] for u in nv]) if nv else pos[v])
+                h = height[v]
                 gaps.append(0.0 if prev is None else prev / 2 + GAP_Y + h / 2)
                 prev = h
-            for v, y in zip(layer_nodes, _isotonic(desired, gaps), strict=True):
-                nodes[v].pos = y
+            for v, y in zip(members, _isotonic(desired, gaps), strict=True):
+                pos[v] = y
 
-    for _ in range(SWEEPS):
-        place(forward, "preds")
-        place(backward, "succs")
+    for _ in range(sweeps):
+        place(forward, preds)
+        place(backward, succs)
 
-    widths = [max((nodes[v].box.width for v in members), default=0.0) for members in layers]
+    widths = [max((width[v] for v in members), default=0.0) for members in layers]
     left, x = [], float(MARGIN)
-    for width in widths:
+    for w in widths:
         left.append(x)
-        x += width + GAP_X
-    top = min((nd.pos - nd.box.height / 2 for nd in nodes), default=0.0)
-    shift = MARGIN - top
-    xs: dict[str, float] = {}
-    ys: dict[str, float] = {}
-    height = 0.0
-    for nd in nodes:
-        col = left[nd.layer]
-        xs[nd.key] = col + (widths[nd.layer] - nd.box.width) / 2
-        ys[nd.key] = nd.pos + shift - nd.box.height / 2
-        height = max(height, ys[nd.key] + nd.box.height)
+        x += w + GAP_X
+    shift = MARGIN - min((pos[v] - height[v] / 2 for v in range(total)), default=0.0)
+    xs = [left[layer[v]] + (widths[layer[v]] - width[v]) / 2 for v in range(total)]
+    ys = [pos[v] + shift - height[v] / 2 for v in range(total)]
+    bottom = max((ys[v] + height[v] for v in range(total)), default=0.0)
 
     def anchor(v: int, side: str) -> tuple[float, float]:
-        nd = nodes[v]
-        cx = xs[nd.key] + (nd.box.width if side == "out" else 0.0)
-        if nd.key.startswith("~"):
-            cx = xs[nd.key] + nd.box.width / 2
-        return (round(cx, 1), round(ys[nd.key] + nd.box.height / 2, 1))
+        cx = xs[v] + (width[v] if side == "out" else 0.0) if v < n else xs[v] + width[v] / 2
+        return (round(cx, 1), round(ys[v] + height[v] / 2, 1))
 
     routes = {}
-    for a, b in dict.fromkeys(pairs):
+    for a, b in pairs:
         if (a, b) in back:
-            chain = list(reversed(chains[(b, a)]))
-            points = [anchor(chain[0], "in")]
-            points += [anchor(v, "mid") for v in chain[1:-1]]
+            chain = chains[(b, a)][::-1]
+            points = [anchor(chain[0], "in"), *(anchor(v, "mid") for v in chain[1:-1])]
             points.append(anchor(chain[-1], "out"))
         else:
             chain = chains[(a, b)]
-            points = [anchor(chain[0], "out")]
-            points += [anchor(v, "mid") for v in chain[1:-1]]
+            points = [anchor(chain[0], "out"), *(anchor(v, "mid") for v in chain[1:-1])]
             points.append(anchor(chain[-1], "in"))
         routes[(keys[a], keys[b])] = points
     return Layout(
-        x={k: xs[k] for k in keys},
-        y={k: ys[k] for k in keys},
+        x={k: xs[i] for i, k in enumerate(keys)},
+        y={k: ys[i] for i, k in enumerate(keys)},
         routes=routes,
         width=(x - GAP_X + MARGIN) if depth else 2 * MARGIN,
-        height=height + MARGIN,
+        height=bottom + MARGIN,
         layers=depth,
     )

@@ -8,10 +8,12 @@ import time
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
+import msgspec
 from litestar import Request, Response, get, post
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, FromPath, FromQuery, Parameter
 from litestar.response import Redirect
+from markupsafe import Markup
 
 from glaas import graph, login, lookup
 from glaas.store import ANONYMOUS, Account, Store
@@ -113,7 +115,9 @@ async def search(request: Req, q: FromQuery[str] = "") -> Response[Any]:
 # ---------------------------------------------------------------- records
 
 
-async def _around(request: Req, kind: Kind, ident: str, depth: int) -> tuple[dag.Drawing, bool]:
+async def _around(
+    request: Req, kind: Kind, ident: str, depth: int
+) -> tuple[dag.Drawing, Markup, bool]:
     store, viewer = _store(request), _viewer(request)
     graphs: list[Graph] = []
     for direction in ("up", "down"):
@@ -121,14 +125,17 @@ async def _around(request: Req, kind: Kind, ident: str, depth: int) -> tuple[dag
             await graph.lineage(store, kind, ident, direction, depth, viewer, AROUND_JOBS)
         )
     focus = ("a" if kind == "artifact" else "j") + ident
-    drawing = dag.neighbourhood_drawing(
-        graphs,
-        focus,
-        _href,
-        lambda key: _expand_href(request, key),
-        dag.expand_keys(request.query_params.getall("expand", [])),
-    )
-    return drawing, any(g.truncated for g in graphs)
+    expanded = dag.expand_keys(request.query_params.getall("expand", []))
+
+    def draw() -> tuple[dag.Drawing, Markup]:
+        d = dag.neighbourhood_drawing(
+            graphs, focus, _href, lambda key: _expand_href(request, key), expanded
+        )
+        return d, svg.render(d, f"Lineage around this {kind}")
+
+    parts = [request.url.path, focus, *expanded, *(msgspec.json.encode(g).decode() for g in graphs)]
+    drawing, markup = dag.cached(parts, draw)
+    return drawing, markup, any(g.truncated for g in graphs)
 
 
 def _depth(request: Req) -> int:
@@ -158,7 +165,7 @@ async def artifact(request: Req, ref: FromPath[str]) -> Response[Any]:
     sources = [a for a in candidates if a.hash not in have_writer and a.hash != digest]
     partial = up.truncated or bool(have_writer)
     depth = _depth(request)
-    drawing, cut = await _around(request, "artifact", digest, depth)
+    drawing, markup, cut = await _around(request, "artifact", digest, depth)
     return page(
         request,
         "artifact.html",
@@ -170,7 +177,7 @@ async def artifact(request: Req, ref: FromPath[str]) -> Response[Any]:
         sources_partial=partial,
         upstream_jobs=len(up.jobs),
         drawing=drawing,
-        graph_svg=svg.render(drawing, "Lineage around this artifact"),
+        graph_svg=markup,
         graph_cut=cut,
         depth=depth,
     )
@@ -191,7 +198,7 @@ async def job(request: Req, ref: FromPath[str]) -> Response[Any]:
         if maker != job_id:
             makers.setdefault(digest, []).append(maker)
     depth = _depth(request)
-    drawing, cut = await _around(request, "job", job_id, depth)
+    drawing, markup, cut = await _around(request, "job", job_id, depth)
     return page(
         request,
         "job.html",
@@ -199,7 +206,7 @@ async def job(request: Req, ref: FromPath[str]) -> Response[Any]:
         job=entry.job,
         makers=makers,
         drawing=drawing,
-        graph_svg=svg.render(drawing, "Lineage around this job"),
+        graph_svg=markup,
         graph_cut=cut,
         depth=depth,
     )
@@ -218,12 +225,15 @@ async def session(request: Req, ref: FromPath[str]) -> Response[Any]:
     shown = jobs[: graph.MAX_JOBS]
     io = await store.io_of_jobs([j.id for j in shown])
     steps = dag.steps(shown, io)
-    drawing = dag.session_drawing(
-        steps,
-        _href,
-        lambda key: _expand_href(request, key),
-        dag.expand_keys(request.query_params.getall("expand", [])),
-    )
+    expanded = dag.expand_keys(request.query_params.getall("expand", []))
+
+    def draw() -> tuple[dag.Drawing, Markup]:
+        d = dag.session_drawing(steps, _href, lambda key: _expand_href(request, key), expanded)
+        return d, svg.render(d, "The session's pipeline")
+
+    parts = [request.url.path, *expanded, msgspec.json.encode(shown).decode()]
+    parts.extend(f"{j}|{role}|{h}|{p}" for j, role, h, p, _ in io)
+    drawing, markup = dag.cached(parts, draw)
     return page(
         request,
         "session.html",
@@ -232,7 +242,7 @@ async def session(request: Req, ref: FromPath[str]) -> Response[Any]:
         jobs=len(jobs),
         truncated=len(jobs) > len(shown),
         drawing=drawing,
-        graph_svg=svg.render(drawing, "The session's pipeline"),
+        graph_svg=markup,
     )
 
 

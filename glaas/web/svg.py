@@ -16,7 +16,7 @@ def _cut(text: str, width: float) -> str:
     return text if len(text) <= room else text[: room - 1] + "…"
 
 
-def _node(n: Node) -> str:
+def _node(i: int, n: Node) -> str:
     w, h = n.box.width, n.box.height
     classes = " ".join(["n", n.kind, *n.marks])
     rx = h / 2 if n.kind != "job" else 6
@@ -24,7 +24,7 @@ def _node(n: Node) -> str:
     if "stale" in n.marks or "superseded" in n.marks:
         mark = f'<circle class="badge" cx="{w - 7:g}" cy="7" r="4"/>'
     return (
-        f'<a href="{escape(n.href)}" class="{classes}" data-key="{escape(n.key)}" '
+        f'<a href="{escape(n.href)}" class="{classes}" data-key="{escape(n.key)}" data-i="{i}" '
         f'transform="translate({n.x:.1f},{n.y:.1f})">'
         f"<title>{escape(n.title)}</title>"
         f'<rect width="{w:g}" height="{h:g}" rx="{rx:g}"/>{mark}'
@@ -43,11 +43,9 @@ def render(d: Drawing, label: str) -> Markup:
         '<g class="viewport">',
         '<g class="edges">',
     ]
-    parts.extend(
-        f'<path d="{p}" data-from="{escape(a)}" data-to="{escape(b)}" marker-end="url(#arrow)"/>'
-        for p, a, b in d.edges
-    )
+    index = {n.key: i for i, n in enumerate(d.nodes)}
+    parts.extend(f'<path d="{p}" data-f="{index[a]}" data-t="{index[b]}"/>' for p, a, b in d.edges)
     parts.append('</g><g class="nodes">')
-    parts.extend(_node(n) for n in d.nodes)
+    parts.extend(_node(i, n) for i, n in enumerate(d.nodes))
     parts.append("</g></g></svg>")
     return Markup("".join(parts))

@@ -398,17 +398,20 @@ def test_a_thousand_job_session_pans_zooms_and_expands(site: Site, page: Any) ->
     assert page.locator("svg a.n.stale").count() == 0
     shot(page, "session-big")
     box = page.locator(".dag")
-    viewport = page.locator(".dag g.viewport")
-    before = viewport.get_attribute("transform")
+    before = box.get_attribute("data-view")
     zoom = float(box.get_attribute("data-zoom"))
     bounds = box.bounding_box()
     page.mouse.move(bounds["x"] + 300, bounds["y"] + 200)
     page.mouse.wheel(0, -400)
     page.wait_for_function(f"+document.querySelector('.dag').dataset.zoom > {zoom}")
+    zoomed = box.get_attribute("data-view")
+    assert zoomed != before
     page.mouse.down()
     page.mouse.move(bounds["x"] + 150, bounds["y"] + 120, steps=5)
     page.mouse.up()
-    assert viewport.get_attribute("transform") != before
+    after = box.get_attribute("data-view").split(",")
+    x, y, k = (round(float(v) - float(w), 1) for v, w in zip(after, zoomed.split(","), strict=True))
+    assert (x, y, k) == (-150, -80, 0)  # dragged 150 px left, 80 up: the picture followed
 
     # a job with 12 outputs shows 3 of them and "+9 more outputs", which opens the rest
     page.goto(f"{site.url}/jobs/{site.ids['tricky']}")
