@@ -4,6 +4,7 @@ the same Structs) at /api/v1/openapi.json."""
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -36,6 +37,7 @@ def create_app(
         app.state.public_url = public_url.rstrip("/") if public_url else None
         app.state.secure_cookies = bool(public_url and public_url.startswith("https://"))
         app.state.store = await open_store(db, pool_size)
+        gc.freeze()  # what start-up made lives on: full collections need not walk it again
         try:
             yield
         finally:

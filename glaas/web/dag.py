@@ -14,7 +14,7 @@ import re
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, NamedTuple, TypeVar
 
 from glaas.web.layout import Box, layout
 from roar.registry import Graph, JobSummary
@@ -52,6 +52,34 @@ class Drawing:
     width: float
     height: float
     folded: int  # records folded into "+N more" nodes
+
+
+class Listed(NamedTuple):
+    """A node as the list beside a graph shows it."""
+
+    kind: NodeKind
+    href: str
+    title: str
+    label: str
+    focus: bool
+
+
+@dataclass(frozen=True)
+class Drawn:
+    """A finished drawing, as pages keep it: text and tuples of text only, which Python's
+    garbage collector does not walk (thousands of Node objects kept would slow every full
+    collection, and so every page)."""
+
+    svg: str
+    nodes: tuple[Listed, ...]
+    folded: int
+
+    @classmethod
+    def of(cls, drawing: Drawing, svg: str) -> Drawn:
+        nodes = tuple(
+            Listed(n.kind, n.href, n.title, n.label, "focus" in n.marks) for n in drawing.nodes
+        )
+        return cls(str(svg), nodes, drawing.folded)
 
 
 @dataclass

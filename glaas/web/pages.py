@@ -13,7 +13,6 @@ from litestar import Request, Response, get, post
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, FromPath, FromQuery, Parameter
 from litestar.response import Redirect
-from markupsafe import Markup
 
 from glaas import graph, login, lookup
 from glaas.store import ANONYMOUS, Account, Store
@@ -115,9 +114,7 @@ async def search(request: Req, q: FromQuery[str] = "") -> Response[Any]:
 # ---------------------------------------------------------------- records
 
 
-async def _around(
-    request: Req, kind: Kind, ident: str, depth: int
-) -> tuple[dag.Drawing, Markup, bool]:
+async def _around(request: Req, kind: Kind, ident: str, depth: int) -> tuple[dag.Drawn, bool]:
     store, viewer = _store(request), _viewer(request)
     graphs: list[Graph] = []
     for direction in ("up", "down"):
@@ -127,15 +124,14 @@ async def _around(
     focus = ("a" if kind == "artifact" else "j") + ident
     expanded = dag.expand_keys(request.query_params.getall("expand", []))
 
-    def draw() -> tuple[dag.Drawing, Markup]:
+    def draw() -> dag.Drawn:
         d = dag.neighbourhood_drawing(
             graphs, focus, _href, lambda key: _expand_href(request, key), expanded
         )
-        return d, svg.render(d, f"Lineage around this {kind}")
+        return dag.Drawn.of(d, svg.render(d, f"Lineage around this {kind}"))
 
     parts = [request.url.path, focus, *expanded, *(msgspec.json.encode(g).decode() for g in graphs)]
-    drawing, markup = dag.cached(parts, draw)
-    return drawing, markup, any(g.truncated for g in graphs)
+    return dag.cached(parts, draw), any(g.truncated for g in graphs)
 
 
 def _depth(request: Req) -> int:
@@ -151,7 +147,7 @@ async def artifact(request: Req, ref: FromPath[str]) -> Response[Any]:
     entry = await store.artifact(digest, viewer)
     if entry is None:
         raise NotFound(f"no artifact {digest}")
-    made = await store.summaries(entry.made_by)
+    made = await store.summaries(entry.made_by[:READERS])
     readers = await store.summaries(entry.read_by[:READERS])
     up = await graph.lineage(store, "artifact", digest, "up", graph.MAX_DEPTH, viewer, SOURCES_JOBS)
     written = {e.artifact for e in up.edges if e.role == "output"}
@@ -165,7 +161,7 @@ async def artifact(request: Req, ref: FromPath[str]) -> Response[Any]:
     sources = [a for a in candidates if a.hash not in have_writer and a.hash != digest]
     partial = up.truncated or bool(have_writer)
     depth = _depth(request)
-    drawing, markup, cut = await _around(request, "artifact", digest, depth)
+    drawing, cut = await _around(request, "artifact", digest, depth)
     return page(
         request,
         "artifact.html",
@@ -177,7 +173,6 @@ async def artifact(request: Req, ref: FromPath[str]) -> Response[Any]:
         sources_partial=partial,
         upstream_jobs=len(up.jobs),
         drawing=drawing,
-        graph_svg=markup,
         graph_cut=cut,
         depth=depth,
     )
@@ -198,7 +193,7 @@ async def job(request: Req, ref: FromPath[str]) -> Response[Any]:
         if maker != job_id:
             makers.setdefault(digest, []).append(maker)
     depth = _depth(request)
-    drawing, markup, cut = await _around(request, "job", job_id, depth)
+    drawing, cut = await _around(request, "job", job_id, depth)
     return page(
         request,
         "job.html",
@@ -206,7 +201,6 @@ async def job(request: Req, ref: FromPath[str]) -> Response[Any]:
         job=entry.job,
         makers=makers,
         drawing=drawing,
-        graph_svg=markup,
         graph_cut=cut,
         depth=depth,
     )
@@ -227,13 +221,13 @@ async def session(request: Req, ref: FromPath[str]) -> Response[Any]:
     steps = dag.steps(shown, io)
     expanded = dag.expand_keys(request.query_params.getall("expand", []))
 
-    def draw() -> tuple[dag.Drawing, Markup]:
+    def draw() -> dag.Drawn:
         d = dag.session_drawing(steps, _href, lambda key: _expand_href(request, key), expanded)
-        return d, svg.render(d, "The session's pipeline")
+        return dag.Drawn.of(d, svg.render(d, "The session's pipeline"))
 
     parts = [request.url.path, *expanded, msgspec.json.encode(shown).decode()]
     parts.extend(f"{j}|{role}|{h}|{p}" for j, role, h, p, _ in io)
-    drawing, markup = dag.cached(parts, draw)
+    drawing = dag.cached(parts, draw)
     return page(
         request,
         "session.html",
@@ -242,7 +236,6 @@ async def session(request: Req, ref: FromPath[str]) -> Response[Any]:
         jobs=len(jobs),
         truncated=len(jobs) > len(shown),
         drawing=drawing,
-        graph_svg=markup,
     )
 
 
