@@ -3,7 +3,9 @@ text escaped, no inline style (the page's CSP forbids it): classes only, styled 
 
 from __future__ import annotations
 
-from markupsafe import Markup, escape
+from html import escape
+
+from markupsafe import Markup
 
 from glaas.web.dag import Drawing, Node
 
