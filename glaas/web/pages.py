@@ -74,7 +74,7 @@ def _expand_href(request: Req, key: str) -> str:
 
 
 def _href(node: dag.Node) -> str:
-    return url_of("job" if node.kind == "job" else "artifact", node.id) + "#graph"
+    return url_of("job" if node.kind == "job" else "artifact", node.id)
 
 
 # ---------------------------------------------------------------- home and search

@@ -293,7 +293,7 @@ def test_search_artifact_job_session_and_another_artifact(site: Site, page: Any)
 
     model_txt = site.hashes["model.txt"]
     page.click(f"svg a.n.artifact[data-key='a{model_txt}']")
-    page.wait_for_url(re.compile(f"/artifacts/{model_txt}#graph$"))
+    page.wait_for_url(re.compile(f"/artifacts/{model_txt}$"))
     assert "model.txt" in page.inner_text("h1")
     assert page.errors == []  # type: ignore[attr-defined]
 
@@ -319,7 +319,7 @@ def test_the_same_path_without_javascript(site: Site, browser: Any) -> None:
         # the graph's nodes are links too
         p.go_back()
         p.locator(f"svg a.n.artifact[data-key='a{site.hashes['clean.csv']}']").click()
-        p.wait_for_url(re.compile(f"/artifacts/{site.hashes['clean.csv']}#graph$"))
+        p.wait_for_url(re.compile(f"/artifacts/{site.hashes['clean.csv']}$"))
     finally:
         context.close()
 
