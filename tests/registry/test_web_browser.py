@@ -265,6 +265,9 @@ def shot(p: Any, name: str, full: bool = False) -> None:
 
 def test_search_artifact_job_session_and_another_artifact(site: Site, page: Any) -> None:
     metrics = site.hashes["metrics.json"]
+    assert page.goto(f"{site.url}/search?q=0000000000").status == 404
+    assert "Nothing you can read matches" in page.inner_text("h1")
+    shot(page, "search-unknown")
     page.goto(site.url + "/")
     shot(page, "home")
     page.fill("input[name=q]", metrics[:10])
