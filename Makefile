@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 SRC := roar roard roarctl glaas native tests bench demo
 
-.PHONY: install demo test test-deps lint format bench clean
+.PHONY: install demo test test-deps lint format bench screenshots clean
 
 install: $(VENV)/.installed
 
@@ -24,13 +24,19 @@ demo: install
 test: install test-deps
 	$(PY) -m pytest -q
 
-# The real projects tier compares roar's record with `strace -f`: install strace when root can.
+# The real projects tier compares roar's record with `strace -f`, and the web pages' browser tests
+# drive Debian's Chromium: install them when root can (never a browser download).
 test-deps:
 	@command -v strace >/dev/null 2>&1 || [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null || \
 		{ echo "installing strace for the real projects tests"; \
 		  apt-get install -y -q strace >/dev/null 2>&1 || \
 		  { apt-get update -q >/dev/null && apt-get install -y -q strace >/dev/null; } || \
 		  echo "could not install strace: its comparisons will be skipped"; }
+	@[ -x /usr/bin/chromium ] || [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null || \
+		{ echo "installing chromium for the web pages' browser tests"; \
+		  apt-get install -y -q chromium >/dev/null 2>&1 || \
+		  { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; } || \
+		  echo "could not install chromium: the browser tests will fail"; }
 
 lint: install
 	$(VENV)/bin/ruff check $(SRC)
@@ -43,6 +49,10 @@ format: install
 
 bench: install
 	$(PY) bench/run.py
+
+# The web pages' screenshots in docs/, taken by the browser tests
+screenshots: install test-deps
+	SCREENSHOTS=docs $(PY) -m pytest -q tests/registry/test_web_browser.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info roarctl/_tracer*.so

@@ -15,7 +15,7 @@ from litestar.di import NamedDependency, Provide
 from litestar.handlers import BaseRouteHandler
 from litestar.params import JSONBody, Parameter
 
-from glaas import auth, graph, ingest, lookup
+from glaas import auth, graph, ingest, login, lookup
 from glaas.problems import responses
 from glaas.store import ANONYMOUS, Account, Store
 from roar.errors import NotFound
@@ -30,6 +30,7 @@ from roar.registry import (
     Me,
     SearchResult,
     SessionEntry,
+    WebLink,
 )
 
 HEX = "^[0-9a-f]{6,64}$"
@@ -150,6 +151,18 @@ async def me(store: Store_, account: Account_, request: Request[Any, Any, Any]) 
 
 
 @post(
+    "/auth/web-link",
+    guards=[signed],
+    status_code=200,
+    responses=responses(401, 503),
+    summary="A one-time link that signs a browser in to the web pages (roarctl auth web)",
+)
+async def web_link(store: Store_, account: Account_, request: Request[Any, Any, Any]) -> WebLink:
+    base = request.app.state.public_url or str(request.base_url)
+    return await login.new_link(store, auth.required(account), base)
+
+
+@post(
     "/ingest",
     guards=[signed],
     status_code=200,
@@ -181,6 +194,7 @@ router = Router(
         lineage,
         search,
         me,
+        web_link,
         ingest_batch,
         health,
         openapi,

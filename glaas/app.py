@@ -1,8 +1,10 @@
-"""The web application: routes, the store opened for its lifetime, errors as problem details,
-security headers, and the OpenAPI 3.1 schema (from the same Structs) at /api/v1/openapi.json."""
+"""The web application: the API and the pages, the store opened for its lifetime, errors as
+problem details (as pages outside the API), security headers, and the OpenAPI 3.1 schema (from
+the same Structs) at /api/v1/openapi.json."""
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -16,24 +18,35 @@ from glaas import problems
 from glaas.api import router
 from glaas.headers import security_headers
 from glaas.store import open_store
+from glaas.web.routes import handlers as page_handlers
+from glaas.web.routes import router as pages
 
 MAX_BODY = 64 * 1024 * 1024
 DB_ENV = "GLAAS_DB"  # how `glaas serve` tells its workers which database to use
+URL_ENV = "GLAAS_PUBLIC_URL"  # and where people reach it
 
 
-def create_app(db: str | None = None, pool_size: int = 10) -> Litestar:
+def create_app(
+    db: str | None = None, pool_size: int = 10, public_url: str | None = None
+) -> Litestar:
+    """The app; `public_url` is where people reach it (the base of login links; https there
+    makes the session cookie Secure), else the URL each request came to."""
+
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        app.state.public_url = public_url.rstrip("/") if public_url else None
+        app.state.secure_cookies = bool(public_url and public_url.startswith("https://"))
         app.state.store = await open_store(db, pool_size)
+        gc.freeze()  # what start-up made lives on: full collections need not walk it again
         try:
             yield
         finally:
             await app.state.store.close()
 
     return Litestar(
-        route_handlers=[router],
+        route_handlers=[router, pages()],
         lifespan=[lifespan],
-        exception_handlers=problems.HANDLERS,
+        exception_handlers=page_handlers(problems.HANDLERS),
         before_send=[security_headers],
         request_max_body_size=MAX_BODY,
         openapi_config=OpenAPIConfig(
@@ -50,4 +63,4 @@ def create_app(db: str | None = None, pool_size: int = 10) -> Litestar:
 
 def from_env() -> Litestar:
     """The app for a uvicorn worker (`glaas serve` sets GLAAS_DB)."""
-    return create_app(os.environ.get(DB_ENV) or None)
+    return create_app(os.environ.get(DB_ENV) or None, public_url=os.environ.get(URL_ENV) or None)

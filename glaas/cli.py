@@ -57,16 +57,24 @@ def main() -> None:
 @click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535))
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64))
 @click.option("--access-log/--no-access-log", default=False, help="log every request")
-def serve(db: str | None, host: str, port: int, workers: int, access_log: bool) -> None:
-    """Serve the registry's API at http://HOST:PORT/api/v1.
+@click.option(
+    "--public-url",
+    envvar="GLAAS_PUBLIC_URL",
+    help="where people reach it, e.g. https://glaas.example.org (login links; Secure cookies)",
+)
+def serve(
+    db: str | None, host: str, port: int, workers: int, access_log: bool, public_url: str | None
+) -> None:
+    """Serve the registry: web pages at http://HOST:PORT/, the API under /api/v1.
 
     \b
     glaas serve                                   # SQLite, 127.0.0.1:8765
     glaas serve --db postgresql://glaas@/glaas --workers 4
+    glaas serve --public-url https://glaas.example.org   # behind a TLS proxy
     """
     import uvicorn
 
-    from glaas.app import DB_ENV, create_app
+    from glaas.app import DB_ENV, URL_ENV, create_app
     from glaas.store import default_url, describe
 
     db = db or default_url()
@@ -74,8 +82,10 @@ def serve(db: str | None, host: str, port: int, workers: int, access_log: bool) 
     async def ready(store: Any) -> None:  # migrate once, before any worker starts
         return None
 
+    if public_url and not public_url.startswith(("http://", "https://")):
+        _fail(Invalid(f"not an http(s) URL: {public_url!r}", "e.g. https://glaas.example.org"))
     _with_store(db, ready)
-    click.echo(f"glaas: serving http://{host}:{port}/api/v1 ({describe(db)})", err=True)
+    click.echo(f"glaas: serving http://{host}:{port}/ ({describe(db)})", err=True)
     options: dict[str, Any] = {
         "host": host,
         "port": port,
@@ -89,9 +99,11 @@ def serve(db: str | None, host: str, port: int, workers: int, access_log: bool) 
         "http": "httptools",
     }
     if workers == 1:
-        uvicorn.run(create_app(db), **options)
+        uvicorn.run(create_app(db, public_url=public_url), **options)
     else:
         os.environ[DB_ENV] = db
+        if public_url:
+            os.environ[URL_ENV] = public_url
         uvicorn.run("glaas.app:from_env", factory=True, workers=workers, **options)
 
 

@@ -38,9 +38,16 @@ class _Builder:
 
 
 async def lineage(
-    store: Store, kind: Kind, root: str, direction: Direction, depth: int, viewer: int
+    store: Store,
+    kind: Kind,
+    root: str,
+    direction: Direction,
+    depth: int,
+    viewer: int,
+    max_jobs: int = MAX_JOBS,
 ) -> Graph:
-    """What made `root` (up) or what was made from it (down), `depth` jobs deep."""
+    """What made `root` (up) or what was made from it (down), `depth` jobs deep, at most
+    `max_jobs` jobs (then `truncated`)."""
     g = _Builder()
     # the side of a job we follow: up, a job's inputs (and who wrote them); down, its outputs
     follow, meet = (INPUT, OUTPUT) if direction == "up" else (OUTPUT, INPUT)
@@ -58,15 +65,15 @@ async def lineage(
     truncated = False
     for level in range(depth):
         if level or kind != "job":
-            rows = await store.io_of_artifacts(sorted(frontier), meet, viewer, MAX_JOBS * 4)
-            truncated = len(rows) == MAX_JOBS * 4
+            rows = await store.io_of_artifacts(sorted(frontier), meet, viewer, max_jobs * 4)
+            truncated = len(rows) == max_jobs * 4
             frontier_jobs = set()
             for job, digest, path in rows:
                 g.edge(job, digest, meet, path)
                 if job not in g.jobs:
                     frontier_jobs.add(job)
-        if len(g.jobs) + len(frontier_jobs) > MAX_JOBS:
-            frontier_jobs = set(sorted(frontier_jobs)[: MAX_JOBS - len(g.jobs)])
+        if len(g.jobs) + len(frontier_jobs) > max_jobs:
+            frontier_jobs = set(sorted(frontier_jobs)[: max_jobs - len(g.jobs)])
             truncated = True
         g.jobs |= frontier_jobs
         if not frontier_jobs:

@@ -1,26 +1,54 @@
-"""Security headers, set in one place for every response (errors and the schema included): the
-API serves JSON only, so the policy forbids everything a browser could do with it. HSTS is the
-TLS proxy's to set (README, "Run a team registry")."""
+"""Security headers, set in one place for every response (errors and the schema included).
+
+The API serves JSON only, so its policy forbids everything a browser could do with it. The web
+pages may load scripts, styles, images and fonts from glaas itself and nowhere else: no inline
+script or style (so text that got into a page cannot run), forms post only back to glaas, and no
+site may frame them. Static files (versioned URLs) may be cached; pages and API answers may not
+(they can hold private records). HSTS is the TLS proxy's to set (README, "Run a team
+registry")."""
 
 from __future__ import annotations
 
 from litestar.datastructures import MutableScopeHeaders
 from litestar.types import Message, Scope
 
-HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
-    ),
+from roar.registry import API
+
+COMMON = {
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "no-referrer",
     "Cross-Origin-Resource-Policy": "same-origin",
+    "Cross-Origin-Opener-Policy": "same-origin",
+}
+HEADERS = COMMON | {
+    "Content-Security-Policy": (
+        "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+    ),
     "Cache-Control": "no-store",
 }
+PAGE_HEADERS = COMMON | {
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "font-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; "
+        "base-uri 'none'"
+    ),
+    "Cache-Control": "no-store",
+    "Permissions-Policy": "camera=(), microphone=(), geolocation=(), interest-cohort=()",
+}
+STATIC_HEADERS = PAGE_HEADERS | {"Cache-Control": "public, max-age=86400"}
+STATIC = "/static/"
 
 
 async def security_headers(message: Message, scope: Scope) -> None:
     if message["type"] == "http.response.start":
+        path: str = scope.get("path", "")
+        if path == API or path.startswith(API + "/"):
+            chosen = HEADERS
+        elif path.startswith(STATIC):
+            chosen = STATIC_HEADERS
+        else:
+            chosen = PAGE_HEADERS
         headers = MutableScopeHeaders.from_message(message)
-        for name, value in HEADERS.items():
+        for name, value in chosen.items():
             headers[name] = value

@@ -159,6 +159,14 @@ class Me(msgspec.Struct):
     default_visibility: Visibility
 
 
+class WebLink(msgspec.Struct):
+    """A one-time link that signs a browser in to the registry's web pages (`roarctl auth
+    web`): single use, valid until `expires` (unix seconds)."""
+
+    url: str
+    expires: int
+
+
 class Problem(msgspec.Struct, omit_defaults=True):
     """An error, as RFC 9457 problem details (application/problem+json)."""
 

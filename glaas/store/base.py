@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import abc
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import msgspec
@@ -359,3 +359,65 @@ class Store(abc.ABC):
             f"SELECT hash FROM sessions WHERE hash {self._any(1)}", self._array(hashes)
         )
         return {r[0] for r in rows}
+
+    async def recent_jobs(self, viewer: int, limit: int) -> list[JobSummary]:
+        """The newest registered jobs the viewer can read (the home page)."""
+        rows = await self.fetch(
+            f"SELECT {_SUMMARY} FROM jobs j WHERE {visible(1)} ORDER BY j.seq DESC "
+            f"LIMIT {int(limit)}",
+            viewer,
+        )
+        return [summary(r) for r in rows]
+
+    # ------------------------------------------------------------ the web pages' login
+
+    async def add_web_link(self, digest: str, fingerprint: str, expires: float) -> None:
+        await self.execute(
+            "INSERT INTO web_links (digest, fingerprint, expires) VALUES ($1, $2, $3)",
+            digest,
+            fingerprint,
+            expires,
+        )
+
+    async def take_web_link(self, digest: str, now: float) -> str | None:
+        """The key fingerprint of a fresh one-time link, which is used up (None: unknown,
+        expired, or already used; of two concurrent takers, one wins)."""
+        row = await self.fetchone(
+            "SELECT fingerprint FROM web_links WHERE digest = $1 AND expires > $2", digest, now
+        )
+        if row is None:
+            return None
+        taken = await self.execute(
+            "DELETE FROM web_links WHERE digest = $1 AND expires > $2", digest, now
+        )
+        await self.execute("DELETE FROM web_links WHERE expires <= $1", now)
+        return str(row[0]) if taken == 1 else None
+
+    async def add_web_session(self, digest: str, fingerprint: str, now: float, ttl: float) -> None:
+        await self.execute("DELETE FROM web_sessions WHERE expires <= $1", now)
+        await self.execute(
+            "INSERT INTO web_sessions (digest, fingerprint, created, expires) "
+            "VALUES ($1, $2, $3, $4)",
+            digest,
+            fingerprint,
+            now,
+            now + ttl,
+        )
+
+    async def web_session(self, digest: str, now: float) -> tuple[Account, float] | None:
+        """The account a session cookie stands for, and when it expires (None: no such
+        session, expired, or its key was removed)."""
+        row = await self.fetchone(
+            "SELECT fingerprint, expires FROM web_sessions WHERE digest = $1 AND expires > $2",
+            digest,
+            now,
+        )
+        if row is None:
+            return None
+        account = await self.account(str(row[0]))
+        if account is None:
+            return None
+        return replace(account, key=str(row[0])), float(row[1])
+
+    async def end_web_session(self, digest: str) -> None:
+        await self.execute("DELETE FROM web_sessions WHERE digest = $1", digest)
