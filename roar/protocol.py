@@ -16,6 +16,8 @@ import msgspec
 
 from roar.errors import ErrorCode, Invalid
 from roar.model import (
+    CondaEnv,
+    Container,
     FilteredSummary,
     GitState,
     Hardware,
@@ -23,6 +25,7 @@ from roar.model import (
     JobStatus,
     Package,
     Process,
+    SystemPackages,
     TrackerRun,
 )
 
@@ -283,6 +286,9 @@ class JobDetail(msgspec.Struct):
     filtered: FilteredSummary = msgspec.field(default_factory=FilteredSummary)
     trackers: list[TrackerRun] = []
     external: list[str] = []  # network peers (external sources): "ip:port (tcp)", "(tcp, local)"
+    system: SystemPackages | None = None  # the packages of the programs and libraries it used
+    conda: CondaEnv | None = None
+    container: Container | None = None
 
 
 class JobRef(msgspec.Struct):

@@ -111,6 +111,14 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE jobs ADD COLUMN external BLOB;
     """,
+    # 5 (the registry client's outbox is 4; here, until it lands, this one runs fourth): what a
+    # job used beyond Python. System packages and conda environments repeat from job to job:
+    # blobs, stored once.
+    """
+    ALTER TABLE jobs ADD COLUMN system_blob TEXT REFERENCES blobs(hash);  -- SystemPackages
+    ALTER TABLE jobs ADD COLUMN conda_blob TEXT REFERENCES blobs(hash);   -- CondaEnv
+    ALTER TABLE jobs ADD COLUMN container BLOB;                           -- msgpack Container
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
