@@ -477,20 +477,27 @@ class _Planner:
     # ------------------------------------------------------------ environments
 
     async def _interpreters(self, order: list[Job], jobs: list[PlanJob], built: bool) -> None:
-        paths = sorted({i for j in order for i in j.context.packages})
+        # (the packages of a script run through its #! line are keyed by the script: only
+        # entries that name an interpreter are environments to make)
+        paths = sorted({i for j in order for i in j.context.packages if packages.is_python(i)})
         origins = {}
         for interp in paths:
             origins[interp] = await anyio.to_thread.run_sync(packages.origins, interp)
-        build_interps = {i for j in order if j.kind == "build" for i in j.context.packages}
-        missing = [i for i in paths if not os.path.exists(i)]
-        for interp in missing:
+        for interp in [i for i in paths if not os.path.exists(i)]:
             self.problems.append(
                 f"the interpreter {interp} is not on this machine: its environment cannot be "
                 "made (install that Python there, or reproduce where it is)"
             )
+        # a build step installs into its interpreter's environment: every interpreter of that
+        # environment (bin/python and bin/python3.11 alike) is the build's
+        build_prefixes = {
+            _prefix(i) for j in order if j.kind == "build" for i in j.context.packages
+        }
         for job, view in zip(order, jobs, strict=True):
             name = view.ref or view.id
             for interp, pkgs in job.context.packages.items():
+                if not packages.is_python(interp):
+                    continue
                 known = origins.get(interp) or {}
                 reqs, provided = [], []
                 for p in pkgs:
@@ -511,7 +518,7 @@ class _Planner:
                         requirements=reqs,
                         packages=pkgs,
                         provided=provided,
-                        build=interp in build_interps,
+                        build=_prefix(interp) in build_prefixes,
                     )
                 )
 
@@ -608,6 +615,13 @@ class _Planner:
             f"{', '.join(c[:12] for c in commits)}: cloning {url}"
         )
         return "remote", url
+
+
+def _prefix(interpreter: str) -> str:
+    """The environment an interpreter belongs to: X for X/bin/python (a venv, conda env or
+    installation prefix)."""
+    parent = os.path.dirname(interpreter)
+    return os.path.dirname(parent) if os.path.basename(parent) == "bin" else parent
 
 
 def _ref(job: Job) -> str | None:

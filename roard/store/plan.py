@@ -22,9 +22,8 @@ _WROTE_IT = (
     " AND coalesce(pj.ended, pj.started) <= c.started{same}"
     " ORDER BY coalesce(pj.ended, pj.started) DESC, pj.seq DESC LIMIT 1"
 )
-PRODUCER = (
-    f"coalesce(({_WROTE_IT.format(same=' AND o.path = io.path')}),"
-    f" ({_WROTE_IT.format(same='')}))"
+PRODUCER = "coalesce(({}), ({}))".format(
+    _WROTE_IT.format(same=" AND o.path = io.path"), _WROTE_IT.format(same="")
 )
 _CHUNK = 500
 
