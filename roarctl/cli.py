@@ -10,7 +10,16 @@ import sys
 
 import click
 
-from roarctl.commands import completion, config, daemon, metadata, pipeline, project, run
+from roarctl.commands import (
+    completion,
+    config,
+    daemon,
+    metadata,
+    pipeline,
+    project,
+    reproduce,
+    run,
+)
 from roarctl.commands.common import CONTEXT
 
 
@@ -28,7 +37,7 @@ def cli() -> None:
     """
 
 
-for _module in (run, project, pipeline, metadata, config, daemon, completion):
+for _module in (run, project, pipeline, reproduce, metadata, config, daemon, completion):
     for _command in _module.COMMANDS:
         cli.add_command(_command)
 
