@@ -353,7 +353,6 @@ class PlanInterpreter(msgspec.Struct):
 
     path: str  # as recorded
     requirements: list[str]  # exactly what to install: "name==version" or "name @ url"
-    packages: list[Package] = []  # every package it saw, as recorded
     provided: list[str] = []  # packages a build step of the plan installs (from a directory)
     build: bool = False  # a build step runs with it (installs into it)
 
@@ -369,9 +368,9 @@ class PlanJob(msgspec.Struct):
     session: int | None = None
     commit: str | None = None
     exit_code: int | None = None
-    env: dict[str, str] = {}  # as recorded; secrets are "<redacted>"
+    env: int = 0  # its environment as recorded: an index of the plan's `envs`
     secrets: list[str] = []  # variables whose values were redacted: the user supplies them
-    interpreters: list[PlanInterpreter] = []
+    interpreters: list[int] = []  # the Python interpreters it ran: indexes of `interpreters`
     inputs: list[PlanIO] = []
     outputs: list[PlanIO] = []
     differs: list[str] = []  # what this machine has that the job did not: system packages,
@@ -410,6 +409,10 @@ class PlanReply(msgspec.Struct, tag=True):
     project: str | None = None  # the original project (its `roarctl env` values)
     project_raw: bytes | None = None
     jobs: list[PlanJob] = []  # in the order they run: build steps first
+    # what many jobs share, once: recorded environments (secrets are "<redacted>"), and the
+    # interpreters with the package sets to install for them
+    envs: list[dict[str, str]] = []
+    interpreters: list[PlanInterpreter] = []
     roots: list[RootInput] = []
     wanted: list[PlanIO] = []  # the outputs that are the target (`producer`: the job that makes
     # each): their hashes decide the verdict

@@ -106,7 +106,7 @@ class Reproduction:
         self.keep_going = keep_going
         self.from_scratch = from_scratch
         self.ws = Workspace(p, client, note)
-        self.envs: dict[tuple[str, tuple[str, ...], bool], Path] = {}
+        self.envs: list[Path] = []  # the environment made for each of the plan's interpreters
         self.secrets: dict[str, str] = {}
         self.diverged: set[str] = set()  # jobs that differed or failed (--keep-going)
 
@@ -116,11 +116,8 @@ class Reproduction:
         p = self.plan
         self.secrets = self._secrets()
         self.ws.prepare()
-        for job in p.jobs:  # every environment first: a failure here runs nothing
-            for interp in job.interpreters:
-                key = (interp.path, tuple(sorted(interp.requirements)), interp.build)
-                if key not in self.envs:
-                    self.envs[key], _ = venvs.environment(interp, p.into_raw, self.note)
+        for interp in p.interpreters:  # every environment first: a failure here runs nothing
+            self.envs.append(venvs.environment(interp, p.into_raw, self.note)[0])
         session = self._session()
         results: list[JobResult] = []
         stopped = False
@@ -195,13 +192,13 @@ class Reproduction:
         """The recorded argv and environment, pointed at the reproduction: the directory for
         the base, the made environments for the recorded interpreters, the secrets filled."""
         ws = self.ws
-        env = {name: ws.map_text(value) for name, value in job.env.items()}
+        env = {name: ws.map_text(value) for name, value in self.plan.envs[job.env].items()}
         env.update({name: self.secrets[name] for name in job.secrets})
         ran_in = os.path.normpath(os.path.join(self.plan.base or "/", job.cwd))
         pythons: dict[str, str] = {}  # an argument naming a recorded interpreter -> its env's
         bins = []
-        for interp in job.interpreters:
-            root = self.envs[(interp.path, tuple(sorted(interp.requirements)), interp.build)]
+        for index in job.interpreters:
+            interp, root = self.plan.interpreters[index], self.envs[index]
             python = str(root / "bin" / os.path.basename(interp.path))
             pythons[interp.path] = pythons[os.path.relpath(interp.path, ran_in)] = python
             bins.append(str(root / "bin"))
@@ -269,7 +266,7 @@ class Reproduction:
             wanted=wanted,
             first_divergence=None if first is None else f"{first.ref or first.id}: {first.reason}",
             session=session,
-            environments={k[0]: str(v) for k, v in self.envs.items()},
+            environments={i.path: str(e) for i, e in zip(p.interpreters, self.envs, strict=True)},
             plan=p,
         )
 

@@ -169,7 +169,12 @@ def _under(path: bytes, base: bytes) -> bool:
 
 
 def _rel(path: bytes, base: bytes) -> str:
-    return show_path(os.path.relpath(path, base)) if _under(path, base) else show_path(path)
+    """A path relative to the base ("." for the base itself), or as it is outside it."""
+    if path == base:
+        return "."
+    if _under(path, base):
+        return show_path(path[len(base.rstrip(b"/")) + 1 :])
+    return show_path(path)
 
 
 class _Planner:
@@ -187,6 +192,8 @@ class _Planner:
         key = a.target[:12] if a.kind != "session" else a.target.replace(" ", "-")
         self.into = req.into or os.path.join(req.cwd, f"reproduce-{key}".encode())
         self.ref = {j.id: _ref(j) for j in a.jobs.values()}
+        self.envs: dict[str, int] = {}  # recorded environments, each once (by their encoding)
+        self.env_list: list[dict[str, str]] = []
 
     async def plan(self) -> PlanReply:
         order = self._order()
@@ -194,7 +201,7 @@ class _Planner:
         built = any(j.kind == "build" for j in order)
         jobs = [self._job(j, planned) for j in order]
         roots = await self._roots(order, planned)
-        await self._interpreters(order, jobs, built)
+        interpreters = await self._interpreters(order, jobs, built)
         machine = await anyio.to_thread.run_sync(self._differences, order, jobs)
         from_project = await self._secrets(jobs)
         checkout, repository = await anyio.to_thread.run_sync(self._checkout, order)
@@ -219,6 +226,8 @@ class _Planner:
             project=proj,
             project_raw=os.fsencode(proj) if proj else None,
             jobs=jobs,
+            envs=self.env_list,
+            interpreters=interpreters,
             roots=roots,
             wanted=wanted,
             problems=self.problems,
@@ -331,11 +340,18 @@ class _Planner:
             session=job.session,
             commit=git.commit if git is not None else None,
             exit_code=job.exit_code,
-            env=job.context.env,
+            env=self._env(job.context.env),
             secrets=secrets,
             inputs=inputs,
             outputs=outputs,
         )
+
+    def _env(self, env: dict[str, str]) -> int:
+        key = "\0".join(f"{k}={v}" for k, v in env.items())
+        if key not in self.envs:
+            self.envs[key] = len(self.env_list)
+            self.env_list.append(env)
+        return self.envs[key]
 
     # ------------------------------------------------------------ root inputs
 
@@ -476,7 +492,10 @@ class _Planner:
 
     # ------------------------------------------------------------ environments
 
-    async def _interpreters(self, order: list[Job], jobs: list[PlanJob], built: bool) -> None:
+    async def _interpreters(
+        self, order: list[Job], jobs: list[PlanJob], built: bool
+    ) -> list[PlanInterpreter]:
+        """The environments to make (each once) and which jobs run which."""
         # (the packages of a script run through its #! line are keyed by the script: only
         # entries that name an interpreter are environments to make)
         paths = sorted({i for j in order for i in j.context.packages if packages.is_python(i)})
@@ -493,34 +512,34 @@ class _Planner:
         build_prefixes = {
             _prefix(i) for j in order if j.kind == "build" for i in j.context.packages
         }
+        done: dict[tuple[str, int], tuple[list[str], list[str], list[str]]] = {}
+        made: dict[tuple[str, tuple[str, ...], bool], int] = {}
+        found: list[PlanInterpreter] = []
+        unbuilt: dict[str, list[str]] = {}  # a package from a local directory -> its jobs
         for job, view in zip(order, jobs, strict=True):
-            name = view.ref or view.id
             for interp, pkgs in job.context.packages.items():
                 if not packages.is_python(interp):
                     continue
-                known = origins.get(interp) or {}
-                reqs, provided = [], []
-                for p in pkgs:
-                    req, local = _requirement(p, known.get(packages.normalize(p.name)))
-                    if local is None:
-                        reqs.append(req)
-                    elif built:
-                        provided.append(p.name)
-                    else:
-                        self.problems.append(
-                            f"{name} used {p.name} {p.version}, installed from the directory "
-                            f"{local} (not from an index), and no build step installs it: "
-                            "record the install as one (`roarctl build pip install -e .`)"
-                        )
-                view.interpreters.append(
-                    PlanInterpreter(
-                        path=interp,
-                        requirements=reqs,
-                        packages=pkgs,
-                        provided=provided,
-                        build=_prefix(interp) in build_prefixes,
-                    )
-                )
+                key = (interp, id(pkgs))  # jobs with one package list share its decoded list
+                if key not in done:
+                    done[key] = _requirements(pkgs, origins.get(interp) or {}, built)
+                reqs, provided, local = done[key]
+                for what in local:
+                    users = unbuilt.setdefault(what, [])
+                    users.append(view.ref or view.id)
+                build = _prefix(interp) in build_prefixes
+                which = (interp, (*reqs, "--", *provided), build)
+                if which not in made:
+                    made[which] = len(found)
+                    found.append(PlanInterpreter(interp, reqs, provided, build))
+                view.interpreters.append(made[which])
+        for what, users in unbuilt.items():
+            who = ", ".join(users[:3]) + (f" and {len(users) - 3} more" if len(users) > 3 else "")
+            self.problems.append(
+                f"{who} used {what} (not from an index), and no build step installs it: "
+                "record the install as one (`roarctl build pip install -e .`)"
+            )
+        return found
 
     def _differences(self, order: list[Job], jobs: list[PlanJob]) -> list[str]:
         """Name each way this machine differs from the jobs' record: per job (system packages,
@@ -628,6 +647,23 @@ def _ref(job: Job) -> str | None:
     if job.step is None:
         return None
     return f"@B{job.step}" if job.kind == "build" else f"@{job.step}"
+
+
+def _requirements(
+    pkgs: list[Package], origins: dict[str, dict[str, object]], built: bool
+) -> tuple[list[str], list[str], list[str]]:
+    """What to install for a package list: (requirements, packages left to the plan's build
+    steps, packages installed from a local directory that no build step installs)."""
+    reqs, provided, local = [], [], []
+    for p in pkgs:
+        req, directory = _requirement(p, origins.get(packages.normalize(p.name)))
+        if directory is None:
+            reqs.append(req)
+        elif built:
+            provided.append(p.name)
+        else:
+            local.append(f"{p.name} {p.version}, installed from the directory {directory}")
+    return reqs, provided, local
 
 
 def _requirement(p: Package, origin: dict[str, object] | None) -> tuple[str, str | None]:

@@ -336,7 +336,7 @@ def test_a_build_step_runs_first_into_an_environment_of_the_reproductions_own(ro
     out = run(roar, repo, "python", "step.py", "--use", "mypkg", "--out", "out.txt", env=env)
     plan = json.loads(reproduce(roar, "out.txt", "--dry-run", "--json", cwd=repo).stdout)
     assert [j["ref"] for j in plan["jobs"]] == ["@B1", "@1"]
-    interp = plan["jobs"][1]["interpreters"][0]
+    interp = plan["interpreters"][plan["jobs"][1]["interpreters"][0]]
     assert interp["provided"] == ["mypkg"] and interp["build"] is True
     assert sorted(r.split("==")[0] for r in interp["requirements"]) == ["pip", "setuptools"]
     before = snapshot(roar, repo)

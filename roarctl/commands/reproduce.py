@@ -121,7 +121,7 @@ def show_plan(p: PlanReply, brief: bool = False) -> None:
         out.append(f"  {j.ref or '-':<5} {j.id}  {j.command}  (in {j.cwd}{at})")
         if brief:
             continue
-        for i in j.interpreters:
+        for i in (p.interpreters[n] for n in j.interpreters):
             reqs = ", ".join(i.requirements) or "no packages"
             extra = f"; from the build steps: {', '.join(i.provided)}" if i.provided else ""
             out.append(f"          python {i.path}: {reqs}{extra}")

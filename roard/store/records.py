@@ -76,8 +76,15 @@ async def read_jobs(store: Store, seqs: list[int], whole: bool = False) -> dict[
         + [d for lists in package_lists.values() for d in lists.values()],
     )
 
+    decoded: dict[tuple[str, Any], Any] = {}
+
     def blob(digest: str | None, typ: Any, default: Any) -> Any:
-        return unpack(bodies.get(digest) if digest else None, typ, default)
+        """A blob decoded once, shared by every job that has it (records are not mutated)."""
+        if not digest or digest not in bodies:
+            return default
+        if (digest, typ) not in decoded:
+            decoded[(digest, typ)] = unpack(bodies[digest], typ, default)
+        return decoded[(digest, typ)]
 
     for r in rows:
         ctx = RunContext(
