@@ -22,6 +22,7 @@ from roarctl.client import Client
 from roarctl.errors import RoarError
 
 GIT_ENV = {"GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"}
+MARKER = b"roar-reproduction"
 
 
 class Workspace:
@@ -67,13 +68,23 @@ class Workspace:
 
     # ------------------------------------------------------------ the source
 
+    @property
+    def marker(self) -> bytes:
+        """The file that makes a directory a reproduction's (only such a one is taken up
+        again: a checkout is forced in it): in .git, or in .roar without a clone."""
+        inner = b".roar" if self.plan.checkout == "none" else b".git"
+        return os.path.join(self.dir, inner, MARKER)
+
     def prepare(self) -> bool:
         """Make the directory (a clone of the recorded source) or take up an earlier one;
         True when it was there already."""
         plan = self.plan
-        existing = os.path.isdir(self.dir) and bool(os.listdir(self.dir))
-        if existing:
-            if plan.checkout != "none" and not os.path.exists(os.path.join(self.dir, b".git")):
+        if os.path.exists(self.dir) and not os.path.isdir(self.dir):
+            raise RoarError(
+                f"{plan.into} exists and is not a directory", "choose another with --into"
+            )
+        if os.path.isdir(self.dir) and os.listdir(self.dir):
+            if not os.path.isfile(self.marker):
                 raise RoarError(
                     f"{plan.into} exists and is not a reproduction directory",
                     "choose another with --into, or remove it",
@@ -81,18 +92,20 @@ class Workspace:
             if plan.checkout != "none":
                 self._fetch_missing()
             return True
-        if plan.checkout == "none":
-            os.makedirs(self.dir, exist_ok=True)
-            return False
         parent = os.path.dirname(self.dir.rstrip(b"/"))
         os.makedirs(parent, exist_ok=True)
         repo = plan.repository or ""
-        if plan.checkout == "local":
+        into = os.fsdecode(self.dir)
+        if plan.checkout == "none":
+            os.makedirs(os.path.join(self.dir, b".roar"), exist_ok=True)
+        elif plan.checkout == "local":
             self.note(f"cloning {repo} (local, hard-linked) into {plan.into}")
-            self._git(["clone", "--quiet", "--no-checkout", "--local", repo, plan.into], cwd=parent)
+            self._git(["clone", "--quiet", "--no-checkout", "--local", repo, into], cwd=parent)
         else:
             self.note(f"cloning {repo} into {plan.into}")
-            self._git(["clone", "--quiet", "--no-checkout", repo, plan.into], cwd=parent)
+            self._git(["clone", "--quiet", "--no-checkout", repo, into], cwd=parent)
+        with open(self.marker, "w") as f:
+            f.write(f"roar reproduction of {plan.target} from {plan.base}\n")
         return False
 
     def _fetch_missing(self) -> None:

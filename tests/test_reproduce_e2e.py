@@ -519,3 +519,18 @@ def test_bad_targets_and_directories_get_one_line_errors(roar: Roar) -> None:
     assert "no recorded job produced raw.csv" in fails("raw.csv")
     assert "names no session" in fails("session:x")
     assert "not a directory" in fails("raw.csv", "--inputs", str(roar.work / "nope"), code=2)
+
+
+def test_a_directory_that_is_not_a_reproductions_is_never_used(roar: Roar) -> None:
+    repo = project(roar, {"raw.csv": "x\n"})
+    py = venv(roar, repo / "venv")
+    run(roar, repo, str(py), "step.py", "--in", "raw.csv", "--out", "o.csv")
+    (repo / "step.py").write_text(STEP + "# work in progress\n")
+    roar.chown(repo / "step.py")
+    before = snapshot(roar, repo)
+    for into in (repo, repo / "raw.csv"):  # the user's own repository; a file
+        proc = reproduce(roar, "o.csv", "--into", str(into), cwd=repo, check=False)
+        assert proc.returncode == 1 and "Traceback" not in proc.stderr
+        errors = [line for line in proc.stderr.splitlines() if line.startswith("roar: error: ")]
+        assert len(errors) == 1 and "is not a" in errors[0]
+    assert snapshot(roar, repo) == before

@@ -77,6 +77,9 @@ def reproduce(
         saved = _stdout_to_stderr() if as_json else None
         try:
             report = run.run()
+        except OSError as exc:  # the directory, a copy, a clone: one line, not a traceback
+            where = f" ({exc.filename})" if exc.filename else ""
+            raise RoarError(f"reproduce failed: {exc.strerror or exc}{where}") from None
         finally:
             if saved is not None:
                 os.dup2(saved, 1)
