@@ -192,21 +192,32 @@ class Reproduction:
         """The recorded argv and environment, pointed at the reproduction: the directory for
         the base, the made environments for the recorded interpreters, the secrets filled."""
         ws = self.ws
-        env = {name: ws.map_text(value) for name, value in self.plan.envs[job.env].items()}
-        env.update({name: self.secrets[name] for name in job.secrets})
         ran_in = os.path.normpath(os.path.join(self.plan.base or "/", job.cwd))
         pythons: dict[str, str] = {}  # an argument naming a recorded interpreter -> its env's
+        places: dict[str, str] = {}  # its environment's bin/ and prefix -> the made one's
         bins = []
         for index in job.interpreters:
             interp, root = self.plan.interpreters[index], self.envs[index]
             python = str(root / "bin" / os.path.basename(interp.path))
             pythons[interp.path] = pythons[os.path.relpath(interp.path, ran_in)] = python
+            recorded_bin = os.path.dirname(interp.path)
+            prefix = os.path.dirname(recorded_bin)
+            recorded_venv = self.plan.envs[job.env].get("VIRTUAL_ENV")
+            if recorded_venv == prefix or os.path.isfile(os.path.join(prefix, "pyvenv.cfg")):
+                places[recorded_bin] = str(root / "bin")  # never a system bin/ (/usr/bin)
+                places[prefix] = str(root)
             bins.append(str(root / "bin"))
-            if "VIRTUAL_ENV" in env:
-                env["VIRTUAL_ENV"] = str(root)
+
+        def value(name: str, text: str) -> str:
+            if name == "PATH" or name == "VIRTUAL_ENV":  # the recorded venv -> the made one
+                text = ":".join(places.get(part, part) for part in text.split(":"))
+            return ws.map_text(text)
+
+        env = {name: value(name, text) for name, text in self.plan.envs[job.env].items()}
+        env.update({name: self.secrets[name] for name in job.secrets})
         argv = [pythons.get(a) or ws.map_text(a) for a in job.argv]
-        if bins:
-            env["PATH"] = ":".join([*bins, env.get("PATH", os.defpath)])
+        path = env.get("PATH", os.defpath).split(":")
+        env["PATH"] = ":".join([*(b for b in bins if b not in path), *path])
         if "PWD" in env:
             env["PWD"] = os.fsdecode(os.path.normpath(os.path.join(ws.dir, os.fsencode(job.cwd))))
         return argv, env

@@ -128,8 +128,9 @@ def show_plan(p: PlanReply, brief: bool = False) -> None:
             reqs = ", ".join(i.requirements) or "no packages"
             extra = f"; from the build steps: {', '.join(i.provided)}" if i.provided else ""
             out.append(f"          python {i.path}: {reqs}{extra}")
-        if j.secrets:
-            out.append(f"          secrets: {', '.join(j.secrets)}")
+        env = f"env: {len(p.envs[j.env])} variables as recorded" if p.envs else "env: none"
+        secrets = f"; secrets from you: {', '.join(j.secrets)}" if j.secrets else ""
+        out.append(f"          {env}{secrets}")
         for d in j.differs:
             out.append(f"          differs here: {d}")
     if p.roots and not brief:
