@@ -25,6 +25,9 @@ from roar.redact import REDACTED, is_secret_name, redact_text
 from roar.registry import Session
 
 _ENCODER = msgspec.json.Encoder(order="sorted")
+# Context fields added to the model after version 1: left out of the id's encoding while they
+# hold their default (None), so adding a field never re-keys the jobs registered before it.
+_LATER_CONTEXT = ("system", "conda", "container")
 
 
 def job_id(job: Job) -> str:
@@ -32,6 +35,10 @@ def job_id(job: Job) -> str:
     record = msgspec.to_builtins(job, order="sorted")
     record.pop("id", None)
     record.pop("version", None)
+    context = record.get("context", {})
+    for name in _LATER_CONTEXT:
+        if context.get(name, 0) is None:
+            del context[name]
     return blake3.blake3(_ENCODER.encode(record)).hexdigest()
 
 
@@ -173,9 +180,13 @@ def for_registry(job: Job, *, home: str | None = None) -> Job:
         msgspec.structs.replace(p, exe=place.tilde(p.exe) if p.exe else p.exe)
         for p in ctx.processes
     ]
+    conda = ctx.conda
+    if conda is not None:
+        conda = msgspec.structs.replace(conda, prefix=place.tilde(conda.prefix))
     context: RunContext = msgspec.structs.replace(
         ctx,
         git=git,
+        conda=conda,
         packages={place.tilde(k): v for k, v in ctx.packages.items()},
         processes=processes,
         filtered=msgspec.structs.replace(ctx.filtered, paths=[]),

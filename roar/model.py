@@ -87,6 +87,31 @@ class Process(msgspec.Struct):
     signal: int | None = None
 
 
+class SystemPackages(msgspec.Struct):
+    """The system packages that own the executables and shared libraries a job used (the ones
+    filtered out as system files), as the system's package manager names them."""
+
+    manager: Literal["dpkg", "rpm"]
+    packages: list[Package] = []  # "libc6:amd64" 2.36-9+deb12u7; sorted by name
+    unowned: int = 0  # system executables and libraries no package owns
+
+
+class CondaEnv(msgspec.Struct):
+    """The conda environment that was active for a job (CONDA_PREFIX), with its packages."""
+
+    prefix: str
+    name: str | None = None
+    packages: list[Package] = []  # from conda-meta/*.json; sorted by name
+
+
+class Container(msgspec.Struct):
+    """The container a job ran in, as far as it can tell from inside."""
+
+    runtime: str  # docker | podman | kubernetes | lxc | systemd-nspawn | ...
+    image: str | None = None  # the image, when the runtime says (podman's .containerenv)
+    id: str | None = None  # the container's id, when known
+
+
 class RunContext(msgspec.Struct):
     """Everything about a job beyond its files: code, environment, machine, processes, and what
     roar could not observe. Secrets are redacted before a RunContext is made."""
@@ -100,6 +125,10 @@ class RunContext(msgspec.Struct):
     trackers: list[TrackerRun] = []
     external: list[str] = []  # network peers: "93.184.216.34:443 (tcp)"
     filtered: FilteredSummary = msgspec.field(default_factory=FilteredSummary)
+    # Beyond Python (added after version 1, with defaults: older records load without them)
+    system: SystemPackages | None = None
+    conda: CondaEnv | None = None
+    container: Container | None = None
 
 
 class IO(msgspec.Struct):

@@ -16,6 +16,8 @@ import msgspec
 
 from roar.errors import ErrorCode, Invalid
 from roar.model import (
+    CondaEnv,
+    Container,
     FilteredSummary,
     GitState,
     Hardware,
@@ -23,6 +25,7 @@ from roar.model import (
     JobStatus,
     Package,
     Process,
+    SystemPackages,
     TrackerRun,
 )
 
@@ -231,6 +234,22 @@ class Register(msgspec.Struct, tag=True):
     agent: Name | None = None  # the client's SSH_AUTH_SOCK, for a roard that has none
 
 
+class GetPlan(msgspec.Struct, tag=True):
+    """The plan to reproduce TARGET (`roarctl reproduce`): roard computes it, roarctl runs it."""
+
+    target: Target  # artifact hash, prefix or path, job id, step, `session` or `session:N`
+    cwd: bytes
+    into: bytes | None = None  # the reproduction directory (None: cwd/reproduce-<hash12>)
+    inputs: list[bytes] = []  # directories to search for root inputs, by content hash
+    env: list[Name] = []  # names set in the caller's environment (for redacted variables)
+
+
+class HashFiles(msgspec.Struct, tag=True):
+    """Content hashes of files, through roard's hash cache (which they feed)."""
+
+    paths: Annotated[list[bytes], msgspec.Meta(max_length=100_000)]
+
+
 Request = (
     Hello
     | Ping
@@ -253,6 +272,8 @@ Request = (
     | LabelOp
     | CollectionOp
     | Register
+    | GetPlan
+    | HashFiles
 )
 
 
@@ -300,6 +321,9 @@ class JobDetail(msgspec.Struct):
     filtered: FilteredSummary = msgspec.field(default_factory=FilteredSummary)
     trackers: list[TrackerRun] = []
     external: list[str] = []  # network peers (external sources): "ip:port (tcp)", "(tcp, local)"
+    system: SystemPackages | None = None  # the packages of the programs and libraries it used
+    conda: CondaEnv | None = None
+    container: Container | None = None
 
 
 class JobRef(msgspec.Struct):
@@ -341,6 +365,92 @@ class DaemonInfo(msgspec.Struct):
     jobs: int
     artifacts: int
     runs: int = 0  # runs in progress: started or streaming facts, not finished
+
+
+class PlanIO(msgspec.Struct):
+    """A file of a planned job: where the reproduction finds (input) or makes (output) it."""
+
+    path: str  # relative to the plan's base (the repository) when inside it, else absolute
+    hash: str
+    size: int
+    raw: bytes  # the path as recorded (absolute)
+    inside: bool = True  # under the base: it goes in the reproduction directory
+    producer: str | None = None  # the planned job that makes it (an input's None: a root input)
+    previous: str | None = None  # an output that replaced a file: the replaced content's hash
+
+
+class PlanInterpreter(msgspec.Struct):
+    """A Python interpreter a job ran, and the environment the reproduction makes for it."""
+
+    path: str  # as recorded
+    requirements: list[str]  # exactly what to install: "name==version" or "name @ url"
+    provided: list[str] = []  # packages a build step of the plan installs (from a directory)
+    build: bool = False  # a build step runs with it (installs into it)
+
+
+class PlanJob(msgspec.Struct):
+    id: str
+    kind: JobKind
+    command: str  # display form
+    argv: list[str]
+    cwd: str  # relative to the plan's base ("." for the base itself)
+    started: float
+    ref: str | None = None  # @N or @BN in its session
+    session: int | None = None
+    commit: str | None = None
+    exit_code: int | None = None
+    env: int = 0  # its environment as recorded: an index of the plan's `envs`
+    secrets: list[str] = []  # variables whose values were redacted: the user supplies them
+    interpreters: list[int] = []  # the Python interpreters it ran: indexes of `interpreters`
+    inputs: list[PlanIO] = []
+    outputs: list[PlanIO] = []
+    differs: list[str] = []  # what this machine has that the job did not: system packages,
+    # conda environment, container, machine
+
+
+RootSource = Literal["commit", "present", "in-place", "copy", "missing"]
+
+
+class RootInput(msgspec.Struct):
+    """A file the plan needs that no planned job makes, and where it will come from."""
+
+    path: str  # where it is needed: relative to the base, or absolute outside it
+    hash: str
+    size: int
+    source: RootSource  # commit: checked out; present: already in the reproduction directory;
+    # in-place: outside the repository, where it was; copy: from `origin`; missing: nowhere
+    raw: bytes = b""  # where it is needed, as recorded
+    origin: str | None = None  # the file with that content it is copied from
+    origin_raw: bytes | None = None
+    names: list[str] = []  # every path this content was seen at
+    readers: list[str] = []  # the planned jobs that read it
+    made_by: str | None = None  # a job outside the plan's base that wrote it
+
+
+class PlanReply(msgspec.Struct, tag=True):
+    target: str  # what TARGET named: an artifact hash, a job id, or "session N"
+    kind: Literal["artifact", "job", "session"]
+    label: str  # the artifact's path, the job's command, the session's project
+    into: str  # the reproduction directory
+    into_raw: bytes
+    base: str | None = None  # the repository (or directory) the planned jobs ran in
+    base_raw: bytes | None = None
+    checkout: Literal["local", "remote", "none"] = "none"  # where the source comes from
+    repository: str | None = None  # the local repository, or the remote's URL, to clone
+    project: str | None = None  # the original project (its `roarctl env` values)
+    project_raw: bytes | None = None
+    jobs: list[PlanJob] = []  # in the order they run: build steps first
+    # what many jobs share, once: recorded environments (secrets are "<redacted>"), and the
+    # interpreters with the package sets to install for them
+    envs: list[dict[str, str]] = []
+    interpreters: list[PlanInterpreter] = []
+    roots: list[RootInput] = []
+    wanted: list[PlanIO] = []  # the outputs that are the target (`producer`: the job that makes
+    # each): their hashes decide the verdict
+    problems: list[str] = []  # what stops the reproduction: nothing runs while there is one
+    notes: list[str] = []
+    from_project: list[str] = []  # redacted variables the project's `roarctl env` supplies
+    machine: list[str] = []  # differences of this machine, shared by every job
 
 
 # ---------------------------------------------------------------- replies (roard -> roarctl)
@@ -460,6 +570,10 @@ class CollectionReply(msgspec.Struct, tag=True):
     collections: dict[str, list[IORecord]]
 
 
+class Hashes(msgspec.Struct, tag=True):
+    found: list[tuple[bytes, str, int]]  # (path, hash, size) of each regular file hashed
+
+
 class Progress(msgspec.Struct, tag=True):
     label: str
     done: int
@@ -535,6 +649,8 @@ Reply = (
     | EnvReply
     | LabelReply
     | CollectionReply
+    | PlanReply
+    | Hashes
 )
 
 _encoder = msgspec.msgpack.Encoder()
@@ -593,6 +709,19 @@ def _check_paths(request: Request) -> None:
             raise Invalid(
                 f"invalid {type(request).__name__} request: a file path must be absolute"
                 f" - at `$.files[{i}].path`"
+            )
+    paths: list[tuple[str, bytes]] = []
+    if isinstance(request, HashFiles):
+        paths = [(f"paths[{i}]", p) for i, p in enumerate(request.paths)]
+    elif isinstance(request, GetPlan):
+        paths = [(f"inputs[{i}]", p) for i, p in enumerate(request.inputs)]
+        if request.into is not None:
+            paths.append(("into", request.into))
+    for where, path in paths:
+        if not path.startswith(b"/") or b"\0" in path:
+            raise Invalid(
+                f"invalid {type(request).__name__} request: a path must be absolute"
+                f" - at `$.{where}`"
             )
 
 

@@ -18,6 +18,7 @@ from roarctl.commands import (
     pipeline,
     project,
     registry,
+    reproduce,
     run,
 )
 from roarctl.commands.common import CONTEXT
@@ -37,7 +38,17 @@ def cli() -> None:
     """
 
 
-for _module in (run, project, pipeline, metadata, config, registry, daemon, completion):
+for _module in (
+    run,
+    project,
+    pipeline,
+    reproduce,
+    metadata,
+    config,
+    registry,
+    daemon,
+    completion,
+):
     for _command in _module.COMMANDS:
         cli.add_command(_command)
 

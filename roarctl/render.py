@@ -165,6 +165,19 @@ def job(d: JobDetail, verbose: bool) -> None:
             names = ", ".join(f"{p.name}=={p.version}" for p in pkgs[: None if verbose else 12])
             more = "" if verbose or len(pkgs) <= 12 else f", ... ({len(pkgs)} in all)"
             click.echo(f"\npackages  {interp}: {names}{more}")
+    if d.system is not None:
+        shown = d.system.packages[: None if verbose else 12]
+        names = ", ".join(f"{p.name} {p.version}" for p in shown)
+        more = "" if len(shown) == len(d.system.packages) else f", ... ({len(d.system.packages)})"
+        unowned = f"; {d.system.unowned} file(s) of no package" if d.system.unowned else ""
+        click.echo(f"system    {d.system.manager}: {names or '(none)'}{more}{unowned}")
+    if d.conda is not None:
+        env = d.conda
+        click.echo(f"conda     {env.name or '-'} ({env.prefix}): {len(env.packages)} package(s)")
+    if d.container is not None:
+        box = d.container
+        what = " ".join(x for x in (box.image, box.id and f"({box.id})") if x)
+        click.echo(f"container {box.runtime}{' ' + what if what else ''}")
     if d.hardware is not None:
         h = d.hardware
         gpus = f", GPUs: {'; '.join(h.gpus)}" if h.gpus else ""

@@ -59,6 +59,7 @@ async def compare(store: Store, a: str, b: str, cwd: bytes) -> DiffReply:
         )
     entries += await _inputs(store, da, db, 0)
     entries += _packages(da, db)
+    entries += _beyond_python(da, db)
     for key in sorted(set(da.env) | set(db.env)):
         if da.env.get(key) != db.env.get(key):
             entries.append(DiffEntry(field=f"env {key}", a=da.env.get(key), b=db.env.get(key)))
@@ -135,3 +136,35 @@ def _packages(da: JobDetail, db: JobDetail) -> list[DiffEntry]:
         for name in sorted(set(pa) | set(pb))
         if pa.get(name) != pb.get(name)
     ]
+
+
+def _beyond_python(da: JobDetail, db: JobDetail) -> list[DiffEntry]:
+    """System packages (by name), the conda environment and the container."""
+    sa = {p.name: p.version for p in (da.system.packages if da.system else [])}
+    sb = {p.name: p.version for p in (db.system.packages if db.system else [])}
+    entries = [
+        DiffEntry(field=f"system package {name}", a=sa.get(name), b=sb.get(name))
+        for name in sorted(set(sa) | set(sb))
+        if sa.get(name) != sb.get(name) and da.system is not None and db.system is not None
+    ]
+    ca = {p.name: p.version for p in (da.conda.packages if da.conda else [])}
+    cb = {p.name: p.version for p in (db.conda.packages if db.conda else [])}
+    where_a = da.conda.prefix if da.conda else None
+    where_b = db.conda.prefix if db.conda else None
+    if where_a != where_b:
+        entries.append(DiffEntry(field="conda environment", a=where_a, b=where_b))
+    entries += [
+        DiffEntry(field=f"conda package {name}", a=ca.get(name), b=cb.get(name))
+        for name in sorted(set(ca) | set(cb))
+        if ca.get(name) != cb.get(name)
+    ]
+    if da.container != db.container:
+        entries.append(DiffEntry(field="container", a=_container(da), b=_container(db)))
+    return entries
+
+
+def _container(j: JobDetail) -> str | None:
+    c = j.container
+    if c is None:
+        return None
+    return " ".join(x for x in (c.runtime, c.image, c.id) if x)

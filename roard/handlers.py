@@ -21,8 +21,11 @@ from roar.protocol import (
     GetInputs,
     GetLineage,
     GetLog,
+    GetPlan,
     GetStatus,
     GetStep,
+    Hashes,
+    HashFiles,
     Hello,
     Init,
     InitDone,
@@ -49,9 +52,9 @@ from roar.protocol import (
     frame,
     show_path,
 )
-from roard import bookkeeping, diff, lineage, queries, registration, runs, sessions
+from roard import bookkeeping, diff, lineage, plan, queries, registration, runs, sessions
 from roard.capture import git
-from roard.hashcache import hash_files
+from roard.hashcache import hash_cached, hash_files
 from roard.logs import log
 from roard.state import State
 from roard.store import Store, jobs
@@ -169,6 +172,11 @@ async def _dispatch(store: Store, state: State, conn: Connection, request: Reque
             await conn.send(await bookkeeping.collections(store, request))
         case Register():
             await conn.send(await registration.register(store, state.outbox, request, conn.send))
+        case GetPlan():
+            await conn.send(await plan.make(store, request))
+        case HashFiles(paths=paths):
+            hashed = await hash_cached(store, paths)
+            await conn.send(Hashes(found=[(p, h, n) for p, (h, n) in hashed.items()]))
 
 
 async def _session(store: Store, cwd: bytes) -> int:

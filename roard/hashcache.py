@@ -80,3 +80,14 @@ async def hash_files(
 
     await anyio.to_thread.run_sync(work)
     return result
+
+
+async def hash_cached(store: Store, paths: list[bytes]) -> dict[bytes, tuple[str, int]]:
+    """Hash regular files through the cache and store what was learnt: path -> (hash, size).
+    (A run's finish writes its cache rows with its record; this is for everything else.)"""
+    hashed = await hash_files(store, paths, None)
+    rows = [(*key, digest) for digest, _, key in hashed.values() if key is not None]
+    if rows:
+        async with store.write() as tx:
+            await hashcache.put(tx, rows)
+    return {path: (digest, size) for path, (digest, size, _) in hashed.items()}

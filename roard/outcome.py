@@ -1,6 +1,6 @@
 """What a finished run's facts become: its input and output rows (classified, hashed through the
-cache), its process tree and exit status, the packages of the interpreters it ran and the
-experiment-tracker runs it wrote."""
+cache), its process tree and exit status, the packages of the interpreters it ran, the system
+packages of the programs and libraries it used, and the experiment-tracker runs it wrote."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import anyio
 from roar import redact
 from roar.model import Process, TrackerRun
 from roar.protocol import Proc, show_path
-from roard.capture import packages, trackers
+from roard.capture import packages, system, trackers
 from roard.classify import Classified
 from roard.hashcache import SendProgress, hash_files
 from roard.store import Store, jobs
@@ -112,3 +112,25 @@ async def package_lists(store: Store, procs: list[Proc]) -> dict[str, str]:
         # keyed by its display form: a name that is not UTF-8 cannot be stored as str as is
         result[show_path(os.fsencode(interp))] = await jobs.put_blob(store, found)
     return result
+
+
+async def system_blob(store: Store, procs: list[Proc], filtered: list[bytes]) -> str | None:
+    """Blob hash of the system packages owning the programs the run executed and the system
+    files (libraries, executables) it used; None when there is no package manager."""
+    paths = {image.exe for p in procs for image in p.execs}
+    paths.update(filtered)
+    found = await anyio.to_thread.run_sync(system.packages, paths)
+    return None if found is None else await jobs.put_blob(store, found)
+
+
+async def conda_blob(store: Store, env: list[bytes]) -> str | None:
+    """Blob hash of the conda environment a run's environment has active, if any."""
+    values = {}
+    for entry in env:
+        name, _, value = entry.partition(b"=")
+        if name in (b"CONDA_PREFIX", b"CONDA_DEFAULT_ENV"):
+            values[name.decode()] = value.decode("utf-8", "replace")
+    if "CONDA_PREFIX" not in values:
+        return None
+    found = await anyio.to_thread.run_sync(system.conda, values)
+    return None if found is None else await jobs.put_blob(store, found)

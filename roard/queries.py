@@ -125,6 +125,9 @@ async def job_detail(store: Store, job_id: str, verbose: bool) -> JobDetail:
         filtered=summary,
         trackers=ctx.trackers,
         external=ctx.external,
+        system=ctx.system,
+        conda=ctx.conda,
+        container=ctx.container,
     )
 
 

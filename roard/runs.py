@@ -38,7 +38,7 @@ from roar.protocol import (
     show_path,
 )
 from roard import outcome, sessions, staging
-from roard.capture import git, hardware
+from roard.capture import git, hardware, system
 from roard.classify import Totals, classify
 from roard.filters import Filters
 from roard.hashcache import SendProgress, hash_files
@@ -97,7 +97,7 @@ async def announce(store: Store, in_flight: InFlight, req: RunStart) -> RunStart
     env_blob = await jobs.put_blob(store, redact.redact_env(env))  # what the command receives
     hw_blob = await jobs.put_blob(store, hardware.hardware())
     step = await _insert(
-        store, job_id, req, project_id, "running", req.step, state, env_blob, hw_blob
+        store, job_id, req, project_id, "running", req.step, state, env_blob, hw_blob, env
     )
     in_flight[job_id] = 0
     log.info("run.start", job=job_id, project=None if root is None else show_path(root))
@@ -120,10 +120,13 @@ async def _insert(
     git_state: GitState | None,
     env_blob: str,
     hardware_blob: str | None,
+    env: list[bytes],
 ) -> int:
-    """The job's row, in its session's next step (or `wanted_step`); the step."""
+    """The job's row, in its session's next step (or `wanted_step`); the step. `env`: what
+    the command receives, for its conda environment (the container is this machine's)."""
     argv = redact.redact_argv(start.argv)
     command = redact.command_display(argv)
+    conda_blob = await outcome.conda_blob(store, env)
     async with store.write() as tx:
         session, step = await sessions.place(tx, project_id, start.kind, command, wanted_step)
         await jobs.insert(
@@ -141,6 +144,8 @@ async def _insert(
             git=git_state,
             env_blob=env_blob,
             hardware_blob=hardware_blob,
+            conda_blob=conda_blob,
+            container=system.this_container(),
         )
     return step
 
@@ -249,6 +254,7 @@ async def _settle(
     t_hash = time.monotonic()
 
     pkgs = await outcome.package_lists(store, req.procs)
+    system_blob = await outcome.system_blob(store, req.procs, totals.filtered_paths)
     trackers = await outcome.tracker_runs(store, req.job_id, [*written, *totals.filtered_paths])
     t_packages = time.monotonic()
     before = await jobs.status(store, req.job_id)
@@ -286,6 +292,7 @@ async def _settle(
             filtered=filtered,
             trackers=trackers,
             external=sorted(set(req.external)),
+            system_blob=system_blob,
         )
         if register:
             await outbox.queue_finished(tx, req.job_id, now)
@@ -316,7 +323,9 @@ async def _rebuild(store: Store, req: RunFinish) -> None:
     root = project.find_root(s.cwd)
     project_id = await jobs.project_id(store, root) if root is not None else None
     env_blob = await jobs.put_blob(store, redact.redact_env(s.env))
-    await _insert(store, req.job_id, s, project_id, "interrupted", None, None, env_blob, None)
+    await _insert(
+        store, req.job_id, s, project_id, "interrupted", None, None, env_blob, None, s.env
+    )
 
 
 # ---------------------------------------------------------------- recover

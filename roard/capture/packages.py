@@ -190,3 +190,43 @@ def python_packages(interpreter: str) -> list[Package]:
         listing = _scan(paths)
         _listings.put(stamps, listing)
     return list(listing)
+
+
+_origins: _Lru[Stamps, dict[str, dict[str, object]]] = _Lru(_CACHE_SIZE)
+
+
+def origins(interpreter: str) -> dict[str, dict[str, object]] | None:
+    """Where the interpreter's distributions that were not installed from an index came from:
+    normalized name -> their PEP 610 direct_url.json (`url` and `dir_info`, `archive_info` or
+    `vcs_info`). None when the interpreter is not on this machine (any more)."""
+    if not os.path.isabs(interpreter) or not is_python(interpreter):
+        return None
+    found = _sys_path(interpreter)
+    if found is None:
+        return None
+    paths, stamps = found
+    known: dict[str, dict[str, object]] | None = _origins.get_fresh(stamps)
+    if known is None:
+        known = {}
+        seen: set[str] = set()
+        for d in paths:  # the first on sys.path wins, as for the names
+            try:
+                entries = sorted(os.listdir(d))
+            except OSError:
+                continue
+            for entry in entries:
+                if not entry.endswith(".dist-info"):
+                    continue
+                found_name = _distribution(d, entry)
+                if found_name is None or normalize(found_name[0]) in seen:
+                    continue
+                seen.add(normalize(found_name[0]))
+                try:
+                    with open(os.path.join(d, entry, "direct_url.json"), encoding="utf-8") as f:
+                        record = json.load(f)
+                except (OSError, ValueError):
+                    continue
+                if isinstance(record, dict) and isinstance(record.get("url"), str):
+                    known[normalize(found_name[0])] = record
+        _origins.put(stamps, known)
+    return dict(known)

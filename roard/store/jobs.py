@@ -13,6 +13,7 @@ import blake3
 import msgspec
 
 from roar.model import (
+    Container,
     FilteredSummary,
     GitState,
     JobKind,
@@ -132,12 +133,14 @@ async def insert(
     git: GitState | None = None,
     env_blob: str | None = None,
     hardware_blob: str | None = None,
+    conda_blob: str | None = None,
+    container: Container | None = None,
 ) -> int:
     """The job's row (the only place one is inserted); its seq."""
     seq = await tx.scalar(
         "INSERT INTO jobs (id, project_id, status, command, argv, cwd, started, git, env_blob,"
-        " hardware_blob, session_id, step, kind)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq",
+        " hardware_blob, session_id, step, kind, conda_blob, container)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq",
         (
             job_id,
             project_id,
@@ -152,6 +155,8 @@ async def insert(
             session,
             step,
             kind,
+            conda_blob,
+            None if container is None else _pack(container),
         ),
     )
     return int(seq)
@@ -173,12 +178,13 @@ async def settle(
     filtered: FilteredSummary,
     trackers: list[TrackerRun],
     external: list[str],
+    system_blob: str | None = None,
 ) -> None:
     """What the job's finish knows: outcome, counts, and the rest of its context."""
     await tx.execute(
         "UPDATE jobs SET status = ?, ended = ?, exit_code = ?, signal = ?, n_inputs = ?,"
         " n_outputs = ?, packages = ?, processes = ?, blind_spots = ?, filtered = ?,"
-        " trackers = ?, external = ? WHERE id = ?",
+        " trackers = ?, external = ?, system_blob = ? WHERE id = ?",
         (
             status,
             ended,
@@ -192,6 +198,7 @@ async def settle(
             _pack(filtered),
             _pack(trackers),
             _pack(external),
+            system_blob,
             job_id,
         ),
     )

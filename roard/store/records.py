@@ -1,12 +1,18 @@
 """A job or an artifact whole, as the versioned record of roar.model: what `show` builds its
-view from, and what a registry registers."""
+view from, what a registry registers, and (many at once, `read_jobs`) what `reproduce` plans
+from."""
 
 from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
 
 from roar.errors import NotFound
 from roar.model import (
     IO,
     Artifact,
+    CondaEnv,
+    Container,
     FilteredSummary,
     GitState,
     Hardware,
@@ -14,81 +20,136 @@ from roar.model import (
     Package,
     Process,
     RunContext,
+    SystemPackages,
     TrackerRun,
 )
 from roar.protocol import show_path
 from roard.store import Store
-from roard.store.jobs import blob, unpack
+from roard.store.jobs import unpack
+
+_CHUNK = 500  # ids per IN (...) list
+
+
+def _marks(n: int) -> str:
+    return ",".join("?" * n)
+
+
+def _chunks(items: list[Any]) -> Iterable[list[Any]]:
+    for start in range(0, len(items), _CHUNK):
+        yield items[start : start + _CHUNK]
+
+
+async def _blobs(store: Store, digests: Iterable[str | None]) -> dict[str, bytes]:
+    """Blob bodies by hash, each read once."""
+    wanted = sorted({d for d in digests if d})
+    found: dict[str, bytes] = {}
+    for chunk in _chunks(wanted):
+        rows = await store.rows(
+            f"SELECT hash, body FROM blobs WHERE hash IN ({_marks(len(chunk))})", chunk
+        )
+        found.update((digest, bytes(body)) for digest, body in rows)
+    return found
+
+
+_ROW = (
+    "SELECT j.seq, j.id, j.command, j.argv, j.cwd, j.started, j.status, j.kind, p.root,"
+    " j.session_id, j.step, j.ended, j.exit_code, j.signal, j.git, j.env_blob,"
+    " j.hardware_blob, j.packages, j.system_blob, j.conda_blob, j.container, j.external{whole}"
+    " FROM jobs j LEFT JOIN projects p ON p.id = j.project_id"
+)
+_WHOLE = ", j.processes, j.blind_spots, j.filtered, j.trackers"
+
+
+async def read_jobs(store: Store, seqs: list[int], whole: bool = False) -> dict[int, Job]:
+    """Jobs by seq, with their inputs and outputs, in a few queries whatever their number.
+    Without `whole`, the process tree, blind spots, filtered files and tracker runs are left
+    out (a plan needs none of them)."""
+    jobs: dict[int, Job] = {}
+    rows: list[Any] = []
+    select = _ROW.format(whole=_WHOLE if whole else "")
+    for chunk in _chunks(seqs):
+        rows += await store.rows(f"{select} WHERE j.seq IN ({_marks(len(chunk))})", chunk)
+    package_lists = {r[0]: unpack(r[17], dict[str, str], {}) or {} for r in rows}
+    bodies = await _blobs(
+        store,
+        [d for r in rows for d in (r[15], r[16], r[18], r[19])]
+        + [d for lists in package_lists.values() for d in lists.values()],
+    )
+
+    decoded: dict[tuple[str, Any], Any] = {}
+
+    def blob(digest: str | None, typ: Any, default: Any) -> Any:
+        """A blob decoded once, shared by every job that has it (records are not mutated)."""
+        if not digest or digest not in bodies:
+            return default
+        if (digest, typ) not in decoded:
+            decoded[(digest, typ)] = unpack(bodies[digest], typ, default)
+        return decoded[(digest, typ)]
+
+    for r in rows:
+        ctx = RunContext(
+            git=unpack(r[14], GitState),
+            env=blob(r[15], dict[str, str], {}),
+            packages={
+                interp: blob(digest, list[Package], [])
+                for interp, digest in package_lists[r[0]].items()
+            },
+            hardware=blob(r[16], Hardware, None),
+            external=unpack(r[21], list[str], []),
+            system=blob(r[18], SystemPackages, None),
+            conda=blob(r[19], CondaEnv, None),
+            container=unpack(r[20], Container, None),
+        )
+        if whole:
+            ctx.processes = unpack(r[22], list[Process], [])
+            ctx.blind_spots = unpack(r[23], list[str], [])
+            ctx.filtered = unpack(r[24], FilteredSummary, FilteredSummary())
+            ctx.trackers = unpack(r[25], list[TrackerRun], [])
+        jobs[r[0]] = Job(
+            id=r[1],
+            command=r[2],
+            argv=unpack(r[3], list[str], []),
+            cwd=show_path(bytes(r[4])),
+            started=r[5],
+            status=r[6],
+            kind=r[7],
+            project=None if r[8] is None else show_path(r[8]),
+            session=r[9],
+            step=r[10],
+            ended=r[11],
+            exit_code=r[12],
+            signal=r[13],
+            context=ctx,
+        )
+    for chunk in _chunks(list(jobs)):
+        for seq, role, path, digest, size, previous in await store.rows(
+            "SELECT io.job, io.role, p.path, a.hash, a.size, io.previous FROM job_io io"
+            " JOIN paths p ON p.id = io.path JOIN artifacts a ON a.id = io.artifact"
+            f" WHERE io.job IN ({_marks(len(chunk))}) ORDER BY io.job, io.role, p.path",
+            chunk,
+        ):
+            record = IO(path=show_path(path), hash=digest, size=size, previous=previous or None)
+            job = jobs[seq]
+            (job.outputs if role == 1 else job.inputs).append(record)
+    return jobs
 
 
 async def context(store: Store, job_id: str) -> tuple[bytes, list[str], RunContext] | None:
     """A job's cwd (raw), argv and context (None: no such job)."""
-    rows = await store.rows(
-        "SELECT cwd, argv, git, env_blob, hardware_blob, packages, processes, blind_spots,"
-        " filtered, trackers, external FROM jobs WHERE id = ?",
-        (job_id,),
-    )
+    rows = await store.rows("SELECT seq, cwd FROM jobs WHERE id = ?", (job_id,))
     if not rows:
         return None
-    cwd, argv, git, env_blob, hw_blob, pkgs, procs, blind, filtered, runs, external = rows[0]
-    packages: dict[str, list[Package]] = {}
-    for interp, digest in (unpack(pkgs, dict[str, str], {}) or {}).items():
-        packages[interp] = await blob(store, digest, list[Package], [])
-    ctx = RunContext(
-        git=unpack(git, GitState),
-        env=await blob(store, env_blob, dict[str, str], {}),
-        packages=packages,
-        hardware=await blob(store, hw_blob, Hardware, None),
-        processes=unpack(procs, list[Process], []),
-        blind_spots=unpack(blind, list[str], []),
-        trackers=unpack(runs, list[TrackerRun], []),
-        external=unpack(external, list[str], []),
-        filtered=unpack(filtered, FilteredSummary, FilteredSummary()),
-    )
-    return bytes(cwd), unpack(argv, list[str], []), ctx
+    seq, cwd = rows[0]
+    job = (await read_jobs(store, [seq], whole=True))[seq]
+    return bytes(cwd), job.argv, job.context
 
 
 async def read_job(store: Store, job_id: str) -> Job:
     """The whole record of a job: row, inputs and outputs (by path), context."""
-    rows = await store.rows(
-        "SELECT j.id, j.command, j.started, j.status, j.kind, p.root, j.session_id, j.step,"
-        " j.ended, j.exit_code, j.signal FROM jobs j LEFT JOIN projects p ON p.id = j.project_id"
-        " WHERE j.id = ?",
-        (job_id,),
-    )
-    found = await context(store, job_id)
-    if not rows or found is None:
+    seq = await store.scalar("SELECT seq FROM jobs WHERE id = ?", (job_id,))
+    if seq is None:
         raise NotFound(f"no job {job_id}")
-    _, command, started, status, kind, root, session, step, ended, exit_code, sig = rows[0]
-    cwd, argv, ctx = found
-    inputs: list[IO] = []
-    outputs: list[IO] = []
-    for role, path, digest, size, previous in await store.rows(
-        "SELECT io.role, p.path, a.hash, a.size, io.previous FROM jobs j"
-        " JOIN job_io io ON io.job = j.seq JOIN paths p ON p.id = io.path"
-        " JOIN artifacts a ON a.id = io.artifact WHERE j.id = ? ORDER BY io.role, p.path",
-        (job_id,),
-    ):
-        record = IO(path=show_path(path), hash=digest, size=size, previous=previous or None)
-        (outputs if role == 1 else inputs).append(record)
-    return Job(
-        id=job_id,
-        command=command,
-        argv=argv,
-        cwd=show_path(cwd),
-        started=started,
-        status=status,
-        kind=kind,
-        project=None if root is None else show_path(root),
-        session=session,
-        step=step,
-        ended=ended,
-        exit_code=exit_code,
-        signal=sig,
-        inputs=inputs,
-        outputs=outputs,
-        context=ctx,
-    )
+    return (await read_jobs(store, [seq], whole=True))[seq]
 
 
 async def read_artifact(store: Store, digest: str) -> Artifact:

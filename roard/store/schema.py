@@ -132,6 +132,13 @@ MIGRATIONS: list[str] = [
     ) WITHOUT ROWID;
     CREATE INDEX registered_by_registry ON registered(registry, at);
     """,
+    # 5: what a job used beyond Python. System packages and conda environments repeat from job
+    # to job: blobs, stored once.
+    """
+    ALTER TABLE jobs ADD COLUMN system_blob TEXT REFERENCES blobs(hash);  -- SystemPackages
+    ALTER TABLE jobs ADD COLUMN conda_blob TEXT REFERENCES blobs(hash);   -- CondaEnv
+    ALTER TABLE jobs ADD COLUMN container BLOB;                           -- msgpack Container
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -138,3 +138,15 @@ def test_session_hashes_are_stable_and_distinct() -> None:
     assert a.project == "proj" and len(a.hash) == 64
     assert a.hash != canonical.session_record("laptop", 1.5, 4, None).hash
     assert a.hash != canonical.session_record("desktop", 1.5, 3, None).hash
+
+
+def test_fields_added_to_the_context_later_key_a_job_only_when_set() -> None:
+    job = msgspec.json.decode((DATA / "job-v1.json").read_bytes(), type=model.Job)
+    ctx = msgspec.structs.replace(
+        job.context,
+        conda=model.CondaEnv(prefix="/home/ada/conda/envs/ml", name="ml"),
+        container=model.Container("docker"),
+    )
+    out = canonical.for_registry(msgspec.structs.replace(job, context=ctx), home="/home/ada")
+    assert out.id != GOLDEN_V1_ID and out.id == canonical.job_id(out)
+    assert out.context.conda is not None and out.context.conda.prefix == "~/conda/envs/ml"
