@@ -10,9 +10,11 @@ import msgspec
 from roar import project
 from roar.errors import Ambiguous, NotFound
 from roar.protocol import ArtifactDetail, JobDetail, JobRow, show_path
+from roar.redact import REDACTED
 from roard import sessions
 from roard.hashcache import hash_files
 from roard.store import Store, jobs, records
+from roard.store import bookkeeping as settings
 from roard.store import queries as rows
 from roard.store.queries import RecordKind
 
@@ -86,6 +88,9 @@ async def job_detail(store: Store, job_id: str, verbose: bool) -> JobDetail:
         raise NotFound(f"no job {job_id}")
     await mark_stale(store, [row])
     cwd, argv, ctx = found
+    # `env set` values are secret: also in records stored before the variable was set
+    declared = await settings.env_names_of_job(store, job_id)
+    env = {k: REDACTED if k in declared and v else v for k, v in ctx.env.items()}
     inputs, outputs = await rows.job_files(store, job_id)
     summary = ctx.filtered
     if not verbose:
@@ -97,7 +102,7 @@ async def job_detail(store: Store, job_id: str, verbose: bool) -> JobDetail:
         inputs=inputs,
         outputs=outputs,
         git=ctx.git,
-        env=ctx.env,
+        env=env,
         packages=ctx.packages,
         hardware=ctx.hardware,
         processes=ctx.processes,

@@ -43,7 +43,7 @@ from roard.classify import Totals, classify
 from roard.filters import Filters
 from roard.hashcache import SendProgress, hash_files
 from roard.logs import log
-from roard.store import Store, hashcache, jobs
+from roard.store import Store, hashcache, jobs, records
 from roard.store import bookkeeping as settings
 from roard.store import staging as staged_rows
 from roard.store.hashcache import CacheRow
@@ -94,10 +94,11 @@ async def announce(store: Store, in_flight: InFlight, req: RunStart) -> RunStart
         inject = []
     injected = {e.split(b"=", 1)[0] for e in inject}
     env = [e for e in req.env if e.split(b"=", 1)[0] not in injected] + inject
-    env_blob = await jobs.put_blob(store, redact.redact_env(env))  # what the command receives
+    # what the command receives; `env set` values are secret wherever they appear
+    env_blob = await jobs.put_blob(store, redact.redact_env(env, project_env))
     hw_blob = await jobs.put_blob(store, hardware.hardware())
     step = await _insert(
-        store, job_id, req, project_id, "running", req.step, state, env_blob, hw_blob
+        store, job_id, req, project_id, "running", req.step, state, env_blob, hw_blob, project_env
     )
     in_flight[job_id] = 0
     log.info("run.start", job=job_id, project=None if root is None else show_path(root))
@@ -120,9 +121,11 @@ async def _insert(
     git_state: GitState | None,
     env_blob: str,
     hardware_blob: str | None,
+    known: dict[str, str],
 ) -> int:
-    """The job's row, in its session's next step (or `wanted_step`); the step."""
-    argv = redact.redact_argv(start.argv)
+    """The job's row, in its session's next step (or `wanted_step`); the step. `known`: the
+    project's env vars, secret wherever they appear."""
+    argv = redact.redact_argv(start.argv, list(known.values()))
     command = redact.command_display(argv)
     async with store.write() as tx:
         session, step = await sessions.place(tx, project_id, start.kind, command, wanted_step)
@@ -178,8 +181,16 @@ async def finish(
     req: RunFinish,
     send: Callable[[Progress], Awaitable[None]] | None,
 ) -> RunDone:
-    """Settle the run and answer with its row; progress goes to `send` while it listens."""
+    """Settle the run and answer with its row; progress goes to `send` while it listens. A
+    finished job is never changed: a finish sent again (a retry, a replay) gets the record as it
+    stands."""
     staged = in_flight.pop(req.job_id, 0) > 0 or len(req.files) > staging.LARGE
+    if await jobs.status(store, req.job_id) in FINISHED:
+        if staged:
+            with anyio.CancelScope(shield=True):
+                await staging.drop(store, req.job_id)
+        log.warning("run.finish_again", job=req.job_id)
+        return await _done(store, req.job_id)
     listening = send is not None
 
     async def progress(p: Progress) -> None:
@@ -206,6 +217,8 @@ async def _settle(
     (and req.files, added first) go through roard.staging, a chunk at a time."""
     began = time.monotonic()
     root = project.find_root(req.start.cwd)
+    project_id = await jobs.project_id(store, root) if root is not None else None
+    known = await settings.env(store, project_id)
     if root is not None:
         own = project.load_config(root).filters
         filters = filters.extended(own.exclude, own.include)
@@ -246,7 +259,7 @@ async def _settle(
     t_packages = time.monotonic()
     before = await jobs.status(store, req.job_id)
     if before is None:  # this store never saw the run (roard lost it): rebuild it from the finish
-        await _rebuild(store, req)
+        await _rebuild(store, req, known)
         before = "interrupted"
     status: JobStatus = "complete" if before == "running" else "recovered"
     if not req.tracer_ok:
@@ -274,7 +287,7 @@ async def _settle(
             inputs=totals.inputs,
             outputs=totals.outputs,
             packages=pkgs,
-            processes=outcome.proc_views(req.procs),
+            processes=outcome.proc_views(req.procs, list(known.values())),
             blind_spots=sorted(set(req.blind_spots)),
             filtered=filtered,
             trackers=trackers,
@@ -296,18 +309,29 @@ async def _settle(
         packages=round(t_packages - t_hash, 3),
         write=round(t_written - t_packages, 3),
     )
-    row = await jobs.job_row(store, req.job_id)
-    assert row is not None
-    return RunDone(job=row, filtered=filtered.count)
+    return await _done(store, req.job_id)
 
 
-async def _rebuild(store: Store, req: RunFinish) -> None:
+FINISHED: frozenset[JobStatus] = frozenset({"complete", "recovered", "partial"})
+
+
+async def _done(store: Store, job_id: str) -> RunDone:
+    row = await jobs.job_row(store, job_id)
+    found = await records.context(store, job_id)
+    if row is None or found is None:
+        raise StoreError(f"job {job_id} vanished while it was being finished")
+    return RunDone(job=row, filtered=found[2].filtered.count)
+
+
+async def _rebuild(store: Store, req: RunFinish, known: dict[str, str]) -> None:
     """The job row of a run this store never saw start, from the RunStart its finish carries."""
     s = req.start
     root = project.find_root(s.cwd)
     project_id = await jobs.project_id(store, root) if root is not None else None
-    env_blob = await jobs.put_blob(store, redact.redact_env(s.env))
-    await _insert(store, req.job_id, s, project_id, "interrupted", None, None, env_blob, None)
+    env_blob = await jobs.put_blob(store, redact.redact_env(s.env, known))
+    await _insert(
+        store, req.job_id, s, project_id, "interrupted", None, None, env_blob, None, known
+    )
 
 
 # ---------------------------------------------------------------- recover
