@@ -40,6 +40,7 @@ import math
 import re
 import shlex
 from collections import Counter
+from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING
 
 from msgspec.structs import replace
@@ -231,7 +232,13 @@ def _pair(m: re.Match[str]) -> str:
 
 
 def _word(m: re.Match[str]) -> str:
-    return REDACTED if looks_like_token(m[0]) else m[0]
+    word = m[0]
+    if word.startswith("/"):
+        # An absolute path: each component is judged alone, so a random temporary directory's
+        # name (/tmp/roar-e2e-m3odkkqz/...) never takes the whole path with it. (A base64
+        # secret starts with "/" one time in 64; its long pieces are still judged.)
+        return "/".join(REDACTED if looks_like_token(c) else c for c in word.split("/"))
+    return REDACTED if looks_like_token(word) else word
 
 
 def _quoted(m: re.Match[str]) -> str:
@@ -261,12 +268,29 @@ def _decode(raw: bytes) -> str:
     return raw.decode("utf-8", "backslashreplace")
 
 
-def redact_env(env: list[bytes]) -> dict[str, str]:
+# Values the user declared secret (`roarctl env set`) are replaced wherever they appear, in any
+# argv string or env value, once they are this long: shorter ones ("1", "/data") would take too
+# much innocent text with them (their variables' own values are redacted by name whatever
+# their length).
+KNOWN_MIN = 8
+
+
+def _known(text: str, known: Collection[str]) -> str:
+    for value in known:
+        if len(value) >= KNOWN_MIN and value in text:
+            text = text.replace(value, REDACTED)
+    return text
+
+
+def redact_env(env: list[bytes], known: Mapping[str, str] | None = None) -> dict[str, str]:
     """KEY=VALUE entries -> {name: value} with secrets replaced by REDACTED.
 
     The first entry of a name wins (what getenv() returns); entries without '=' are kept with
-    an empty value. Empty values are kept (nothing to hide).
+    an empty value. Empty values are kept (nothing to hide). `known`: variables declared secret
+    (the project's `roarctl env set` ones): redacted by name, and their values wherever they
+    appear.
     """
+    known = known or {}
     out: dict[str, str] = {}
     for raw in env:
         name, _, value = _decode(raw).partition("=")
@@ -274,10 +298,10 @@ def redact_env(env: list[bytes]) -> dict[str, str]:
             continue
         if name in RUN_IDS and re.fullmatch(r"[\w.-]{1,128}", value):
             out[name] = value  # an experiment tracker's run id: an identifier, not a secret
-        elif value and is_secret_name(name):
+        elif value and (is_secret_name(name) or name in known):
             out[name] = REDACTED
         else:
-            out[name] = redact_text(value)
+            out[name] = _known(redact_text(value), known.values())
     return out
 
 
@@ -407,13 +431,14 @@ def _shell_script(script: str) -> str:
     return script
 
 
-def redact_argv(argv: list[bytes]) -> list[str]:
+def redact_argv(argv: list[bytes], known: Collection[str] = ()) -> list[str]:
     """Decode argv and redact secret flag values, secret KEY=VALUE args and token-like words.
 
     ``--token X`` redacts X unless X starts with '-' (then --token was a switch); single-letter
     flags count only for the programs known to take a secret through one (_SHORT_SECRETS), in
     argv and in a shell's -c script; every argument also gets the value-level checks
-    (redact_text), which include secrets assigned in code (python -c "password = 'x'").
+    (redact_text), which include secrets assigned in code (python -c "password = 'x'"), and
+    values declared secret (`known`, see KNOWN_MIN) are replaced wherever they appear.
     """
     args = _program_secrets([_decode(raw) for raw in argv])
     out: list[str] = []
@@ -444,7 +469,7 @@ def redact_argv(argv: list[bytes]) -> list[str]:
             out.append(f"{assign['name']}={REDACTED}")
             continue
         out.append(redact_text(arg))
-    return out
+    return [_known(arg, known) for arg in out] if known else out
 
 
 def command_display(argv: list[str]) -> str:
@@ -452,16 +477,18 @@ def command_display(argv: list[str]) -> str:
     return shlex.join(argv)
 
 
-def redact_run(finish: RunFinish) -> RunFinish:
+def redact_run(finish: RunFinish, known: Mapping[str, str] | None = None) -> RunFinish:
     """A run's record with every secret gone: the command's argv and environment, and the argv
     of every program each of its processes executed. The one function a run's record passes
-    through before it is written anywhere (roard's store, the spool) or sent anywhere."""
+    through before it is written anywhere (roard's store, the spool) or sent anywhere.
+    `known`: variables declared secret (see redact_env)."""
+    values = list((known or {}).values())
 
     def argv(raw: list[bytes]) -> list[bytes]:
-        return [a.encode() for a in redact_argv(raw)]
+        return [a.encode() for a in redact_argv(raw, values)]
 
     start = finish.start
-    env = [f"{k}={v}".encode() for k, v in redact_env(start.env).items()]
+    env = [f"{k}={v}".encode() for k, v in redact_env(start.env, known).items()]
     procs = [
         replace(p, execs=[replace(e, argv=argv(e.argv)) for e in p.execs]) for p in finish.procs
     ]

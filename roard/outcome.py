@@ -5,7 +5,7 @@ packages of the programs and libraries it used, and the experiment-tracker runs 
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 
 import anyio
 
@@ -68,8 +68,9 @@ def split_status(wait_status: int) -> tuple[int | None, int | None]:
     return None, None
 
 
-def proc_views(procs: list[Proc]) -> list[Process]:
-    """The process tree for display; a child that never exec'd shows its parent's image."""
+def proc_views(procs: list[Proc], known: Collection[str] = ()) -> list[Process]:
+    """The process tree for display; a child that never exec'd shows its parent's image.
+    `known`: values declared secret (roar.redact.KNOWN_MIN)."""
     image = {p.pid: p.execs[-1] for p in procs if p.execs}
     parent = {p.pid: p.ppid for p in procs}
     views = []
@@ -83,7 +84,7 @@ def proc_views(procs: list[Proc]) -> list[Process]:
             Process(
                 pid=p.pid,
                 ppid=p.ppid,
-                argv=redact.redact_argv(last.argv) if last else [],
+                argv=redact.redact_argv(last.argv, known) if last else [],
                 exe=show_path(last.exe) if last else None,
                 exit_code=None if sig else code,
                 signal=sig,

@@ -10,9 +10,11 @@ import msgspec
 from roar import project
 from roar.errors import Ambiguous, NotFound
 from roar.protocol import ArtifactDetail, IORecord, JobDetail, JobRow, show_path
+from roar.redact import REDACTED
 from roard import sessions, sources
 from roard.hashcache import hash_files
 from roard.store import Store, jobs, records
+from roard.store import bookkeeping as settings
 from roard.store import queries as rows
 from roard.store import sources as source_rows
 from roard.store.queries import RecordKind
@@ -107,6 +109,9 @@ async def job_detail(store: Store, job_id: str, verbose: bool) -> JobDetail:
         for k in links
     ]
     outputs = await rows.job_outputs(store, seq)
+    # `env set` values are secret: also in records stored before the variable was set
+    declared = await settings.env_names_of_job(store, job_id)
+    env = {k: REDACTED if k in declared and v else v for k, v in ctx.env.items()}
     summary = ctx.filtered
     if not verbose:
         summary = msgspec.structs.replace(summary, paths=[])
@@ -117,7 +122,7 @@ async def job_detail(store: Store, job_id: str, verbose: bool) -> JobDetail:
         inputs=inputs,
         outputs=outputs,
         git=ctx.git,
-        env=ctx.env,
+        env=env,
         packages=ctx.packages,
         hardware=ctx.hardware,
         processes=ctx.processes,

@@ -43,7 +43,7 @@ from roard.classify import Totals, classify
 from roard.filters import Filters
 from roard.hashcache import SendProgress, hash_files
 from roard.logs import log
-from roard.store import Store, hashcache, jobs, outbox
+from roard.store import Store, hashcache, jobs, outbox, records
 from roard.store import bookkeeping as settings
 from roard.store import staging as staged_rows
 from roard.store.hashcache import CacheRow
@@ -94,10 +94,21 @@ async def announce(store: Store, in_flight: InFlight, req: RunStart) -> RunStart
         inject = []
     injected = {e.split(b"=", 1)[0] for e in inject}
     env = [e for e in req.env if e.split(b"=", 1)[0] not in injected] + inject
-    env_blob = await jobs.put_blob(store, redact.redact_env(env))  # what the command receives
+    # what the command receives; `env set` values are secret wherever they appear
+    env_blob = await jobs.put_blob(store, redact.redact_env(env, project_env))
     hw_blob = await jobs.put_blob(store, hardware.hardware())
     step = await _insert(
-        store, job_id, req, project_id, "running", req.step, state, env_blob, hw_blob, env
+        store,
+        job_id,
+        req,
+        project_id,
+        "running",
+        req.step,
+        state,
+        env_blob,
+        hw_blob,
+        env,
+        project_env,
     )
     in_flight[job_id] = 0
     log.info("run.start", job=job_id, project=None if root is None else show_path(root))
@@ -121,10 +132,12 @@ async def _insert(
     env_blob: str,
     hardware_blob: str | None,
     env: list[bytes],
+    known: dict[str, str],
 ) -> int:
     """The job's row, in its session's next step (or `wanted_step`); the step. `env`: what
-    the command receives, for its conda environment (the container is this machine's)."""
-    argv = redact.redact_argv(start.argv)
+    the command receives, for its conda environment (the container is this machine's);
+    `known`: the project's env vars, secret wherever they appear."""
+    argv = redact.redact_argv(start.argv, list(known.values()))
     command = redact.command_display(argv)
     conda_blob = await outcome.conda_blob(store, env)
     async with store.write() as tx:
@@ -185,8 +198,16 @@ async def finish(
     register: bool = False,
 ) -> RunDone:
     """Settle the run and answer with its row; progress goes to `send` while it listens.
-    `register`: queue the job for the registry in the same transaction (roard.registration)."""
+    `register`: queue the job for the registry in the same transaction (roard.registration).
+    A finished job is never changed: a finish sent again (a retry, a replay) gets the record
+    as it stands."""
     staged = in_flight.pop(req.job_id, 0) > 0 or len(req.files) > staging.LARGE
+    if await jobs.status(store, req.job_id) in FINISHED:
+        if staged:
+            with anyio.CancelScope(shield=True):
+                await staging.drop(store, req.job_id)
+        log.warning("run.finish_again", job=req.job_id)
+        return await _done(store, req.job_id)
     listening = send is not None
 
     async def progress(p: Progress) -> None:
@@ -218,6 +239,8 @@ async def _settle(
     (and req.files, added first) go through roard.staging, a chunk at a time."""
     began = time.monotonic()
     root = project.find_root(req.start.cwd)
+    project_id = await jobs.project_id(store, root) if root is not None else None
+    known = await settings.env(store, project_id)
     if root is not None:
         own = project.load_config(root).filters
         filters = filters.extended(own.exclude, own.include)
@@ -259,7 +282,7 @@ async def _settle(
     t_packages = time.monotonic()
     before = await jobs.status(store, req.job_id)
     if before is None:  # this store never saw the run (roard lost it): rebuild it from the finish
-        await _rebuild(store, req)
+        await _rebuild(store, req, known)
         before = "interrupted"
     status: JobStatus = "complete" if before == "running" else "recovered"
     if not req.tracer_ok:
@@ -287,7 +310,7 @@ async def _settle(
             inputs=totals.inputs,
             outputs=totals.outputs,
             packages=pkgs,
-            processes=outcome.proc_views(req.procs),
+            processes=outcome.proc_views(req.procs, list(known.values())),
             blind_spots=sorted(set(req.blind_spots)),
             filtered=filtered,
             trackers=trackers,
@@ -312,19 +335,28 @@ async def _settle(
         packages=round(t_packages - t_hash, 3),
         write=round(t_written - t_packages, 3),
     )
-    row = await jobs.job_row(store, req.job_id)
-    assert row is not None
-    return RunDone(job=row, filtered=filtered.count)
+    return await _done(store, req.job_id)
 
 
-async def _rebuild(store: Store, req: RunFinish) -> None:
+FINISHED: frozenset[JobStatus] = frozenset({"complete", "recovered", "partial"})
+
+
+async def _done(store: Store, job_id: str) -> RunDone:
+    row = await jobs.job_row(store, job_id)
+    found = await records.context(store, job_id)
+    if row is None or found is None:
+        raise StoreError(f"job {job_id} vanished while it was being finished")
+    return RunDone(job=row, filtered=found[2].filtered.count)
+
+
+async def _rebuild(store: Store, req: RunFinish, known: dict[str, str]) -> None:
     """The job row of a run this store never saw start, from the RunStart its finish carries."""
     s = req.start
     root = project.find_root(s.cwd)
     project_id = await jobs.project_id(store, root) if root is not None else None
-    env_blob = await jobs.put_blob(store, redact.redact_env(s.env))
+    env_blob = await jobs.put_blob(store, redact.redact_env(s.env, known))
     await _insert(
-        store, req.job_id, s, project_id, "interrupted", None, None, env_blob, None, s.env
+        store, req.job_id, s, project_id, "interrupted", None, None, env_blob, None, s.env, known
     )
 
 

@@ -337,6 +337,31 @@ def test_redact_secrets_assigned_in_code_strings() -> None:
     assert redact_argv([b"python", b"-c", keep.encode()])[2] == keep
 
 
+def test_paths_with_random_directory_names_are_kept() -> None:
+    """A temporary directory's random name is not a token: the path stays (and a real token
+    inside a path still goes)."""
+    for path in (
+        "/tmp/roar-e2e-abcdefgh/work/tmp8x9k2lq1/repo",
+        "/tmp/a8Xk3/Zq9Lm/Pw4Rt/Yv1Nb/Mc0Hs/data.csv",
+        "/home/ana/.cache/uv/archive-v0/Kq3xZ9bLmP2wR7tY/lib",
+    ):
+        assert redact_text(path) == path
+        assert redact_argv([b"cp", path.encode(), b"/tmp/x"])[1] == path
+    token = "q8Zk3Jd9fLq2Xz7Pw4Rt6Yv1Nb5Mc0Hs8Ga3Ke2Ui"
+    assert redact_text(f"/srv/keys/{token}/x") == f"/srv/keys/{REDACTED}/x"
+
+
+def test_values_declared_secret_are_redacted_wherever_they_appear() -> None:
+    known = {"DATA_DIR": "/data/shared-volume", "SHORT": "abc"}
+    env = redact_env(
+        [b"DATA_DIR=/data/shared-volume", b"OTHER=/data/shared-volume/x", b"SHORT=abc", b"A=abc"],
+        known,
+    )
+    assert env == {"DATA_DIR": REDACTED, "OTHER": f"{REDACTED}/x", "SHORT": REDACTED, "A": "abc"}
+    argv = redact_argv([b"ls", b"/data/shared-volume/raw", b"abc"], list(known.values()))
+    assert argv == ["ls", f"{REDACTED}/raw", "abc"]  # too short to chase in other text
+
+
 def test_redact_run_leaves_no_secret_anywhere_in_a_record() -> None:
     """The whole record (what the spool writes): the command, its env, every process's argv."""
     from roar.protocol import ExecImage, FileFact, Proc, RunFinish, RunStart

@@ -147,3 +147,50 @@ def test_an_unreadable_frame_after_hello_is_bad_frame_and_the_connection_goes_on
     replies = _exchange(roar, [body])
     assert isinstance(replies[0], dict) and replies[0]["code"] == "bad-frame"
     assert replies[1] == {"type": "Ok", "message": ""}
+
+
+def test_env_set_values_are_secret_wherever_a_job_shows_them(roar: Roar) -> None:
+    from conftest import git_repo
+
+    repo = git_repo(roar, roar.work / "p", {"a.txt": "a"})
+    before = roar.run("sh", "-c", "true", cwd=repo, env={"DATA_DIR": "/data/shared-volume"})
+    roar("env", "set", "DATA_DIR=/data/shared-volume", cwd=repo)
+    job = roar.run("sh", "-c", 'echo "$DATA_DIR" > out.txt', cwd=repo)
+    assert job["env"]["DATA_DIR"] == "<redacted>"  # no secret word in its name: set with env set
+    job = roar.run("ls", "/data/shared-volume/raw", cwd=repo, check=False)
+    assert job["job"]["command"] == "ls '<redacted>/raw'"
+    assert all("shared-volume" not in " ".join(p["argv"]) for p in job["processes"])
+    # a job recorded before the variable was set shows it redacted too
+    old = roar.json("show", before["job"]["id"], cwd=repo)["job"]
+    assert old["env"]["DATA_DIR"] == "<redacted>"
+
+
+FINISH_TWICE = r"""
+import os, sys, time
+from roarctl.client import Client
+from roar.protocol import RunDone, RunFinish, RunStart, RunStarted, FileFact
+
+cwd = os.getcwdb()
+with Client.connect() as c:
+    start = RunStart(argv=[b"true"], cwd=cwd, env=[], started=time.time())
+    job = c.call(start, expect=RunStarted).job_id
+    out = os.path.join(cwd, b"made.txt")
+    open(out, "w").write("x")
+    first = c.call(RunFinish(job_id=job, start=start, ended=time.time(), wait_status=0,
+                             files=[FileFact(path=out, written=True, pre_existed=False)]),
+                   expect=RunDone)
+    # the same finish again, then one that says otherwise: neither changes the record
+    again = c.call(RunFinish(job_id=job, start=start, ended=time.time(), wait_status=256),
+                   expect=RunDone)
+print(job, first.job.exit_code, again.job.exit_code, again.job.outputs, again.job.status)
+"""
+
+
+def test_a_finished_job_is_never_changed_by_a_second_finish(roar: Roar) -> None:
+    out = roar.exec([sys.executable, "-c", FINISH_TWICE]).stdout.split()
+    job_id, first, again, outputs, status = out
+    assert (first, again, outputs, status) == ("0", "0", "1", "complete")
+    shown = roar.json("show", job_id)["job"]
+    assert shown["job"]["exit_code"] == 0 and len(shown["outputs"]) == 1
+    log = (roar.home / ".local/state/roar/roard.log").read_text()
+    assert "run.finish_again" in log

@@ -17,6 +17,16 @@ async def env(store: Store, project_id: int | None) -> dict[str, str]:
     return dict(rows)
 
 
+async def env_names_of_job(store: Store, job_id: str) -> set[str]:
+    """The names of the env vars set (now) in the project of a job."""
+    rows = await store.rows(
+        "SELECT e.name FROM jobs j JOIN project_env e ON e.project_id = j.project_id"
+        " WHERE j.id = ?",
+        (job_id,),
+    )
+    return {r[0] for r in rows}
+
+
 async def set_env(tx: Tx, project_id: int, name: str, value: str) -> None:
     await tx.execute(
         "INSERT INTO project_env (project_id, name, value) VALUES (?, ?, ?)"
