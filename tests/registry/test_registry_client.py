@@ -570,7 +570,7 @@ def test_auth_errors_are_one_line_with_what_to_do(roar: Roar, people: People, gl
     _one_line_error(roar("register", "--all", check=False), "logged out", "auth login")
 
 
-def test_auth_web_signs_its_request_and_knows_an_older_registry(
+def test_auth_web_signs_its_request_and_signs_the_browser_in(
     roar: Roar, people: People, glaas: Glaas
 ) -> None:
     key = people.key(roar, "id_web")
@@ -611,8 +611,20 @@ def test_auth_web_signs_its_request_and_knows_an_older_registry(
     finally:
         server.shutdown()
         server.server_close()
-    roar("config", "set", "registry.url", glaas.url)  # a registry without web login
-    _one_line_error(roar("auth", "web", check=False), "has no web login")
+    # The real registry: an unknown key is told what to do; a known one gets a link that signs
+    # the browser in once.
+    roar("config", "set", "registry.url", glaas.url)
+    _one_line_error(roar("auth", "web", check=False), "unknown key", "glaas admin user add")
+    glaas.admin("user", "add", f"web-{uuid.uuid4().hex[:6]}", "--key-file", f"{key}.pub")
+    link = roar.json("auth", "web")
+    assert link["url"].startswith(f"{glaas.url}/login/")
+    import httpx
+
+    with httpx.Client() as browser:
+        first = browser.get(link["url"], follow_redirects=False)
+        assert first.status_code in (302, 303) and "httponly" in first.headers["set-cookie"].lower()
+        again = browser.get(link["url"], follow_redirects=False)  # a link works once
+        assert again.status_code >= 400
 
 
 # ---------------------------------------------------------------- the outbox, in-process
