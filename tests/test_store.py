@@ -13,6 +13,7 @@ import msgspec
 from conftest import Roar, git_repo
 
 from roar import model
+from roard.store.schema import SCHEMA_VERSION
 
 DATA = Path(__file__).parent / "data"
 V1_JOBS = {
@@ -51,7 +52,8 @@ def test_schema_1_database_still_loads(roar: Roar) -> None:
 
 
 def test_schema_3_database_migrates_to_registration(roar: Roar) -> None:
-    """A store from before registration (schema 3) gains the outbox and keeps its jobs; its
+    """A store from before registration (schema 3) gains the outbox (and every later
+    migration) and keeps its jobs; its
     jobs can be queued like new ones (tests/registry/test_registry_client.py sends them)."""
     db = _install_db(roar, DATA / "store-v3.db")
     jobs = roar.json("log", "--all")
@@ -62,7 +64,7 @@ def test_schema_3_database_migrates_to_registration(roar: Roar) -> None:
     roar.run("true")
     roar.stop()
     with sqlite3.connect(db) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 4
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         assert conn.execute("SELECT count(*) FROM outbox").fetchone()[0] == 0
         assert conn.execute("SELECT count(*) FROM registered").fetchone()[0] == 0
         # the outbox goes with its job: a row for a job that is removed goes too
