@@ -82,7 +82,7 @@ def plan(client: Client, target: str, into: str | None, inputs: list[str], cwd: 
             raise RoarError(f"--inputs {d}: not a directory", exit_code=2)
         dirs.append(path)
     request = GetPlan(
-        target=target,
+        target=os.fsencode(target),
         cwd=cwd,
         into=None if into is None else os.path.abspath(os.path.join(cwd, os.fsencode(into))),
         inputs=dirs,
@@ -162,7 +162,7 @@ class Reproduction:
         new = run.job_id or None
         if new is not None and run.record == "stored":
             self.client.call(
-                LabelOp(cwd=ws.dir, op="set", target=new, pairs={"reproduces": job.id}),
+                LabelOp(cwd=ws.dir, op="set", target=new.encode(), pairs={"reproduces": job.id}),
                 expect=LabelReply,
             )
         found = ws.hashes(outputs)
@@ -184,7 +184,9 @@ class Reproduction:
                 else f"{first.path}: {first.reproduced[:12]}, recorded {first.recorded[:12]}"
             )
         if result.verdict != "identical" and new is not None and run.record == "stored":
-            diff = self.client.call(Diff(a=job.id, b=new, cwd=ws.dir), expect=DiffReply)
+            diff = self.client.call(
+                Diff(a=job.id.encode(), b=new.encode(), cwd=ws.dir), expect=DiffReply
+            )
             result.diff = diff.entries
         return result
 

@@ -111,7 +111,9 @@ class Pipeline:
             )
 
     async def plan(self, target: str, **kw: object) -> PlanReply:
-        req = GetPlan(target=target, cwd=os.fsencode(self.root), into=b"/nonexistent/x", **kw)  # type: ignore[arg-type]
+        req = GetPlan(
+            target=os.fsencode(target), cwd=os.fsencode(self.root), into=b"/nonexistent/x", **kw
+        )  # type: ignore[arg-type]
         return await plan.make(self.store, req)
 
 

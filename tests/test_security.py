@@ -28,6 +28,7 @@ ATTACKER = "roar-e2e-other"
 FAKE_ROARD = r"""
 import os, socket, struct, sys
 import msgspec
+from roar.protocol import PROTOCOL_VERSION
 path, log = sys.argv[1], sys.argv[2]
 s = socket.socket(socket.AF_UNIX)
 s.bind(path)
@@ -41,7 +42,7 @@ while True:
     with open(log, "ab") as f:
         f.write(data)
     welcome = msgspec.msgpack.encode(
-        {"type": "Welcome", "protocol": 1, "server": "0.1.0", "pid": 1}
+        {"type": "Welcome", "protocol": PROTOCOL_VERSION, "server": "0.1.0", "pid": 1}
     )
     try:
         c.sendall(struct.pack(">I", len(welcome)) + welcome)

@@ -240,7 +240,7 @@ def register(
         raise RoarError("name what to register: TARGET..., --session or --all", exit_code=2)
     request = Register(
         cwd=os.getcwdb(),
-        targets=list(targets),
+        targets=[os.fsencode(t) for t in targets],
         session=session,
         all=all_jobs,
         visibility=visibility,  # type: ignore[arg-type]
