@@ -22,6 +22,7 @@ from conftest import Roar, git_repo, wait_for
 pytestmark = pytest.mark.skipif(os.getuid() != 0, reason="needs root to create a second user")
 
 ATTACKER = "roar-e2e-other"
+DATA = Path(__file__).parent / "data"
 
 # A fake roard: listens at argv[1], answers a Hello with a Welcome (to tempt the client on) and
 # appends every byte it receives to argv[2].
@@ -227,6 +228,9 @@ def test_every_file_roar_makes_is_the_users_alone_from_the_start(roar: Roar, fak
     config = roar.home / ".config/roar"
     runtime = roar.socket.parent
     roar.sh(f"umask 022 && mkdir -p '{data}' '{runtime}' && chmod 755 '{data}' '{runtime}'")
+    shutil.copy(DATA / "store-v3.db", data / "roar.db")  # and its store 0644
+    (data / "roar.db").chmod(0o644)
+    roar.chown(data)
     # Before any roard ran: a run whose record is spooled (roarctl makes the state directory)
     # and the user's config (roarctl makes the config directory).
     shared = Path(tempfile.mkdtemp(prefix="roar-shared-run-", dir="/tmp"))
