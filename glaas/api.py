@@ -15,12 +15,13 @@ from litestar.di import NamedDependency, Provide
 from litestar.handlers import BaseRouteHandler
 from litestar.params import JSONBody, Parameter
 
-from glaas import auth, graph, ingest, login, lookup
+from glaas import ancestry, auth, graph, ingest, login, lookup
 from glaas.problems import responses
 from glaas.store import ANONYMOUS, Account, Store
 from roar.errors import NotFound
 from roar.registry import (
     API,
+    Ancestry,
     ArtifactEntry,
     Batch,
     Direction,
@@ -90,6 +91,19 @@ async def artifact(ref: Ref, store: Store_, account: Account_) -> ArtifactEntry:
     if entry is None:  # removed from view between the two reads
         raise NotFound(f"no artifact {ref}")
     return entry
+
+
+@get(
+    "/artifacts/{ref:str}/ancestry",
+    responses=READ,
+    summary="Every job upstream of an artifact, whole (what roarctl reproduce plans from)",
+)
+async def artifact_ancestry(ref: Ref, store: Store_, account: Account_) -> Ancestry:
+    viewer = _viewer(account)
+    digest = lookup.check(ref)
+    if len(digest) < 64:
+        digest = (await lookup.resolve(store, ("artifact",), ref, viewer)).id
+    return await ancestry.ancestry(store, digest, viewer)
 
 
 @get("/jobs/{ref:str}", responses=READ, summary="A job by registry id or prefix")
@@ -188,6 +202,7 @@ router = Router(
     path=API,
     route_handlers=[
         artifact,
+        artifact_ancestry,
         job,
         session,
         session_dag,

@@ -114,6 +114,18 @@ class ArtifactEntry(msgspec.Struct):
     read_by: list[str]  # job ids that read it
 
 
+class Ancestry(msgspec.Struct):
+    """Every job upstream of an artifact that the reader may see (`GET artifacts/{ref}/ancestry`),
+    whole: what `roarctl reproduce` plans from when the local store lacks the artifact. The
+    walk follows each input to the jobs that wrote its content and had ended before the reader
+    started; the build steps (kind "build") of those jobs' sessions that ran before their
+    last job come too. The client picks the producer of each input (roard.plan)."""
+
+    root: str  # the artifact's hash
+    jobs: list[JobEntry]
+    truncated: bool = False  # the walk stopped at its job limit: the lineage is incomplete
+
+
 class SessionEntry(msgspec.Struct):
     session: Session
     jobs: list[JobSummary]

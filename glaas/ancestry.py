@@ -1,0 +1,79 @@
+"""An artifact's whole ancestry, as full job records, in one answer: what `roarctl reproduce`
+plans from when the hash is not in the local store (`GET /api/v1/artifacts/{ref}/ancestry`).
+
+The walk goes up from the artifact one level at a time: the visible jobs that wrote a content,
+then the contents they read, and so on. A job that wrote a content a reader read is kept only if
+it had ended before that reader started (a later re-run or a later copy cannot have made what
+was read), which is the time half of the producer rule; which of the kept writers made each
+input is the client's to decide (roard.plan), with the same rule it applies to its own store.
+The build steps of the kept jobs' sessions that started before the session's last kept job come
+too. What the reader may not see is neither returned nor walked through. At most MAX_JOBS jobs
+(then `truncated`): a reproduction needs the whole lineage, so a cut one is said to be cut."""
+
+from __future__ import annotations
+
+from glaas.store import Store
+from roar.errors import NotFound
+from roar.registry import Ancestry, JobEntry
+
+MAX_JOBS = 1000  # job records in one answer
+MAX_LEVELS = 1000  # jobs deep
+OUTPUT = 1
+
+
+def _end(e: JobEntry) -> float:
+    return e.job.ended if e.job.ended is not None else e.job.started
+
+
+async def ancestry(store: Store, digest: str, viewer: int, max_jobs: int = MAX_JOBS) -> Ancestry:
+    if await store.artifact(digest, viewer) is None:
+        raise NotFound(f"no artifact {digest}")
+    found: dict[str, JobEntry] = {}
+    # each content to follow -> the latest start of a job that read it (None: the artifact
+    # itself, which any job that wrote it may have made)
+    bound: dict[str, float | None] = {digest: None}
+    frontier: dict[str, float | None] = {digest: None}
+    truncated = False
+    for _ in range(MAX_LEVELS):
+        if not frontier or truncated:
+            break
+        limit = max_jobs * 4
+        rows = await store.io_of_artifacts(sorted(frontier), OUTPUT, viewer, limit)
+        truncated = len(rows) == limit
+        wrote: dict[str, list[str]] = {}  # job -> the frontier's contents it wrote
+        for job_id, h, _ in rows:
+            wrote.setdefault(job_id, []).append(h)
+        new = sorted(j for j in wrote if j not in found)
+        if len(found) + len(new) > max_jobs:
+            new, truncated = new[: max_jobs - len(found)], True
+        following: dict[str, float | None] = {}
+        for e in await store.jobs(new, viewer):
+            end = _end(e)
+            if not any((b := frontier[h]) is None or end <= b for h in wrote[e.id]):
+                continue  # it wrote that content only after its readers had started
+            found[e.id] = e
+            for i in e.job.inputs:
+                was = bound.get(i.hash, -1.0)
+                if was is not None and e.job.started > was:
+                    bound[i.hash] = following[i.hash] = e.job.started
+        frontier = following
+    found.update({e.id: e for e in await _builds(store, list(found.values()), viewer)})
+    if len(found) > max_jobs:
+        truncated = True
+    jobs = sorted(found.values(), key=lambda e: (e.job.started, e.id))
+    return Ancestry(root=digest, jobs=jobs[:max_jobs], truncated=truncated)
+
+
+async def _builds(store: Store, jobs: list[JobEntry], viewer: int) -> list[JobEntry]:
+    """The build steps of these jobs' sessions that started before the session's last job."""
+    last: dict[str, float] = {}
+    for e in jobs:
+        if e.session is not None:
+            last[e.session] = max(last.get(e.session, 0.0), e.job.started)
+    have = {e.id for e in jobs}
+    wanted: list[str] = []
+    for session, until in sorted(last.items()):
+        for s in await store.session_jobs(session, viewer):
+            if s.kind == "build" and s.started < until and s.id not in have:
+                wanted.append(s.id)
+    return await store.jobs(wanted, viewer) if wanted else []
