@@ -25,7 +25,8 @@ def _end(e: JobEntry) -> float:
     return e.job.ended if e.job.ended is not None else e.job.started
 
 
-async def ancestry(store: Store, digest: str, viewer: int, max_jobs: int = MAX_JOBS) -> Ancestry:
+async def ancestry(store: Store, digest: str, viewer: int) -> Ancestry:
+    max_jobs = MAX_JOBS
     if await store.artifact(digest, viewer) is None:
         raise NotFound(f"no artifact {digest}")
     found: dict[str, JobEntry] = {}
@@ -57,6 +58,8 @@ async def ancestry(store: Store, digest: str, viewer: int, max_jobs: int = MAX_J
                 if was is not None and e.job.started > was:
                     bound[i.hash] = following[i.hash] = e.job.started
         frontier = following
+    if frontier:  # deeper than MAX_LEVELS
+        truncated = True
     found.update({e.id: e for e in await _builds(store, list(found.values()), viewer)})
     if len(found) > max_jobs:
         truncated = True

@@ -240,7 +240,7 @@ async def test_what_was_made_outside_the_base_is_used_where_it_is(
 URL = "http://registry.test"
 
 
-async def registry_plan(pipe: Pipeline, target: str) -> PlanReply:
+async def registry_plan(pipe: Pipeline, target: str, truncated: bool = False) -> PlanReply:
     """The plan from the registry's records of every job in the store (as `register` sends
     them, then as the registry answers an ancestry), the local store not consulted for them."""
     from roar import canonical
@@ -254,7 +254,7 @@ async def registry_plan(pipe: Pipeline, target: str) -> PlanReply:
         record = canonical.for_registry(job, home="/nonexistent-home")
         session = f"session-{job.session}" if job.session is not None else None
         entries.append(JobEntry(record.id, record, "alice", "team", 0.0, None, session))
-    remote = RemoteLineage(URL, Ancestry(target, entries))
+    remote = RemoteLineage(URL, Ancestry(target, entries, truncated))
     req = GetPlan(
         target=target[:12], cwd=os.fsencode(pipe.root), into=b"/nonexistent/x", remote=remote
     )
@@ -298,6 +298,9 @@ async def test_the_registrys_records_are_planned_as_the_local_store_plans_them(
         "tool e00000000005",
     ]
     assert z[-1][1] == [("copy-of-x", "tool c00000000003"), ("y", "tool b00000000002")]
+    # a lineage the registry cut short is planned, and said to be incomplete: nothing runs
+    cut = await registry_plan(pipe, h("z"), truncated=True)
+    assert [p for p in cut.problems if "longer than it sends at once" in p]
 
 
 def test_a_plan_request_from_before_remote_still_decodes() -> None:

@@ -5,6 +5,7 @@ are problem details; every response carries the security headers."""
 from __future__ import annotations
 
 import msgspec
+import pytest
 from registry_support import Client, batch, hexdigest, make_job, new_session
 
 from roar import canonical, registry
@@ -207,3 +208,29 @@ def test_an_artifacts_ancestry_is_every_job_upstream_whole_and_only_for_who_may_
     assert client.get(f"/artifacts/{metrics}/ancestry", "carol").status_code == 404
     assert client.get(f"/artifacts/{metrics}/ancestry").status_code == 404
     assert client.get(f"/artifacts/{hexdigest()}/ancestry", "alice").status_code == 404
+
+
+def test_an_ancestry_longer_than_the_limits_says_it_is_cut(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from glaas import ancestry
+
+    chain = [hexdigest() for _ in range(5)]
+    jobs = [
+        msgspec.structs.replace(
+            make_job(inputs=[(f"f{i}", chain[i])], outputs=[(f"f{i + 1}", chain[i + 1])]),
+            started=1.7e9 + 10 * i,
+            ended=1.7e9 + 10 * i + 1,
+        )
+        for i in range(4)
+    ]
+    client.ingest(batch(*jobs, visibility="public"))
+    whole = _decode(client.get(f"/artifacts/{chain[-1]}/ancestry"), registry.Ancestry)
+    assert len(whole.jobs) == 4 and not whole.truncated
+    monkeypatch.setattr(ancestry, "MAX_JOBS", 3)
+    cut = _decode(client.get(f"/artifacts/{chain[-1]}/ancestry"), registry.Ancestry)
+    assert len(cut.jobs) == 3 and cut.truncated
+    monkeypatch.setattr(ancestry, "MAX_JOBS", 1000)
+    monkeypatch.setattr(ancestry, "MAX_LEVELS", 2)
+    shallow = _decode(client.get(f"/artifacts/{chain[-1]}/ancestry"), registry.Ancestry)
+    assert len(shallow.jobs) == 2 and shallow.truncated
