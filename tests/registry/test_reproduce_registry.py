@@ -73,6 +73,12 @@ def test_a_hash_only_the_registry_knows_is_rebuilt_from_its_lineage_there(
         bob_home.chown(inputs)
         shutil.rmtree(repo)
 
+        # from the registry, reproducing starts at an artifact: a job's id says so, in one line
+        shown = bob_home.json("show", report, "--remote")["artifact"]
+        job_id = shown["produced_by"][0]["id"]
+        proc = _reproduce(bob_home, job_id[:12], "--dry-run", cwd=bob_home.work)
+        _one_line_error(proc, "is a job in the registry", f"roarctl show {job_id[:12]} --remote")
+
         # the plan says where its lineage came from; without the data it is a problem
         proc = _reproduce(bob_home, report[:16], "--dry-run", "--json", cwd=bob_home.work)
         assert proc.returncode == 1, proc.stderr
