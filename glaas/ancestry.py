@@ -1,5 +1,6 @@
-"""An artifact's whole ancestry, as full job records, in one answer: what `roarctl reproduce`
-plans from when the hash is not in the local store (`GET /api/v1/artifacts/{ref}/ancestry`).
+"""An artifact's (or a job's) whole ancestry, as full job records, in one answer: what `roarctl
+reproduce` plans from when the hash is not in the local store (`GET /api/v1/artifacts/{ref}/
+ancestry`, `GET /api/v1/jobs/{ref}/ancestry`).
 
 The walk goes up from the artifact one level at a time: the visible jobs that wrote a content,
 then the contents they read, and so on. A job that wrote a content a reader read is kept only if
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 from glaas.store import Store
 from roar.errors import NotFound
-from roar.registry import Ancestry, JobEntry
+from roar.registry import Ancestry, JobEntry, Kind
 
 MAX_JOBS = 1000  # job records in one answer
 MAX_LEVELS = 1000  # jobs deep
@@ -25,15 +26,26 @@ def _end(e: JobEntry) -> float:
     return e.job.ended if e.job.ended is not None else e.job.started
 
 
-async def ancestry(store: Store, digest: str, viewer: int) -> Ancestry:
+async def ancestry(store: Store, kind: Kind, root: str, viewer: int) -> Ancestry:
+    """Upstream of an artifact (the jobs that wrote it, and theirs), or of a job (the job
+    itself, and the jobs that made its inputs)."""
     max_jobs = MAX_JOBS
-    if await store.artifact(digest, viewer) is None:
-        raise NotFound(f"no artifact {digest}")
     found: dict[str, JobEntry] = {}
     # each content to follow -> the latest start of a job that read it (None: the artifact
     # itself, which any job that wrote it may have made)
-    bound: dict[str, float | None] = {digest: None}
-    frontier: dict[str, float | None] = {digest: None}
+    frontier: dict[str, float | None] = {}
+    if kind == "job":
+        entries = await store.jobs([root], viewer)
+        if not entries:
+            raise NotFound(f"no job {root}")
+        found[root] = entries[0]
+        for i in entries[0].job.inputs:
+            frontier[i.hash] = entries[0].job.started
+    else:
+        if await store.artifact(root, viewer) is None:
+            raise NotFound(f"no artifact {root}")
+        frontier[root] = None
+    bound = dict(frontier)
     truncated = False
     for _ in range(MAX_LEVELS):
         if not frontier or truncated:
@@ -64,7 +76,7 @@ async def ancestry(store: Store, digest: str, viewer: int) -> Ancestry:
     if len(found) > max_jobs:
         truncated = True
     jobs = sorted(found.values(), key=lambda e: (e.job.started, e.id))
-    return Ancestry(root=digest, jobs=jobs[:max_jobs], truncated=truncated)
+    return Ancestry(root=root, jobs=jobs[:max_jobs], truncated=truncated)
 
 
 async def _builds(store: Store, jobs: list[JobEntry], viewer: int) -> list[JobEntry]:

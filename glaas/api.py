@@ -103,7 +103,7 @@ async def artifact_ancestry(ref: Ref, store: Store_, account: Account_) -> Ances
     digest = lookup.check(ref)
     if len(digest) < 64:
         digest = (await lookup.resolve(store, ("artifact",), ref, viewer)).id
-    return await ancestry.ancestry(store, digest, viewer)
+    return await ancestry.ancestry(store, "artifact", digest, viewer)
 
 
 @get("/jobs/{ref:str}", responses=READ, summary="A job by registry id or prefix")
@@ -116,6 +116,19 @@ async def job(ref: Ref, store: Store_, account: Account_) -> JobEntry:
     if entry is None:
         raise NotFound(f"no job {ref}")
     return entry
+
+
+@get(
+    "/jobs/{ref:str}/ancestry",
+    responses=READ,
+    summary="A job and every job upstream of it, whole (what roarctl reproduce plans from)",
+)
+async def job_ancestry(ref: Ref, store: Store_, account: Account_) -> Ancestry:
+    viewer = _viewer(account)
+    job_id = lookup.check(ref)
+    if len(job_id) < 64:
+        job_id = (await lookup.resolve(store, ("job",), ref, viewer)).id
+    return await ancestry.ancestry(store, "job", job_id, viewer)
 
 
 @get("/sessions/{ref:str}", responses=READ, summary="A session and its jobs")
@@ -204,6 +217,7 @@ router = Router(
         artifact,
         artifact_ancestry,
         job,
+        job_ancestry,
         session,
         session_dag,
         lineage,

@@ -111,20 +111,20 @@ def plan(
 
 
 def from_registry(target: str) -> RemoteLineage:
-    """The lineage of an artifact the local store does not have, from the team registry
+    """The lineage of an artifact or job the local store does not have, from the team registry
     (signed as `roarctl show` signs: your own and your teams' records too)."""
     from roar.registry import Ancestry
     from roarctl import remote
 
     with remote.Remote.open() as reg:
         kind, key = reg.find(target)
-        if kind != "artifact":
+        if kind == "session":
             raise RoarError(
-                f"'{target}' is a {kind} in the registry at {reg.url}: reproducing from the "
-                "registry starts at an artifact",
-                f"give the hash of one of its outputs (roarctl show {key[:12]} --remote)",
+                f"'{target}' is a session in the registry at {reg.url}: reproducing from the "
+                "registry starts at an artifact or a job",
+                f"give one of its jobs' ids (roarctl dag {key[:12]})",
             )
-        found = reg.get(f"/artifacts/{key}/ancestry", Ancestry)
+        found = reg.get(f"/{kind}s/{key}/ancestry", Ancestry)
         return RemoteLineage(url=reg.url, ancestry=found)
 
 

@@ -186,13 +186,17 @@ async def registry_source(store: Store, req: GetPlan) -> Ancestry:
         if e.session is not None:
             number = sessions_seen.setdefault(e.session, len(sessions_seen) + 1)
         jobs[e.id] = _here(msgspec.structs.replace(e.job, id=e.id, session=number), home)
+    kind: TargetKind = "job" if digest in jobs else "artifact"
     makers = [j for j in jobs.values() if any(o.hash == digest for o in j.outputs)]
+    if kind == "job":
+        makers = [jobs[digest]]
     if not makers:
         raise NotFound(
             f"the registry has no job that made {digest[:12]}: there is nothing to reproduce",
             "`roarctl show` it to see where it was seen",
         )
-    # its producer: the earliest job that wrote it without reading it (else the earliest)
+    # an artifact's producer: the earliest job that wrote it without reading it (else the
+    # earliest)
     makers.sort(key=lambda j: (any(i.hash == digest for i in j.inputs), j.started, j.id))
     target = makers[0]
     producer = _producers(list(jobs.values()))
@@ -222,17 +226,20 @@ async def registry_source(store: Store, req: GetPlan) -> Ancestry:
         ):
             chosen[(job.session, job.step)] = job  # (in start order: the last one stays)
     keep = needed | {j.id for j in chosen.values()}
-    wanted = [(target.id, o) for o in target.outputs if o.hash == digest][:1]
+    wanted = [(target.id, o) for o in target.outputs if kind == "job" or o.hash == digest]
+    if kind == "artifact":
+        wanted = wanted[:1]
     problems = []
     if found.truncated:
         problems.append(
             f"the registry's lineage of {digest[:12]} is longer than it sends at once "
             f"({len(found.jobs)} jobs): it cannot be planned whole"
         )
+    label = target.command if kind == "job" else wanted[0][1].path if wanted else digest
     return Ancestry(
         target=digest,
-        kind="artifact",
-        label=wanted[0][1].path if wanted else digest,
+        kind=kind,
+        label=label,
         jobs={job_id: jobs[job_id] for job_id in jobs if job_id in keep},
         producer={k: m for k, m in producer.items() if k[0] in keep and m in keep},
         wanted=wanted,

@@ -254,6 +254,8 @@ async def registry_plan(pipe: Pipeline, target: str, truncated: bool = False) ->
         record = canonical.for_registry(job, home="/nonexistent-home")
         session = f"session-{job.session}" if job.session is not None else None
         entries.append(JobEntry(record.id, record, "alice", "team", 0.0, None, session))
+        if target == job.id:  # a job: by its registry id
+            target = record.id
     remote = RemoteLineage(URL, Ancestry(target, entries, truncated))
     req = GetPlan(
         target=target[:12], cwd=os.fsencode(pipe.root), into=b"/nonexistent/x", remote=remote
@@ -298,6 +300,10 @@ async def test_the_registrys_records_are_planned_as_the_local_store_plans_them(
         "tool e00000000005",
     ]
     assert z[-1][1] == [("copy-of-x", "tool c00000000003"), ("y", "tool b00000000002")]
+    # a job: itself and what made its inputs, every output of it the target
+    local, remote = await pipe.plan("e00000000005"), await registry_plan(pipe, "e00000000005")
+    assert (remote.kind, remote.label) == ("job", "tool e00000000005") and len(remote.target) == 64
+    assert by_command(remote) == by_command(local) and remote.wanted[0].path == "z"
     # a lineage the registry cut short is planned, and said to be incomplete: nothing runs
     cut = await registry_plan(pipe, h("z"), truncated=True)
     assert [p for p in cut.problems if "longer than it sends at once" in p]

@@ -204,8 +204,12 @@ def test_an_artifacts_ancestry_is_every_job_upstream_whole_and_only_for_who_may_
     whole = found.jobs[3]
     assert whole.job.inputs[0].path == "m.pt" and whole.job.context.git is not None
     assert whole.session == session.hash and whole.owner == "alice"
+    # from a job: the job and what made its inputs
+    of_job = _decode(client.get(f"/jobs/{ids[2][:10]}/ancestry", "bob"), registry.Ancestry)
+    assert of_job.root == ids[2] and [e.id for e in of_job.jobs] == ids[:3]
     # what is not yours reads as not found, as in every other look-up
     assert client.get(f"/artifacts/{metrics}/ancestry", "carol").status_code == 404
+    assert client.get(f"/jobs/{ids[2]}/ancestry", "carol").status_code == 404
     assert client.get(f"/artifacts/{metrics}/ancestry").status_code == 404
     assert client.get(f"/artifacts/{hexdigest()}/ancestry", "alice").status_code == 404
 

@@ -73,11 +73,17 @@ def test_a_hash_only_the_registry_knows_is_rebuilt_from_its_lineage_there(
         bob_home.chown(inputs)
         shutil.rmtree(repo)
 
-        # from the registry, reproducing starts at an artifact: a job's id says so, in one line
+        # a job of the registry plans too (its outputs the target); a session is refused in
+        # one line that says what to give
         shown = bob_home.json("show", report, "--remote")["artifact"]
         job_id = shown["produced_by"][0]["id"]
-        proc = _reproduce(bob_home, job_id[:12], "--dry-run", cwd=bob_home.work)
-        _one_line_error(proc, "is a job in the registry", f"roarctl show {job_id[:12]} --remote")
+        proc = _reproduce(bob_home, job_id[:12], "--dry-run", "--json", "--inputs", str(inputs))
+        plan = json.loads(proc.stdout)
+        assert (plan["kind"], plan["target"], plan["registry"]) == ("job", job_id, glaas.url)
+        assert [j["ref"] for j in plan["jobs"]] == ["@1", "@2", "@3"] and not plan["problems"]
+        session = bob_home.json("show", job_id, "--remote")["registry"]["session"]
+        proc = _reproduce(bob_home, session[:12], "--dry-run", cwd=bob_home.work)
+        _one_line_error(proc, "is a session in the registry", "roarctl dag")
 
         # the plan says where its lineage came from; without the data it is a problem
         proc = _reproduce(bob_home, report[:16], "--dry-run", "--json", cwd=bob_home.work)
