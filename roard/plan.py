@@ -779,10 +779,13 @@ class _Planner:
                 "recorded remote: the source cannot be checked out"
             )
             return "none", None
-        self.notes.append(
-            f"{show_path(self.git_root)} does not have commit "
-            f"{', '.join(c[:12] for c in commits)}: cloning {url}"
-        )
+        if os.path.isdir(self.git_root):
+            self.notes.append(
+                f"{show_path(self.git_root)} does not have commit "
+                f"{', '.join(c[:12] for c in commits)}: cloning {url}"
+            )
+        else:  # (a record from the registry: the repository was on another machine)
+            self.notes.append(f"{show_path(self.git_root)} is not on this machine: cloning {url}")
         return "remote", url
 
 

@@ -103,6 +103,7 @@ def test_a_hash_only_the_registry_knows_is_rebuilt_from_its_lineage_there(
         assert sources["data.csv"] == "copy" and sources["prefix.txt"] == "commit"
         text = _reproduce(bob_home, report, "--dry-run", "--inputs", str(inputs)).stdout
         assert f"registry: {glaas.url}" in text
+        assert f"note: {repo} is not on this machine: cloning {remote}" in text
 
         # the run: cloned from the remote, every output byte for byte as alice made it
         out = bob_home.work / "out"
