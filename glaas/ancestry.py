@@ -47,7 +47,7 @@ async def ancestry(store: Store, kind: Kind, root: str, viewer: int) -> Ancestry
         frontier[root] = None
     bound = dict(frontier)
     truncated = False
-    for _ in range(MAX_LEVELS):
+    for level in range(MAX_LEVELS + 1):  # (one more: is there a job deeper than the limit?)
         if not frontier or truncated:
             break
         limit = max_jobs * 4
@@ -57,21 +57,20 @@ async def ancestry(store: Store, kind: Kind, root: str, viewer: int) -> Ancestry
         for job_id, h, _ in rows:
             wrote.setdefault(job_id, []).append(h)
         new = sorted(j for j in wrote if j not in found)
-        if len(found) + len(new) > max_jobs:
-            new, truncated = new[: max_jobs - len(found)], True
         following: dict[str, float | None] = {}
         for e in await store.jobs(new, viewer):
             end = _end(e)
             if not any((b := frontier[h]) is None or end <= b for h in wrote[e.id]):
                 continue  # it wrote that content only after its readers had started
+            if level == MAX_LEVELS or len(found) == max_jobs:
+                truncated = True  # deeper, or more, than the limits
+                break
             found[e.id] = e
             for i in e.job.inputs:
                 was = bound.get(i.hash, -1.0)
                 if was is not None and e.job.started > was:
                     bound[i.hash] = following[i.hash] = e.job.started
         frontier = following
-    if frontier:  # deeper than MAX_LEVELS
-        truncated = True
     found.update({e.id: e for e in await _builds(store, list(found.values()), viewer)})
     if len(found) > max_jobs:
         truncated = True

@@ -235,6 +235,9 @@ def test_an_ancestry_longer_than_the_limits_says_it_is_cut(
     cut = _decode(client.get(f"/artifacts/{chain[-1]}/ancestry"), registry.Ancestry)
     assert len(cut.jobs) == 3 and cut.truncated
     monkeypatch.setattr(ancestry, "MAX_JOBS", 1000)
+    monkeypatch.setattr(ancestry, "MAX_LEVELS", 4)  # exactly deep enough
+    exact = _decode(client.get(f"/artifacts/{chain[-1]}/ancestry"), registry.Ancestry)
+    assert len(exact.jobs) == 4 and not exact.truncated
     monkeypatch.setattr(ancestry, "MAX_LEVELS", 2)
     shallow = _decode(client.get(f"/artifacts/{chain[-1]}/ancestry"), registry.Ancestry)
     assert len(shallow.jobs) == 2 and shallow.truncated
