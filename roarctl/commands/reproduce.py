@@ -51,6 +51,8 @@ def reproduce(
     `roarctl env`). Each job runs under `roarctl run` in a new session; its outputs are
     compared with the recorded hashes as soon as it ends. Exit status 0 only when TARGET is
     identical. Your own repository, its HEAD, branch, index and stash, is never touched.
+    A hash (or a job's id) roar does not have is planned from its lineage in the team
+    registry (registry.url), the source cloned from the recorded remote.
 
     \b
     Examples:
