@@ -33,6 +33,7 @@ from roar.model import (
     SystemPackages,
     TrackerRun,
 )
+from roar.registry import Ancestry
 
 PROTOCOL_VERSION = 2
 MAX_FRAME = 16 * 1024 * 1024
@@ -241,6 +242,14 @@ class Register(msgspec.Struct, tag=True):
     agent: Name | None = None  # the client's SSH_AUTH_SOCK, for a roard that has none
 
 
+class RemoteLineage(msgspec.Struct):
+    """A target's lineage as the team registry answered it (`GET artifacts/{ref}/ancestry`,
+    fetched by roarctl): roard plans from these records as it does from its own store."""
+
+    url: str  # the registry's base URL
+    ancestry: Ancestry
+
+
 class GetPlan(msgspec.Struct, tag=True):
     """The plan to reproduce TARGET (`roarctl reproduce`): roard computes it, roarctl runs it."""
 
@@ -249,6 +258,9 @@ class GetPlan(msgspec.Struct, tag=True):
     into: bytes | None = None  # the reproduction directory (None: cwd/reproduce-<hash12>)
     inputs: list[bytes] = []  # directories to search for root inputs, by content hash
     env: list[Name] = []  # names set in the caller's environment (for redacted variables)
+    # Added in protocol 1 with a default, so a GetPlan without it still decodes (as all fields
+    # added after 1.0 are): the lineage from the registry (None: from the local store).
+    remote: RemoteLineage | None = None
 
 
 class HashFiles(msgspec.Struct, tag=True):
@@ -458,6 +470,7 @@ class PlanReply(msgspec.Struct, tag=True):
     notes: list[str] = []
     from_project: list[str] = []  # redacted variables the project's `roarctl env` supplies
     machine: list[str] = []  # differences of this machine, shared by every job
+    registry: str | None = None  # the lineage came from this registry (None: the local store)
 
 
 # ---------------------------------------------------------------- replies (roard -> roarctl)
