@@ -92,7 +92,7 @@ def plan(
             raise RoarError(f"--inputs {d}: not a directory", exit_code=2)
         dirs.append(path)
     request = GetPlan(
-        target=target,
+        target=os.fsencode(target),
         cwd=cwd,
         into=None if into is None else os.path.abspath(os.path.join(cwd, os.fsencode(into))),
         inputs=dirs,
@@ -200,7 +200,7 @@ class Reproduction:
         new = run.job_id or None
         if new is not None and run.record == "stored":
             self.client.call(
-                LabelOp(cwd=ws.dir, op="set", target=new, pairs={"reproduces": job.id}),
+                LabelOp(cwd=ws.dir, op="set", target=new.encode(), pairs={"reproduces": job.id}),
                 expect=LabelReply,
             )
         found = ws.hashes(outputs)
@@ -225,7 +225,9 @@ class Reproduction:
         # (the original of a plan from the registry is not in roard's store: nothing to diff)
         if result.verdict != "identical" and stored and self.plan.registry is None:
             assert new is not None
-            diff = self.client.call(Diff(a=job.id, b=new, cwd=ws.dir), expect=DiffReply)
+            diff = self.client.call(
+                Diff(a=job.id.encode(), b=new.encode(), cwd=ws.dir), expect=DiffReply
+            )
             result.diff = diff.entries
         return result
 

@@ -44,6 +44,7 @@ from roar.protocol import (
     PlanReply,
     RootInput,
     show_path,
+    target_text,
 )
 from roar.redact import REDACTED
 from roard import queries, sessions
@@ -132,7 +133,7 @@ async def _target(
     store: Store, req: GetPlan
 ) -> tuple[TargetKind, str, str, list[int], bytes | None]:
     """(kind, key, label, the jobs that make it, the path it was named by)."""
-    text = req.target.strip()
+    text = target_text(req.target).strip()
     if text.lower() == "session" or text.lower().startswith("session:"):
         if ":" in text:
             number = text.split(":", 1)[1]

@@ -111,7 +111,9 @@ class Pipeline:
             )
 
     async def plan(self, target: str, **kw: object) -> PlanReply:
-        req = GetPlan(target=target, cwd=os.fsencode(self.root), into=b"/nonexistent/x", **kw)  # type: ignore[arg-type]
+        req = GetPlan(
+            target=os.fsencode(target), cwd=os.fsencode(self.root), into=b"/nonexistent/x", **kw
+        )  # type: ignore[arg-type]
         return await plan.make(self.store, req)
 
 
@@ -258,7 +260,10 @@ async def registry_plan(pipe: Pipeline, target: str, truncated: bool = False) ->
             target = record.id
     remote = RemoteLineage(URL, Ancestry(target, entries, truncated))
     req = GetPlan(
-        target=target[:12], cwd=os.fsencode(pipe.root), into=b"/nonexistent/x", remote=remote
+        target=target[:12].encode(),
+        cwd=os.fsencode(pipe.root),
+        into=b"/nonexistent/x",
+        remote=remote,
     )
     return await plan.make(pipe.store, req)
 
@@ -311,9 +316,9 @@ async def test_the_registrys_records_are_planned_as_the_local_store_plans_them(
 
 def test_a_plan_request_from_before_remote_still_decodes() -> None:
     """GetPlan gained `remote` after protocol 1.0, with a default: an older roarctl's request
-    (no such field) is the local plan it always was."""
+    (no such field; its target bytes, as since protocol 2) is the local plan it always was."""
     import msgspec
 
-    old = msgspec.msgpack.encode({"type": "GetPlan", "target": "abc123", "cwd": b"/w"})
+    old = msgspec.msgpack.encode({"type": "GetPlan", "target": b"abc123", "cwd": b"/w"})
     req = msgspec.msgpack.decode(old, type=GetPlan)
-    assert req.remote is None and req.target == "abc123"
+    assert req.remote is None and req.target == b"abc123"
