@@ -194,3 +194,28 @@ def test_a_finished_job_is_never_changed_by_a_second_finish(roar: Roar) -> None:
     assert shown["job"]["exit_code"] == 0 and len(shown["outputs"]) == 1
     log = (roar.home / ".local/state/roar/roard.log").read_text()
     assert "run.finish_again" in log
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("log", "-n", "999999999999999999999"),
+        ("log", "-n", str(2**64)),
+        ("log", "-n", "0"),
+        ("status", "-n", str(2**64)),
+        ("lineage", "x", "--depth", str(2**64)),
+    ],
+)
+def test_numeric_options_out_of_range_are_a_usage_error(roar: Roar, args: tuple[str, ...]) -> None:
+    proc = roar(*args, check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr and "internal" not in proc.stderr
+    (error,) = [ln for ln in proc.stderr.splitlines() if ln.startswith("Error:")]
+    assert "is not in the range" in error
+
+
+def test_a_step_number_beyond_any_step_is_not_found(roar: Roar) -> None:
+    proc = roar("run", "@" + "9" * 30, check=False)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert "internal" not in proc.stderr and "failed to handle" not in proc.stderr
+    assert "has no step @" + "9" * 30 in proc.stderr
