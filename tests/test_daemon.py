@@ -133,6 +133,8 @@ def test_systemd_units_verify(tmp_path: Path) -> None:
         text=True,
     )
     assert check.returncode == 0, check.stderr
+    # roard exits 78 when its store is unusable (said why): restarting it would only loop
+    assert "RestartPreventExitStatus=78" in (ROOT / "systemd/roard.service").read_text()
     target = tmp_path / "units"
     out = subprocess.run(
         [str(BIN / "roarctl"), "daemon", "install-service", "--dir", str(target)],
