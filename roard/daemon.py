@@ -174,7 +174,7 @@ async def _serve(
             async with anyio.create_task_group() as tg:
                 tg.start_soon(_warm_up)
                 # after the socket is up: clients never wait for the spool
-                tg.start_soon(_ingest_spool, store, state)
+                tg.start_soon(_ingest_spool, store, state, caps.spool_retry)
                 tg.start_soon(_stop_on_signal, state)
                 tg.start_soon(_watch_config, state)
                 tg.start_soon(state.outbox.run, store)  # registration, in the background
@@ -309,15 +309,21 @@ async def _watch_config(state: State) -> None:
         log.info("config.reloaded", path=str(state.paths.config))
 
 
-async def _ingest_spool(store: Store, state: State) -> None:
-    """Runs the CLI finished while no daemon could take them (runs.ingest_spool). Queries wait
-    for this (state.spool_done) so that they see those runs; new runs do not."""
-    register = registration.auto(state.config.registry)
-    try:
-        await runs.ingest_spool(store, state.filters, state.runs, state.paths.spool, register)
-    finally:
-        state.spool_done.set()
-        state.outbox.wake()
+async def _ingest_spool(store: Store, state: State, every: float) -> None:
+    """Runs the CLI finished while no daemon (or no store) could take them (runs.ingest_spool),
+    at start-up and every `every` seconds after. Queries wait for the first pass
+    (state.spool_done) so that they see those runs; new runs do not."""
+    while True:
+        register = registration.auto(state.config.registry)
+        try:
+            ingested = await runs.ingest_spool(
+                store, state.filters, state.runs, state.paths.spool, register
+            )
+        finally:
+            state.spool_done.set()
+        if ingested:
+            state.outbox.wake()
+        await anyio.sleep(every)
 
 
 # accept() failing for want of descriptors or memory: wait and accept again, never stop serving

@@ -1,6 +1,6 @@
-"""What roard holds for its clients at once: file descriptors, connections, frame bytes, time to
-say Hello. Every limit has a default here and an environment variable to change it (the tests
-use them to make a limit small).
+"""What roard holds for its clients at once (file descriptors, connections, frame bytes, time to
+say Hello), and how often it retries the spool. Every limit has a default here and an
+environment variable to change it (the tests use them to make a limit small).
 
 - RLIMIT_NOFILE: the soft limit is raised to the hard limit at start-up.
 - Connections: at most `max_connections` are served at once; more wait, unaccepted, in the
@@ -9,6 +9,8 @@ use them to make a limit small).
 - Hello: a connection that has not said Hello within `hello_timeout` seconds is dropped.
 - Frame bytes: frames larger than SMALL_FRAME are read and decoded within a budget shared by
   every connection (`frame_bytes`); a frame that does not fit waits for others to be decoded.
+- Spool: runs saved while no roard (or no store) could take them are ingested at start-up and
+  every `spool_retry` seconds.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ RESERVED_FDS = 128  # kept for roard's own files (at most half of a small limit)
 HELLO_TIMEOUT = 10.0  # ROARD_HELLO_TIMEOUT, seconds
 FRAME_BYTES = 4 * MAX_FRAME  # ROARD_FRAME_BYTES; never below MAX_FRAME (one frame must fit)
 SMALL_FRAME = 64 * 1024  # frames up to this size are never held back (Hello, queries)
+SPOOL_RETRY = 60.0  # ROARD_SPOOL_RETRY, seconds between passes over the spool
 ACCEPT_RETRY = 0.1  # seconds between accept()s while the process is out of descriptors
 
 N = TypeVar("N", int, float)
@@ -38,6 +41,7 @@ class Limits:
     max_connections: int
     hello_timeout: float
     frame_bytes: int
+    spool_retry: float
 
 
 def raise_nofile() -> int:
@@ -62,6 +66,7 @@ def from_env(nofile: int) -> Limits:
         max_connections=max(1, min(wanted, nofile - reserve)),
         hello_timeout=_number("ROARD_HELLO_TIMEOUT", HELLO_TIMEOUT, float),
         frame_bytes=max(MAX_FRAME, _number("ROARD_FRAME_BYTES", FRAME_BYTES, int)),
+        spool_retry=_number("ROARD_SPOOL_RETRY", SPOOL_RETRY, float),
     )
 
 
