@@ -338,7 +338,7 @@ async def _accept(
     """Accept clients, at most caps.max_connections at once: more wait in the listening
     socket's backlog (costing roard no descriptor) until one closes."""
     slots = anyio.Semaphore(caps.max_connections)
-    starved = False
+    starved = capped = False  # logged once per episode, not at every accept
 
     async def one(stream: ByteStream) -> None:
         try:
@@ -348,8 +348,9 @@ async def _accept(
 
     async with anyio.create_task_group() as tg:
         while True:
-            if slots.value == 0 and not starved:
+            if slots.value == 0 and not capped:
                 log.warning("connection.cap_reached", max_connections=caps.max_connections)
+            capped = slots.value == 0
             await slots.acquire()
             try:
                 stream = await listener.accept()
@@ -358,7 +359,7 @@ async def _accept(
                 cause = exc.__cause__
                 if not isinstance(cause, OSError) or cause.errno not in _OUT_OF_FDS:
                     raise
-                if not starved:  # once per episode, not every retry
+                if not starved:
                     log.error("connection.accept_failed", error=str(cause), nofile=caps.nofile)
                 starved = True
                 await anyio.sleep(limits.ACCEPT_RETRY)
