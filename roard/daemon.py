@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import math
 import os
 import signal
 import socket
@@ -170,7 +171,7 @@ async def _serve(
             _notify_systemd(b"READY=1")
             on_ready()
             task_status.started()
-            budget = limits.FrameBudget(caps.frame_bytes)
+            budget = limits.FrameBudget(caps.frame_bytes, caps.frame_timeout)
             async with anyio.create_task_group() as tg:
                 tg.start_soon(_warm_up)
                 # after the socket is up: clients never wait for the spool
@@ -450,9 +451,13 @@ async def _next_request(
         log.info("frame.waits", bytes=held, in_flight=budget.used, budget=budget.total)
     await budget.acquire(held)
     try:
-        body = await receive.receive_exactly(length)
+        with anyio.fail_after(budget.timeout if held else math.inf):
+            body = await receive.receive_exactly(length)
         return await _decoded(conn, body)
     except (anyio.IncompleteRead, anyio.EndOfStream):
+        raise _Closed from None
+    except TimeoutError:
+        log.warning("connection.dropped", reason="frame not sent whole", seconds=budget.timeout)
         raise _Closed from None
     finally:
         with anyio.CancelScope(shield=True):

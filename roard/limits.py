@@ -9,6 +9,8 @@ environment variable to change it (the tests use them to make a limit small).
 - Hello: a connection that has not said Hello within `hello_timeout` seconds is dropped.
 - Frame bytes: frames larger than SMALL_FRAME are read and decoded within a budget shared by
   every connection (`frame_bytes`); a frame that does not fit waits for others to be decoded.
+  Once in, such a frame must arrive whole within `frame_timeout` seconds, or its connection is
+  dropped (a stalled sender never holds the budget).
 - Spool: runs saved while no roard (or no store) could take them are ingested at start-up and
   every `spool_retry` seconds.
 """
@@ -29,6 +31,7 @@ RESERVED_FDS = 128  # kept for roard's own files (at most half of a small limit)
 HELLO_TIMEOUT = 10.0  # ROARD_HELLO_TIMEOUT, seconds
 FRAME_BYTES = 4 * MAX_FRAME  # ROARD_FRAME_BYTES; never below MAX_FRAME (one frame must fit)
 SMALL_FRAME = 64 * 1024  # frames up to this size are never held back (Hello, queries)
+FRAME_TIMEOUT = 60.0  # ROARD_FRAME_TIMEOUT, seconds for a large frame's body to arrive
 SPOOL_RETRY = 60.0  # ROARD_SPOOL_RETRY, seconds between passes over the spool
 ACCEPT_RETRY = 0.1  # seconds between accept()s while the process is out of descriptors
 
@@ -41,6 +44,7 @@ class Limits:
     max_connections: int
     hello_timeout: float
     frame_bytes: int
+    frame_timeout: float
     spool_retry: float
 
 
@@ -66,6 +70,7 @@ def from_env(nofile: int) -> Limits:
         max_connections=max(1, min(wanted, nofile - reserve)),
         hello_timeout=_number("ROARD_HELLO_TIMEOUT", HELLO_TIMEOUT, float),
         frame_bytes=max(MAX_FRAME, _number("ROARD_FRAME_BYTES", FRAME_BYTES, int)),
+        frame_timeout=_number("ROARD_FRAME_TIMEOUT", FRAME_TIMEOUT, float),
         spool_retry=_number("ROARD_SPOOL_RETRY", SPOOL_RETRY, float),
     )
 
@@ -86,8 +91,9 @@ def _number(name: str, default: N, kind: type[N]) -> N:
 class FrameBudget:
     """Bytes of large frames being read and decoded, across every connection."""
 
-    def __init__(self, total: int) -> None:
+    def __init__(self, total: int, timeout: float) -> None:
         self.total = total
+        self.timeout = timeout  # seconds a frame holding bytes may take to arrive
         self.used = 0
         self._freed = anyio.Condition()
 

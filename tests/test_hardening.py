@@ -225,8 +225,8 @@ def test_a_step_number_beyond_any_step_is_not_found(roar: Roar) -> None:
 
 # Connections to roard as a hostile or unlucky user makes them. `many N`: N connections that
 # say Hello, held until roard serves no more at once, then closed. `silent`: waits for roard
-# to close a connection that never says Hello. `frames`: a large frame half-sent on one
-# connection while another sends one.
+# to close a connection that never says Hello. `stalled`: the same, for a large frame that
+# stops half-way. `frames`: a large frame half-sent on one connection while another sends one.
 LIMITS_CLIENT = r"""
 import json, socket, struct, sys, threading, time
 import msgspec
@@ -274,6 +274,12 @@ if mode == "many":
 elif mode == "silent":
     s = connect()
     print("closed" if s.recv(1) == b"" else "answered")
+elif mode == "stalled":
+    s = connect()
+    hello(s)
+    assert recv(s)["type"] == "Welcome"
+    s.sendall(struct.pack(">I", 1 << 20) + b"\0" * 1000)  # and the rest never comes
+    print("closed" if recv(s) is None else "answered")
 elif mode == "frames":
     a, b = connect(), connect()
     hello(a), hello(b)
@@ -325,6 +331,14 @@ def test_a_connection_that_never_says_hello_is_dropped(roar: Roar) -> None:
     roar("daemon", "start", env={"ROARD_HELLO_TIMEOUT": "0.5"})
     assert _limits_client(roar, "silent") == ["closed"]
     assert any(e["event"] == "connection.dropped" for e in _events(roar))
+    assert roar.json("daemon", "status")["running"]
+
+
+def test_a_large_frame_that_stalls_half_way_is_dropped(roar: Roar) -> None:
+    roar("daemon", "start", env={"ROARD_FRAME_TIMEOUT": "0.5"})
+    assert _limits_client(roar, "stalled") == ["closed"]
+    dropped = [e for e in _events(roar) if e["event"] == "connection.dropped"]
+    assert [e["reason"] for e in dropped] == ["frame not sent whole"]
     assert roar.json("daemon", "status")["running"]
 
 
