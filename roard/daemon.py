@@ -66,10 +66,12 @@ async def run(
             except StartupError as exc:
                 reason = f"error: {exc}"
                 raise
+            except (anyio.get_cancelled_exc_class(), KeyboardInterrupt) as exc:
+                reason = type(exc).__name__  # by its caller (the tests' event loop, Ctrl-C)
+                raise
             except BaseException as exc:
                 reason = f"error: {exc!r}"
-                if not isinstance(exc, (anyio.get_cancelled_exc_class(), KeyboardInterrupt)):
-                    log.exception("roard.failed")
+                log.exception("roard.failed")
                 raise
             finally:
                 log.info("roard.stop", pid=os.getpid(), reason=reason)
