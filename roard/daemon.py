@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import math
 import os
 import signal
 import socket
@@ -346,6 +345,8 @@ async def _accept(
     async def one(stream: ByteStream) -> None:
         try:
             await serve(stream)
+        except Exception:  # a bug: it costs this connection, never the others or roard
+            log.exception("connection.failed")
         finally:
             slots.release()
 
@@ -453,7 +454,7 @@ async def _next_request(
         log.info("frame.waits", bytes=held, in_flight=budget.used, budget=budget.total)
     await budget.acquire(held)
     try:
-        with anyio.fail_after(budget.timeout if held else math.inf):
+        with anyio.fail_after(budget.timeout if held else None):
             body = await receive.receive_exactly(length)
         return await _decoded(conn, body)
     except (anyio.IncompleteRead, anyio.EndOfStream):
