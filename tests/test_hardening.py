@@ -223,10 +223,11 @@ def test_a_step_number_beyond_any_step_is_not_found(roar: Roar) -> None:
     assert "has no step @" + "9" * 30 in proc.stderr
 
 
-# Connections to roard as a hostile or unlucky user makes them. `many N`: N connections that
-# say Hello, held until roard serves no more at once, then closed. `silent`: waits for roard
-# to close a connection that never says Hello. `stalled`: the same, for a large frame that
-# stops half-way. `frames`: a large frame half-sent on one connection while another sends one.
+# Connections to roard as a hostile or unlucky user makes them. `many N EVENT`: N connections
+# that say Hello, held until roard logs EVENT (it serves no more at once), then closed.
+# `silent`: waits for roard to close a connection that never says Hello. `stalled`: the same,
+# for a large frame that stops half-way. `frames`: a large frame half-sent on one connection
+# while another sends one.
 LIMITS_CLIENT = r"""
 import json, socket, struct, sys, threading, time
 import msgspec
@@ -264,9 +265,9 @@ if mode == "many":
         hello(conns[-1])
     print("opened", len(conns))
     deadline = time.monotonic() + 60  # held until roard serves as many as it will at once
-    while '"connection.cap_reached"' not in paths().log.read_text():
+    while f'"{sys.argv[3]}"' not in paths().log.read_text():
         if time.monotonic() > deadline:
-            print("cap never reached")
+            print("never logged", sys.argv[3])
             break
         time.sleep(0.02)
     for s in conns:
@@ -306,25 +307,37 @@ def _events(roar: Roar) -> list[dict[str, object]]:
     return [json.loads(line) for line in log.read_text().splitlines()]
 
 
-# roard with a descriptor limit of 32 (soft) and 64 (hard), as `prlimit` would start it
+# roard with a descriptor limit of SOFT and HARD, as `prlimit` would start it
 LOW_NOFILE = (
-    "import os, resource, sys; resource.setrlimit(resource.RLIMIT_NOFILE, (32, 64)); "
+    "import os, resource, sys; "
+    "resource.setrlimit(resource.RLIMIT_NOFILE, (int(sys.argv[2]), int(sys.argv[3]))); "
     "os.execv(sys.argv[1], [sys.argv[1], '--detach'])"
 )
 
 
 def test_more_connections_than_descriptors_leave_roard_serving(roar: Roar) -> None:
-    roar.exec([sys.executable, "-c", LOW_NOFILE, str(BIN / "roard")])
+    roar.exec([sys.executable, "-c", LOW_NOFILE, str(BIN / "roard"), "32", "64"])
     pid = roar.daemon_pid()
     assert pid is not None
     limits = Path(f"/proc/{pid}/limits").read_text()
     assert re.search(r"Max open files\s+64\s+64", limits)  # soft raised to the hard limit
-    opened = _limits_client(roar, "many", "150")
+    opened = _limits_client(roar, "many", "150", "connection.cap_reached")
     status = roar.json("status")  # the same roard answers, after every one of them
     assert status["daemon"]["pid"] == pid
     assert opened == ["opened 150"]  # and it served no more at once than its cap
     events = _events(roar)
     assert not any(e["event"] in ("roard.stop", "roard.failed") for e in events)
+
+
+def test_running_out_of_descriptors_on_accept_leaves_roard_serving(roar: Roar) -> None:
+    # 32 descriptors: fewer than roard's own files and its connections need, so accept() fails
+    roar.exec([sys.executable, "-c", LOW_NOFILE, str(BIN / "roard"), "32", "32"])
+    pid = roar.daemon_pid()
+    assert pid is not None
+    opened = _limits_client(roar, "many", "100", "connection.accept_failed")
+    assert roar.json("status")["daemon"]["pid"] == pid  # the same roard answers after them
+    assert opened == ["opened 100"]
+    assert not any(e["event"] in ("roard.stop", "roard.failed") for e in _events(roar))
 
 
 def test_a_connection_that_never_says_hello_is_dropped(roar: Roar) -> None:
