@@ -155,7 +155,7 @@ async def _serve(
             # Runs in projects with env vars wait for roard; others may start before.
             try:
                 await bookkeeping.refresh_prerun(store, state.prerun)
-            except StoreError as exc:
+            except (StoreError, sqlite3.Error) as exc:
                 message = _unusable(paths.db, exc)
                 log.error("store.unusable", store=str(paths.db), error=message)
                 raise StartupError(message) from exc
