@@ -384,6 +384,7 @@ class DaemonInfo(msgspec.Struct):
     jobs: int
     artifacts: int
     runs: int = 0  # runs in progress: started or streaming facts, not finished
+    store_note: str | None = None  # something to know about the store (it was an empty file)
 
 
 class PlanIO(msgspec.Struct):

@@ -116,6 +116,14 @@ class Stream:
             self.file = None
 
 
+class Spooled:
+    """A record saved to the spool, and why roard did not take it."""
+
+    def __init__(self, path: Path, store_failed: bool) -> None:
+        self.path = path
+        self.store_failed = store_failed  # roard is up; its store failed (full, damaged)
+
+
 def deliver(
     client: Client | None,
     finish: RunFinish,
@@ -123,11 +131,11 @@ def deliver(
     warn: Callable[[str], None],
     stream: Stream | None = None,
     progress: ProgressBar | None = None,
-) -> RunDone | Path | None:
-    """Send the record; on a lost daemon, restart it and send again; failing that, spool it.
-    Facts streamed during the run are sent again on any new connection. Returns roard's
-    answer, or the spool file the record was saved to, or None: the record is lost (`warn`
-    was told why)."""
+) -> RunDone | Spooled | None:
+    """Send the record; on a lost daemon, restart it and send again; failing that, or when
+    roard's store fails, spool it. Facts streamed during the run are sent again on any new
+    connection. Returns roard's answer, or where the record was saved, or None: the record is
+    lost (`warn` was told why)."""
     try:
         return _deliver_once(client, finish, facts, warn, stream, progress)
     finally:
@@ -142,10 +150,11 @@ def _deliver_once(
     warn: Callable[[str], None],
     stream: Stream | None,
     progress: ProgressBar | None,
-) -> RunDone | Path | None:
+) -> RunDone | Spooled | None:
     # The run's own connection already carries the streamed chunks, unless sending failed;
     # any new connection (a restarted roard) is sent them again first.
     fresh = stream is not None and not stream.sent_ok
+    store_failed = False
     for attempt in range(2):
         try:
             if client is None or fresh:
@@ -178,6 +187,7 @@ def _deliver_once(
                 continue
         except RoarError as exc:
             warn(exc.message)
+            store_failed = exc.code == "store"
             break
         finally:
             if client is not None:
@@ -185,7 +195,8 @@ def _deliver_once(
                 client = None
     if stream is not None:  # the record spooled must be whole: the streamed chunks too
         facts = [f for chunk in stream.replay() for f in chunk] + facts
-    return _spool(finish, facts, warn)
+    saved = _spool(finish, facts, warn)
+    return None if saved is None else Spooled(saved, store_failed)
 
 
 def _spool(finish: RunFinish, facts: list[FileFact], warn: Callable[[str], None]) -> Path | None:
@@ -194,16 +205,21 @@ def _spool(finish: RunFinish, facts: list[FileFact], warn: Callable[[str], None]
     from roar.redact import redact_run
 
     whole = msgspec.structs.replace(redact_run(finish), files=facts)
+    spool = paths().spool
+    target = spool / f"{finish.job_id}.msgpack"
+    tmp = target.with_suffix(".tmp")
     try:
         with private_umask():  # the state directory too, when this makes it: 0700
-            spool = private_dir(paths().spool)
-            target = spool / f"{finish.job_id}.msgpack"
-            tmp = target.with_suffix(".tmp")
+            private_dir(spool)
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "wb") as f:
                 f.write(frame(whole)[4:])
             os.replace(tmp, target)
     except OSError as exc:
+        try:  # a half-written save (a full disk) is never left behind
+            tmp.unlink()
+        except OSError:
+            pass
         warn(
             f"could not save the record of job {finish.job_id} ({exc.strerror or exc}); it is lost"
         )

@@ -77,6 +77,8 @@ def status(s: StatusReply) -> None:
     click.echo(
         f"store:   {d.store} ({size(d.store_bytes)}, {d.jobs} jobs, {d.artifacts} artifacts)"
     )
+    if d.store_note:
+        click.echo(click.style(f"         {d.store_note}", fg="red"))
     click.echo(f"project: {s.project or '(none: not inside a git repository or roar project)'}")
     if s.git is not None:
         head = s.git.branch or "(detached)"

@@ -68,6 +68,7 @@ class RunResult:
         "job_id",
         "record",
         "spool",
+        "store_failed",
         "warnings",
     )
 
@@ -91,6 +92,7 @@ class RunResult:
         self.job = job
         self.filtered = filtered  # system files filtered out of the record
         self.spool = spool
+        self.store_failed = False  # spooled because roard's store failed, not roard
         self.interrupted = interrupted
 
 
@@ -270,7 +272,6 @@ class Runner:
         warn: _Warnings,
     ) -> RunResult:
         """Deliver the record (or spool it) and say where it went."""
-        from pathlib import Path
 
         from roar.protocol import RunDone, RunFinish
         from roarctl import deliver
@@ -307,8 +308,10 @@ class Runner:
                 job=done.job,
                 filtered=done.filtered,
             )
-        if isinstance(done, Path):
-            return RunResult(job_id, exit_code, elapsed, "spooled", warn.items, spool=done)
+        if isinstance(done, deliver.Spooled):
+            result = RunResult(job_id, exit_code, elapsed, "spooled", warn.items, spool=done.path)
+            result.store_failed = done.store_failed
+            return result
         return RunResult(job_id, exit_code, elapsed, "lost", warn.items)
 
 
@@ -525,6 +528,11 @@ def outcome(result: RunResult, verbose: bool = False) -> str | None:
             f"{job.outputs} output{'s' * (job.outputs != 1)} · {_duration(result.elapsed)}{status}"
         )
         return line + f" · {result.filtered} system files filtered" if verbose else line
+    if result.record == "spooled" and result.store_failed:
+        return (
+            f"job {result.job_id} spooled (roard is running but its store failed; roard "
+            "stores it once the store can take it, retrying every minute)"
+        )
     if result.record == "spooled":
         return (
             f"job {result.job_id} spooled (roard unavailable; it is stored when roard next starts)"

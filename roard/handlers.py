@@ -108,6 +108,7 @@ async def _dispatch(store: Store, state: State, conn: Connection, request: Reque
             await conn.send(Error(code="invalid", message="already greeted"))
         case Shutdown():
             await conn.send(Ok(message="roard stopping"))
+            state.stop_reason = "asked to stop (Shutdown)"
             state.stop.set()
         case Init(cwd=cwd):
             root, config, created = await anyio.to_thread.run_sync(project.init, cwd)
@@ -236,6 +237,7 @@ async def _status(store: Store, state: State, req: GetStatus) -> StatusReply:
             jobs=njobs,
             artifacts=narts,
             runs=len(state.runs),
+            store_note=state.store_note,
         ),
         project=None if root is None else show_path(root),
         git=git_state,

@@ -31,9 +31,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import anyio
 
-    from roar.errors import StoreError
     from roar.paths import paths
-    from roard.daemon import AlreadyRunning, run
+    from roard.daemon import AlreadyRunning, StartupError, run
 
     try:
         anyio.run(lambda: run(paths(), echo_logs=args.log_stderr, on_ready=ready))
@@ -43,12 +42,22 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         report(f"roard: already running ({exc})")
         return 1
-    except (StoreError, OSError) as exc:
+    except StartupError as exc:  # logged by run(), with the reason
+        report(f"roard: error: {exc}")
+        return EX_CONFIG
+    except OSError as exc:
         report(f"roard: error: {exc}")
         return 1
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # a bug: logged by run(); one line here, never a silent exit
+        report(f"roard: error: roard failed: {exc!r} (details in its log)")
+        return 70  # EX_SOFTWARE
     return 0
+
+
+# The store or a setting is unusable: restarting cannot help (systemd/roard.service does not)
+EX_CONFIG = 78
 
 
 def _detach() -> tuple[Callable[[str], None], Callable[[], None]]:

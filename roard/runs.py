@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import time
@@ -383,23 +384,49 @@ async def abandon(store: Store, in_flight: InFlight, job_ids: Iterable[str]) -> 
         log.warning("run.abandoned", job=job_id)
 
 
+STALE_SPOOL_TMP = 600.0  # seconds: a `.tmp` this old is a save that failed (a full disk)
+
+
 async def ingest_spool(
     store: Store, filters: Filters, in_flight: InFlight, spool: Path, register: bool = False
-) -> None:
-    """Finish the runs the CLI saved (as RunFinish frames) while no roard could take them."""
-    entries = sorted(spool.glob("*.msgpack")) if spool.is_dir() else []
+) -> int:
+    """Finish the runs the CLI saved (as RunFinish frames) while no roard (or no store) could
+    take them; how many. At the first failure of ours (the store full or failing) the pass
+    stops: the rest wait for the next pass (roard.daemon runs one every spool_retry seconds).
+    Half-written saves (`.tmp`) left by a CLI that ran out of disk are removed."""
+    try:
+        entries = sorted(spool.glob("*.msgpack")) if spool.is_dir() else []
+        _remove_stale_tmp(spool)
+    except OSError as exc:
+        log.error("spool.unreadable", spool=str(spool), error=str(exc))
+        return 0
+    done = 0
     for entry in entries:
         try:
             req = decode_request(entry.read_bytes())
             if not isinstance(req, RunFinish):
                 raise FrameError("not a finished run")
             await finish(store, filters, in_flight, req, None, register)
-        except (StoreError, OSError) as exc:  # ours, not the file's: retry at the next start
+        except (StoreError, OSError) as exc:  # ours, not the file's: retry at the next pass
             log.error("spool.deferred", file=entry.name, error=str(exc))
-            return
+            return done
         except Exception as exc:
             log.error("spool.bad", file=entry.name, error=str(exc))
-            entry.rename(entry.with_suffix(".bad"))
+            with contextlib.suppress(OSError):
+                entry.rename(entry.with_suffix(".bad"))
             continue
-        entry.unlink()
+        with contextlib.suppress(OSError):
+            entry.unlink()
+        done += 1
         log.info("spool.ingested", file=entry.name, job=req.job_id)
+    return done
+
+
+def _remove_stale_tmp(spool: Path) -> None:
+    if not spool.is_dir():
+        return
+    for tmp in spool.glob("*.tmp"):
+        with contextlib.suppress(OSError):
+            if tmp.stat().st_mtime < time.time() - STALE_SPOOL_TMP:
+                tmp.unlink()
+                log.warning("spool.stale_tmp_removed", file=tmp.name)

@@ -25,6 +25,7 @@ from roard.store import Store, Tx, jobs
 from roard.store import sessions as rows
 
 STEP_REF = re.compile(r"^@(B?)(\d+)$", re.IGNORECASE)
+MAX_STEP = 1_000_000  # as roar.protocol's Step
 ref = jobs.step_ref
 
 
@@ -73,7 +74,8 @@ async def resolve_step(store: Store, session: int, text: str) -> str:
             "`roarctl dag` lists the session's steps",
         )
     kind: JobKind = "build" if m.group(1) else "run"
-    job = await rows.current_job(store, session, kind, int(m.group(2)))
+    number = int(m.group(2))  # beyond MAX_STEP (and SQLite's integers): no such step
+    job = await rows.current_job(store, session, kind, number) if number <= MAX_STEP else None
     if job is None:
         raise NotFound(
             f"the current session has no step {text.upper()}",

@@ -25,6 +25,8 @@ class State:
     started: float = field(default_factory=time.time)
     runs: InFlight = field(default_factory=dict)  # runs in progress -> facts staged
     stop: anyio.Event = field(default_factory=anyio.Event)
+    stop_reason: str = ""  # why `stop` was set (logged as roard stops)
+    store_note: str | None = None  # what `status` must say about the store (roard.daemon)
     spool_done: anyio.Event = field(default_factory=anyio.Event)  # queries wait for the spool
     outbox: Outbox = field(init=False)  # registration: the sender's state (roard.registration)
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -133,6 +137,8 @@ def test_systemd_units_verify(tmp_path: Path) -> None:
         text=True,
     )
     assert check.returncode == 0, check.stderr
+    # roard exits 78 when its store is unusable (said why): restarting it would only loop
+    assert "RestartPreventExitStatus=78" in (ROOT / "systemd/roard.service").read_text()
     target = tmp_path / "units"
     out = subprocess.run(
         [str(BIN / "roarctl"), "daemon", "install-service", "--dir", str(target)],
@@ -287,3 +293,76 @@ def test_daemon_stop_stops_a_roard_of_another_protocol(roar: Roar) -> None:
     assert out.stdout == f"roard stopped (pid {old})\n"
     assert wait_for(lambda: not _alive(old))
     assert not roar.socket.exists()
+
+
+@contextlib.contextmanager
+def _small_disk(roar: Roar, path: Path, size: str) -> Iterator[Path]:
+    """A tmpfs of `size` at `path`, owned by roar's user, to fill up (root only)."""
+    path.mkdir(parents=True, mode=0o700, exist_ok=True)
+    roar.chown(roar.home)
+    options = f"size={size},mode=0700"
+    subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", path], check=True)
+    try:
+        roar.chown(path)
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", path], check=False)
+
+
+def _fill(directory: Path) -> Path:
+    filler = directory / "filler"
+    with open(filler, "wb") as f:
+        try:
+            while True:
+                f.write(b"\0" * 65536)
+                f.flush()
+        except OSError as exc:
+            assert exc.errno == errno.ENOSPC
+    return filler
+
+
+needs_root = pytest.mark.skipif(os.getuid() != 0, reason="mounts a small tmpfs")
+
+
+@needs_root
+def test_a_run_spooled_by_a_full_store_says_so_and_is_stored_without_a_restart(roar: Roar) -> None:
+    with _small_disk(roar, roar.home / ".local/share", "2m") as data:
+        roar("daemon", "start", env={"ROARD_SPOOL_RETRY": "0.3"})
+        pid = roar.daemon_pid()
+        roar.run("sh", "-c", "echo a > a.txt")
+        filler = _fill(data)
+        proc = roar("run", "sh", "-c", "seq 100000 > b.txt")
+        assert "spooled (roard is running but its store failed" in proc.stderr, proc.stderr
+        assert "roard unavailable" not in proc.stderr and "Traceback" not in proc.stderr
+        filler.unlink()  # room again: the next pass over the spool stores the run
+        assert wait_for(lambda: len(roar.json("log", "--all")) == 2, timeout=60)
+        assert roar.daemon_pid() == pid  # the same roard, never restarted
+        newest = roar.json("log", "--all")[0]
+        assert newest["command"] == "sh -c 'seq 100000 > b.txt'"
+        assert not list((roar.home / ".local/state/roar/spool").glob("*.msgpack"))
+        roar.stop()
+
+
+@needs_root
+def test_a_full_spool_disk_leaves_no_tmp_and_roard_removes_old_ones(roar: Roar) -> None:
+    spool = roar.home / ".local/state/roar/spool"
+    blocker = roar.home / "not-a-dir"
+    blocker.write_text("")
+    roar.chown(roar.home)
+    with _small_disk(roar, spool, "64k"):
+        filler = _fill(spool)
+        broken = {"XDG_DATA_HOME": str(blocker)}  # no roard can start: the run is spooled
+        proc = roar("run", "sh", "-c", "seq 100000 > c.txt", env=broken, check=False)
+        assert proc.returncode == 0 and "it is lost" in proc.stderr
+        assert not list(spool.glob("*.tmp"))  # the half-written save was removed
+        filler.unlink()
+        # left by a CLI that was killed while saving: removed once old, never while fresh
+        old, fresh = spool / "0123456789ab.tmp", spool / "ba9876543210.tmp"
+        for tmp in (old, fresh):
+            tmp.write_bytes(b"partial")
+        roar.chown(spool)
+        os.utime(old, (time.time() - 3600, time.time() - 3600))
+        roar("daemon", "start")
+        assert wait_for(lambda: not old.exists(), timeout=30)
+        assert fresh.exists()
+        roar.stop()

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import sys
+from pathlib import Path
 
 import msgspec
 import pytest
-from conftest import Roar
+from conftest import BIN, Roar
 
 # Sends each frame of argv[1] (a msgpack list of bodies; b"" means: send a bad header) on one
 # connection after Hello, reads one reply per frame, and prints the replies as JSON lines. The
@@ -201,3 +203,174 @@ def test_a_finished_job_is_never_changed_by_a_second_finish(roar: Roar) -> None:
     assert shown["job"]["exit_code"] == 0 and len(shown["outputs"]) == 1
     log = (roar.home / ".local/state/roar/roard.log").read_text()
     assert "run.finish_again" in log
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("log", "-n", "999999999999999999999"),
+        ("log", "-n", str(2**64)),
+        ("log", "-n", "0"),
+        ("status", "-n", str(2**64)),
+        ("lineage", "x", "--depth", str(2**64)),
+    ],
+)
+def test_numeric_options_out_of_range_are_a_usage_error(roar: Roar, args: tuple[str, ...]) -> None:
+    proc = roar(*args, check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr and "internal" not in proc.stderr
+    (error,) = [ln for ln in proc.stderr.splitlines() if ln.startswith("Error:")]
+    assert "is not in the range" in error
+
+
+def test_a_step_number_beyond_any_step_is_not_found(roar: Roar) -> None:
+    proc = roar("run", "@" + "9" * 30, check=False)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert "internal" not in proc.stderr and "failed to handle" not in proc.stderr
+    assert "has no step @" + "9" * 30 in proc.stderr
+
+
+# Connections to roard as a hostile or unlucky user makes them. `many N EVENT`: N connections
+# that say Hello, held until roard logs EVENT (it serves no more at once), then closed.
+# `silent`: waits for roard to close a connection that never says Hello. `stalled`: the same,
+# for a large frame that stops half-way. `frames`: a large frame half-sent on one connection
+# while another sends one.
+LIMITS_CLIENT = r"""
+import json, socket, struct, sys, threading, time
+import msgspec
+from roar.paths import paths
+from roar.protocol import MAX_FRAME
+
+HELLO = msgspec.msgpack.encode({"type": "Hello", "protocol": 1, "client": "test"})
+
+def connect():
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(60)
+    s.connect(str(paths().socket))
+    return s
+
+def recv(s):
+    head = b""
+    while len(head) < 4:
+        chunk = s.recv(4 - len(head))
+        if not chunk:
+            return None
+        head += chunk
+    n, body = struct.unpack(">I", head)[0], b""
+    while len(body) < n:
+        body += s.recv(n - len(body))
+    return msgspec.msgpack.decode(body)
+
+def hello(s):
+    s.sendall(struct.pack(">I", len(HELLO)) + HELLO)
+
+mode = sys.argv[1]
+if mode == "many":
+    conns = []
+    for _ in range(int(sys.argv[2])):
+        conns.append(connect())
+        hello(conns[-1])
+    print("opened", len(conns))
+    deadline = time.monotonic() + 60  # held until roard serves as many as it will at once
+    while f'"{sys.argv[3]}"' not in paths().log.read_text():
+        if time.monotonic() > deadline:
+            print("never logged", sys.argv[3])
+            break
+        time.sleep(0.02)
+    for s in conns:
+        s.close()
+elif mode == "silent":
+    s = connect()
+    print("closed" if s.recv(1) == b"" else "answered")
+elif mode == "stalled":
+    s = connect()
+    hello(s)
+    assert recv(s)["type"] == "Welcome"
+    s.sendall(struct.pack(">I", 1 << 20) + b"\0" * 1000)  # and the rest never comes
+    print("closed" if recv(s) is None else "answered")
+elif mode == "frames":
+    a, b = connect(), connect()
+    hello(a), hello(b)
+    assert recv(a)["type"] == "Welcome" and recv(b)["type"] == "Welcome"
+    a.sendall(struct.pack(">I", MAX_FRAME) + b"\0" * 100_000)  # and the rest never comes
+    time.sleep(0.2)  # (not timing anything: lets roard take a's frame first)
+    size = 1 << 20
+    threading.Thread(target=b.sendall, args=(struct.pack(">I", size) + b"\xc1" * size,)).start()
+    deadline = time.monotonic() + 30
+    while '"frame.waits"' not in paths().log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    print("waited" if '"frame.waits"' in paths().log.read_text() else "did not wait")
+    a.close()
+    print(json.dumps(recv(b)))
+"""
+
+
+def _limits_client(roar: Roar, *args: str) -> list[str]:
+    return roar.exec([sys.executable, "-c", LIMITS_CLIENT, *args]).stdout.splitlines()
+
+
+def _events(roar: Roar) -> list[dict[str, object]]:
+    log = roar.home / ".local/state/roar/roard.log"
+    return [json.loads(line) for line in log.read_text().splitlines()]
+
+
+# roard with a descriptor limit of SOFT and HARD, as `prlimit` would start it
+LOW_NOFILE = (
+    "import os, resource, sys; "
+    "resource.setrlimit(resource.RLIMIT_NOFILE, (int(sys.argv[2]), int(sys.argv[3]))); "
+    "os.execv(sys.argv[1], [sys.argv[1], '--detach'])"
+)
+
+
+def test_more_connections_than_descriptors_leave_roard_serving(roar: Roar) -> None:
+    roar.exec([sys.executable, "-c", LOW_NOFILE, str(BIN / "roard"), "32", "64"])
+    pid = roar.daemon_pid()
+    assert pid is not None
+    limits = Path(f"/proc/{pid}/limits").read_text()
+    assert re.search(r"Max open files\s+64\s+64", limits)  # soft raised to the hard limit
+    opened = _limits_client(roar, "many", "150", "connection.cap_reached")
+    status = roar.json("status")  # the same roard answers, after every one of them
+    assert status["daemon"]["pid"] == pid
+    assert opened == ["opened 150"]  # and it served no more at once than its cap
+    events = _events(roar)
+    assert not any(e["event"] in ("roard.stop", "roard.failed") for e in events)
+
+
+def test_running_out_of_descriptors_on_accept_leaves_roard_serving(roar: Roar) -> None:
+    # 32 descriptors: fewer than roard's own files and its connections need, so accept() fails
+    roar.exec([sys.executable, "-c", LOW_NOFILE, str(BIN / "roard"), "32", "32"])
+    pid = roar.daemon_pid()
+    assert pid is not None
+    opened = _limits_client(roar, "many", "100", "connection.accept_failed")
+    assert roar.json("status")["daemon"]["pid"] == pid  # the same roard answers after them
+    assert opened == ["opened 100"]
+    assert not any(e["event"] in ("roard.stop", "roard.failed") for e in _events(roar))
+
+
+def test_a_connection_that_never_says_hello_is_dropped(roar: Roar) -> None:
+    roar("daemon", "start", env={"ROARD_HELLO_TIMEOUT": "0.5"})
+    assert _limits_client(roar, "silent") == ["closed"]
+    assert any(e["event"] == "connection.dropped" for e in _events(roar))
+    assert roar.json("daemon", "status")["running"]
+
+
+def test_a_large_frame_that_stalls_half_way_is_dropped(roar: Roar) -> None:
+    roar("daemon", "start", env={"ROARD_FRAME_TIMEOUT": "0.5"})
+    assert _limits_client(roar, "stalled") == ["closed"]
+    dropped = [e for e in _events(roar) if e["event"] == "connection.dropped"]
+    assert [e["reason"] for e in dropped] == ["frame not sent whole"]
+    assert roar.json("daemon", "status")["running"]
+
+
+def test_large_frames_share_a_budget_across_connections(roar: Roar) -> None:
+    roar("daemon", "start", env={"ROARD_FRAME_BYTES": "1"})  # raised to one largest frame
+    waited, reply = _limits_client(roar, "frames")
+    assert waited == "waited"  # b's frame waited for a's to be read
+    assert json.loads(reply)["code"] == "bad-frame"  # then was read, once a's was given up
+    assert roar.json("daemon", "status")["running"]
+
+
+def test_a_bad_limit_setting_stops_roard_with_one_line(roar: Roar) -> None:
+    proc = roar.exec([str(BIN / "roard")], env={"ROARD_HELLO_TIMEOUT": "soon"}, check=False)
+    assert proc.returncode == 78
+    assert proc.stderr.strip() == "roard: error: ROARD_HELLO_TIMEOUT='soon' is not a number"

@@ -4,13 +4,14 @@ And a recorded job reads back whole as the versioned model (roard.store.records)
 
 from __future__ import annotations
 
+import json
 import shutil
 import sqlite3
 import sys
 from pathlib import Path
 
 import msgspec
-from conftest import Roar, git_repo
+from conftest import BIN, Roar, git_repo
 
 from roar import model
 from roard.store.schema import SCHEMA_VERSION
@@ -107,6 +108,49 @@ def test_corrupt_store_is_reported_not_overwritten(roar: Roar) -> None:
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert "store" in proc.stderr
     assert roar.db.read_bytes() == b"this is not a database" * 100
+
+
+def _damage(db: Path) -> bytes:
+    """Every page but the first (the header and the schema) overwritten, as a bad disk might."""
+    data = bytearray(db.read_bytes())
+    for offset in range(4096, len(data), 4096):
+        data[offset : offset + 4096] = b"\xff" * len(data[offset : offset + 4096])
+    db.write_bytes(bytes(data))
+    return bytes(data)
+
+
+def test_damaged_pages_stop_roard_with_one_line_and_exit_78(roar: Roar) -> None:
+    roar.run("sh", "-c", "echo a > a.txt")
+    roar.stop()
+    damaged = _damage(roar.db)
+    foreground = roar.exec([str(BIN / "roard")], check=False)
+    assert foreground.returncode == 78  # EX_CONFIG: systemd/roard.service does not restart
+    line = foreground.stderr.strip()
+    assert "\n" not in line and "Traceback" not in line
+    assert line.startswith(f"roard: error: the store {roar.db} is damaged")
+    assert f"mv {roar.db} {roar.db}.damaged" in line  # what to do
+    proc = roar("status", check=False)  # starting it from the CLI says the same line
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert line.removeprefix("roard: error: ") in proc.stderr
+    assert "exited before it was ready" not in proc.stderr
+    events = [json.loads(ln) for ln in (roar.home / ".local/state/roar/roard.log").open()]
+    assert any(e["event"] == "store.unusable" and "damaged" in e["error"] for e in events)
+    stops = [e for e in events if e["event"] == "roard.stop"]
+    assert "damaged" in stops[-1]["reason"]  # the log says why it stopped
+    assert roar.db.read_bytes() == damaged  # nothing overwritten
+
+
+def test_an_empty_store_file_is_said_not_begun_afresh_silently(roar: Roar) -> None:
+    roar.db.parent.mkdir(parents=True, mode=0o700)
+    roar.db.write_bytes(b"")
+    roar.chown(roar.home)
+    status = roar("status").stdout
+    assert f"{roar.db} was an empty (0-byte) file at start-up" in status
+    assert "empty (0-byte)" in roar.json("status")["daemon"]["store_note"]
+    log = (roar.home / ".local/state/roar/roard.log").read_text()
+    assert '"event": "store.was_empty"' in log
+    roar.stop()
+    assert roar.json("status")["daemon"]["store_note"] is None  # a store that was whole: no note
 
 
 READ_RECORDS = """

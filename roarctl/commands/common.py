@@ -12,6 +12,10 @@ if TYPE_CHECKING:
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 # `run`, `build`: everything after the options is the command, its own options included
 PASSTHROUGH = {**CONTEXT, "ignore_unknown_options": True, "allow_interspersed_args": False}
+# Every count or limit option takes one of these: a number out of range is a one-line usage
+# error here, never a request roard refuses (the bounds are roar.protocol's Limit and Depth).
+COUNT = click.IntRange(1, 1_000_000)
+DEPTH = click.IntRange(0, 1_000_000)
 
 
 def json_option(f: Any) -> Any:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from roarctl.commands.common import CONTEXT, client, emit_json, json_option
+from roarctl.commands.common import CONTEXT, DEPTH, client, emit_json, json_option
 from roarctl.errors import RoarError
 
 if TYPE_CHECKING:
@@ -145,7 +145,7 @@ def _remote_dag(ref: str) -> tuple[DagReply, str, dict[str, str]]:
 @click.command(context_settings=CONTEXT)
 @click.argument("target")
 @click.option("--downstream", is_flag=True, help="What was made from TARGET, not what made it.")
-@click.option("--depth", type=click.IntRange(min=0), default=0, help="Job levels (0: all).")
+@click.option("--depth", type=DEPTH, default=0, help="Job levels (0: all).")
 @click.option("--remote", is_flag=True, help="Ask the team registry (registry.url), not roard.")
 @json_option
 def lineage(target: str, downstream: bool, depth: int, remote: bool, as_json: bool) -> None:

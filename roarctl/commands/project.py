@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import click
 
-from roarctl.commands.common import CONTEXT, client, emit_json, json_option
+from roarctl.commands.common import CONTEXT, COUNT, client, emit_json, json_option
 from roarctl.errors import RoarError
 
 
@@ -36,7 +36,9 @@ def init(as_json: bool) -> None:
 
 
 @click.command(context_settings=CONTEXT)
-@click.option("-n", "--limit", default=5, show_default=True, help="How many recent jobs.")
+@click.option(
+    "-n", "--limit", type=COUNT, default=5, show_default=True, help="How many recent jobs."
+)
 @json_option
 def status(limit: int, as_json: bool) -> None:
     """Show the daemon, the store, the current project and its latest jobs.
@@ -57,7 +59,7 @@ def status(limit: int, as_json: bool) -> None:
 
 
 @click.command(context_settings=CONTEXT)
-@click.option("-n", "--limit", default=20, show_default=True, help="How many jobs.")
+@click.option("-n", "--limit", type=COUNT, default=20, show_default=True, help="How many jobs.")
 @click.option("-a", "--all", "all_projects", is_flag=True, help="Jobs of every project.")
 @json_option
 def log(limit: int, all_projects: bool, as_json: bool) -> None:

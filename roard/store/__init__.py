@@ -57,8 +57,11 @@ class Store:
     @classmethod
     async def open(cls, path: Path, readers: int = READERS) -> Store:
         """Open (creating or migrating) the store at `path`; StoreError if it cannot be used."""
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        _private_files(path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            _private_files(path)
+        except OSError as exc:
+            raise StoreError(f"cannot use the store {path}: {exc}") from exc
         writer = await _connect(path)
         opened = [writer]
         try:
