@@ -239,9 +239,9 @@ LIMITS_CLIENT = r"""
 import json, socket, struct, sys, threading, time
 import msgspec
 from roar.paths import paths
-from roar.protocol import MAX_FRAME
+from roar.protocol import MAX_FRAME, PROTOCOL_VERSION
 
-HELLO = msgspec.msgpack.encode({"type": "Hello", "protocol": 1, "client": "test"})
+HELLO = msgspec.msgpack.encode({"type": "Hello", "protocol": PROTOCOL_VERSION, "client": "test"})
 
 def connect():
     s = socket.socket(socket.AF_UNIX)
