@@ -17,30 +17,44 @@ import roar
 from glaas import problems
 from glaas.api import router
 from glaas.headers import security_headers
+from glaas.requests import DEFAULT_TTL
 from glaas.store import open_store
 from glaas.web.routes import handlers as page_handlers
 from glaas.web.routes import router as pages
+from glaas.webhooks import Webhooks
 
 MAX_BODY = 64 * 1024 * 1024
 DB_ENV = "GLAAS_DB"  # how `glaas serve` tells its workers which database to use
 URL_ENV = "GLAAS_PUBLIC_URL"  # and where people reach it
+TTL_ENV = "GLAAS_APPROVAL_TTL"  # seconds a request's approval stays valid
+HOOKS_ENV = "GLAAS_WEBHOOKS"  # webhook URLs, one a line
+SECRET_ENV = "GLAAS_WEBHOOK_SECRET"  # the key of their HMAC signature
 
 
 def create_app(
-    db: str | None = None, pool_size: int = 10, public_url: str | None = None
+    db: str | None = None,
+    pool_size: int = 10,
+    public_url: str | None = None,
+    approval_ttl: float = DEFAULT_TTL,
+    webhooks: list[str] | None = None,
+    webhook_secret: str | None = None,
 ) -> Litestar:
     """The app; `public_url` is where people reach it (the base of login links; https there
-    makes the session cookie Secure), else the URL each request came to."""
+    makes the session cookie Secure), else the URL each request came to. `approval_ttl`:
+    seconds a request's approval lasts; `webhooks`: URLs told of each request's changes."""
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         app.state.public_url = public_url.rstrip("/") if public_url else None
         app.state.secure_cookies = bool(public_url and public_url.startswith("https://"))
+        app.state.approval_ttl = approval_ttl
+        app.state.webhooks = Webhooks(list(webhooks or []), webhook_secret)
         app.state.store = await open_store(db, pool_size)
         gc.freeze()  # what start-up made lives on: full collections need not walk it again
         try:
             yield
         finally:
+            await app.state.webhooks.close()
             await app.state.store.close()
 
     return Litestar(
@@ -63,4 +77,11 @@ def create_app(
 
 def from_env() -> Litestar:
     """The app for a uvicorn worker (`glaas serve` sets GLAAS_DB)."""
-    return create_app(os.environ.get(DB_ENV) or None, public_url=os.environ.get(URL_ENV) or None)
+    env = os.environ
+    return create_app(
+        env.get(DB_ENV) or None,
+        public_url=env.get(URL_ENV) or None,
+        approval_ttl=float(env.get(TTL_ENV) or DEFAULT_TTL),
+        webhooks=[u for u in env.get(HOOKS_ENV, "").splitlines() if u],
+        webhook_secret=env.get(SECRET_ENV) or None,
+    )

@@ -8,6 +8,7 @@ import re
 
 import msgspec
 
+from glaas import requests
 from glaas.store import Account, Prepared, Store
 from roar.canonical import job_id, scrub
 from roar.errors import Invalid
@@ -88,6 +89,9 @@ async def ingest(store: Store, account: Account, batch: Batch) -> Ingested:
     written = await store.write_batch(
         account.id, visibility, team, list(prepared.values()), list(sessions.values()), artifacts
     )
+    linked = [(p.id, p.job.request) for p in prepared.values() if p.job.request]
+    if linked:
+        await requests.link_runs(store, linked)
     known = len(ids) - len(prepared)  # the same job twice in one batch
     written.jobs.known += known
     return Ingested(ids, written.jobs, written.sessions, written.artifacts)
