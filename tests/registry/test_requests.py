@@ -58,7 +58,7 @@ class Receiver:
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
-
+            def do_POST(self) -> None:
                 content = self.rfile.read(int(self.headers["Content-Length"]))
                 if owner.failures < fail_first:
                     owner.failures += 1
