@@ -99,7 +99,10 @@ class Server:
         deadline = time.monotonic() + 60
         while True:
             assert self.proc.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, "glaas serve did not answer"
+            if time.monotonic() > deadline:
+                self.proc.kill()
+                self.proc.wait()
+                raise AssertionError(f"glaas serve did not answer: {log.read_text()}")
             try:
                 if httpx.get(f"{self.url}/api/v1/health").status_code == 200:
                     break
