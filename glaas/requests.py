@@ -24,6 +24,7 @@ from glaas import lookup
 from glaas.store import Account, Store
 from glaas.store.base import Tx
 from roar.errors import Conflict, Forbidden, Invalid, NotFound, RoarFailure
+from roar.redact import redact_text
 from roar.registry import (
     LinkedRun,
     Outcome,
@@ -74,9 +75,11 @@ def spec_hash(spec: RequestSpec) -> str:
 
 
 def _text(value: str | None, what: str) -> str | None:
+    """Free text as it is kept: at most MAX_TEXT characters, secrets redacted (a token pasted
+    into a comment is not stored, nor sent to a webhook)."""
     if value is not None and len(value) > MAX_TEXT:
         raise Invalid(f"the {what} is {len(value)} characters; at most {MAX_TEXT}")
-    return value
+    return None if value is None else redact_text(value)
 
 
 async def _artifact(store: Store, ref: str, what: str, viewer: int) -> str:
@@ -93,7 +96,7 @@ async def _artifact(store: Store, ref: str, what: str, viewer: int) -> str:
 
 async def _resolve(store: Store, account: Account, spec: RequestSpec) -> tuple[RequestSpec, int]:
     """The spec with full artifact hashes, and the reviewer's user id."""
-    _text(spec.rationale, "rationale")
+    rationale = _text(spec.rationale, "rationale") or ""
     if not spec.compute.strip() or len(spec.compute) > 200:
         raise Invalid("compute must say what the run needs, e.g. 8xH100")
     dataset = await _artifact(store, spec.dataset, "dataset", account.id)
@@ -107,7 +110,9 @@ async def _resolve(store: Store, account: Account, spec: RequestSpec) -> tuple[R
         raise Forbidden("nobody approves their own request: name another reviewer")
     if row[1]:
         raise Invalid(f"{spec.reviewer!r} is an agent account: agents never approve")
-    resolved = msgspec.structs.replace(spec, dataset=dataset, base_model=base_model)
+    resolved = msgspec.structs.replace(
+        spec, dataset=dataset, base_model=base_model, rationale=rationale
+    )
     return resolved, int(row[0])
 
 

@@ -79,6 +79,10 @@ def _spec(from_file: str | None, base: dict[str, Any], given: dict[str, Any]) ->
     if missing:
         names = ", ".join("--" + m.replace("_", "-") for m in missing)
         raise RoarError(f"the request needs {names}", "or give them in --from spec.json", 2)
+    if isinstance(fields.get("rationale"), str):
+        from roar.redact import redact_text
+
+        fields["rationale"] = redact_text(fields["rationale"])  # no secret leaves the machine
     try:
         return msgspec.convert(fields, RequestSpec)
     except msgspec.ValidationError as exc:
@@ -227,7 +231,10 @@ def show(ref: str, as_json: bool) -> None:
 
 
 def _action(verb: str, ref: str, comment: str | None, as_json: bool, **extra: Any) -> None:
-    body = {"comment": comment, **{k: v for k, v in extra.items() if v is not None}}
+    from roar.redact import redact_text
+
+    said = None if comment is None else redact_text(comment)  # no secret leaves the machine
+    body = {"comment": said, **{k: v for k, v in extra.items() if v is not None}}
     _out(_call("POST", f"/requests/{_ref(ref)}/{verb}", body), as_json)
 
 

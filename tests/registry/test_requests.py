@@ -339,6 +339,9 @@ def test_a_linked_run_is_flagged_when_its_inputs_lack_the_approved_hashes(
     good = msgspec.structs.replace(good, request=new["id"])
     bad = msgspec.structs.replace(bad, request=new["id"])
     assert a.call("alice", "POST", "/ingest", batch(good, bad)).status_code == 200
+    odd = msgspec.structs.replace(good, request="token=abc", started=good.started + 1)
+    refused = a.call("alice", "POST", "/ingest", batch(odd))
+    assert refused.status_code == 400 and "names no request id" in refused.json()["detail"]
     runs = a.ok("alice", "GET", f"/requests/{new['id']}")["runs"]
     flagged = {tuple(r["missing"]) for r in runs}
     assert flagged == {(), (data,)}, runs
@@ -378,17 +381,26 @@ def test_an_approval_expires(tmp_path: Path, keys: dict[str, Key]) -> None:
 def test_webhooks_are_signed_and_a_failing_receiver_is_retried(
     api: tuple[Api, Database], receivers: tuple[Receiver, Receiver]
 ) -> None:
-    a, _ = api
+    a, db = api
     good, flaky = receivers
     data, model, _ = _artifacts(a)
-    new = a.ok("alice", "POST", "/requests", _spec(data, model))
-    a.ok("bob", "POST", f"/requests/{new['id']}/approve", {"spec_hash": new["spec_hash"]})
+    token = "ghp_PlantedSecret0123456789abcdefABCDEF99"
+    new = a.ok("alice", "POST", "/requests", _spec(data, model, rationale=f"use {token}"))
+    assert new["spec"]["rationale"] == "use <redacted>"
+    said = f"api_key=sk-live-4f9a8b7c6d5e4f3a2b1c and {token}"
+    a.ok(
+        "bob",
+        "POST",
+        f"/requests/{new['id']}/approve",
+        {"spec_hash": new["spec_hash"], "comment": said},
+    )
 
     def seen(receiver: Receiver) -> list[str]:
         return [e["action"] for e in receiver.events() if e["request"]["id"] == new["id"]]
 
     deadline = time.monotonic() + 60
-    while seen(good) != ["filed", "approved"] or seen(flaky) != ["filed", "approved"]:
+    both = ["approved", "filed"]  # a retried delivery may arrive after a later one
+    while sorted(seen(good)) != both or sorted(seen(flaky)) != both:
         assert time.monotonic() < deadline, (seen(good), seen(flaky))
         time.sleep(0.1)
     assert flaky.failures == 2  # the first two tries were refused and retried
@@ -399,3 +411,9 @@ def test_webhooks_are_signed_and_a_failing_receiver_is_retried(
         e for e in good.events() if e["request"]["id"] == new["id"][:] and e["action"] == "approved"
     )
     assert approved["text"].startswith(f"{new['id']} approved by bob: 8xH100")
+    assert approved["text"].endswith("api_key=<redacted> and <redacted>")
+    # a secret pasted into a rationale or comment is neither stored nor sent
+    assert not any(b"PlantedSecret" in body or b"sk-live" in body for _, body in good.bodies)
+    dump = db.raw_dump()
+    assert b"8xH100" in dump  # the dump does hold the requests
+    assert b"PlantedSecret" not in dump and b"sk-live" not in dump
