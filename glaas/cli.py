@@ -296,15 +296,19 @@ def user_list(db: str | None, as_json: bool) -> None:
     """Users, their key fingerprints and teams."""
 
     async def work(store: Any) -> Any:
-        return await store.users()
+        return await store.users(), await store.agents()
 
-    users = _with_store(db, work)
+    users, agents = _with_store(db, work)
     if as_json:
-        out = [{"name": n, "keys": k, "teams": t} for n, k, t in users]
+        out = [
+            {"name": n, "keys": k, "teams": t, "kind": "agent" if n in agents else "human"}
+            for n, k, t in users
+        ]
         click.echo(json.dumps(out, indent=2))
         return
     for name, keys, teams in users:
-        click.echo(f"{name}\tteams: {', '.join(teams) or '-'}")
+        kind = " (agent)" if name in agents else ""
+        click.echo(f"{name}{kind}\tteams: {', '.join(teams) or '-'}")
         for fp in keys:
             click.echo(f"  {fp}")
 

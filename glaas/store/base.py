@@ -198,6 +198,11 @@ class Store(abc.ABC):
             for uid, name in rows
         ]
 
+    async def agents(self) -> set[str]:
+        """The names of the active agent accounts (`glaas admin user add --kind agent`)."""
+        rows = await self.fetch("SELECT name FROM users WHERE agent = 1 AND disabled = 0")
+        return {str(r[0]) for r in rows}
+
     async def add_team(self, name: str) -> None:
         if await self.fetchone("SELECT 1 FROM teams WHERE name = $1", name):
             raise Invalid(f"team {name!r} exists")

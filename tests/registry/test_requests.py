@@ -182,6 +182,15 @@ def api(
         for name in ("alice", "bob", "carol"):
             admin("user", "add", name, "--key", keys[name].public_line)
         admin("user", "add", "bot", "--kind", "agent", "--key", keys["mallory"].public_line)
+        listed = subprocess.run(
+            [GLAAS, "admin", "--db", db.url, "user", "list", "--json"],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=True,
+        )
+        kinds = {u["name"]: u["kind"] for u in json.loads(listed.stdout)}
+        assert kinds == {"alice": "human", "bob": "human", "carol": "human", "bot": "agent"}
         good, flaky = receivers
         server = Server(
             db,
