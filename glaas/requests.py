@@ -79,6 +79,8 @@ def _text(value: str | None, what: str) -> str | None:
     into a comment is not stored, nor sent to a webhook)."""
     if value is not None and len(value) > MAX_TEXT:
         raise Invalid(f"the {what} is {len(value)} characters; at most {MAX_TEXT}")
+    if value is not None and "\x00" in value:
+        raise Invalid(f"the {what} has a NUL character")
     return None if value is None else redact_text(value)
 
 
@@ -97,8 +99,10 @@ async def _artifact(store: Store, ref: str, what: str, viewer: int) -> str:
 async def _resolve(store: Store, account: Account, spec: RequestSpec) -> tuple[RequestSpec, int]:
     """The spec with full artifact hashes, and the reviewer's user id."""
     rationale = _text(spec.rationale, "rationale") or ""
-    if not spec.compute.strip() or len(spec.compute) > 200:
+    if not spec.compute.strip() or len(spec.compute) > 200 or "\x00" in spec.compute:
         raise Invalid("compute must say what the run needs, e.g. 8xH100")
+    if "\x00" in spec.reviewer or len(spec.reviewer) > 200:
+        raise Invalid(f"not a user name: {spec.reviewer[:40]!r}")
     dataset = await _artifact(store, spec.dataset, "dataset", account.id)
     base_model = await _artifact(store, spec.base_model, "base model", account.id)
     row = await store.fetchone(

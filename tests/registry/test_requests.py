@@ -323,6 +323,8 @@ def test_reject_withdraw_and_bad_input(api: tuple[Api, Database]) -> None:
     assert "own" in a.refused(403, "alice", "/requests", _spec(data, model, reviewer="alice"))
     assert "agent" in a.refused(400, "alice", "/requests", _spec(data, model, reviewer="bot"))
     assert a.call("alice", "POST", "/requests", {**_spec(data, model), "gpu": 8}).status_code == 400
+    for nul in ({"compute": "8x\x00"}, {"rationale": "a\x00b"}, {"reviewer": "b\x00b"}):
+        assert a.call("alice", "POST", "/requests", _spec(data, model, **nul)).status_code == 400
     assert a.call("alice", "GET", "/requests/R-999999").status_code == 404
     assert a.call("alice", "GET", "/requests/R-x").status_code in (400, 404)
     unsigned = httpx.get(f"{a.server.url}{registry.API}/requests", timeout=60)
