@@ -198,19 +198,21 @@ def _changed(request: Request[Any, Any, Any], change: requests.Change) -> Reques
 async def request_new(
     data: JSONBody[RequestSpec], store: Store_, account: Account_, request: Request[Any, Any, Any]
 ) -> RequestEntry:
-    ttl = request.app.state.approval_ttl
-    return _changed(request, await requests.file(store, auth.required(account), data, ttl))
+    return _changed(request, await requests.file(store, auth.required(account), data))
 
 
 @get("/requests", guards=[signed], responses=REQ, summary="Requests, newest first")
 async def request_list(
     store: Store_,
     account: Account_,
+    request: Request[Any, Any, Any],
     states: StateList = None,
     mine: Annotated[bool, Parameter(description="only yours: filed, to review, claimed")] = False,
 ) -> RequestList:
     who = auth.required(account)
-    return RequestList(await requests.listing(store, list(states or []), who if mine else None))
+    notify = request.app.state.webhooks.send
+    found = await requests.listing(store, list(states or []), who if mine else None, notify=notify)
+    return RequestList(found)
 
 
 @get("/requests/{ref:str}", guards=[signed], responses=REQ, summary="A request, its events, runs")
@@ -218,7 +220,8 @@ async def request_show(
     ref: RequestRef, store: Store_, account: Account_, request: Request[Any, Any, Any]
 ) -> RequestEntry:
     who = auth.required(account)
-    return await requests.get(store, requests.number(ref), request.app.state.approval_ttl, who.id)
+    notify = request.app.state.webhooks.send
+    return await requests.get(store, requests.number(ref), who.id, notify)
 
 
 @post(
@@ -235,8 +238,8 @@ async def request_revise(
     account: Account_,
     request: Request[Any, Any, Any],
 ) -> RequestEntry:
-    ttl = request.app.state.approval_ttl
-    change = await requests.revise(store, auth.required(account), ref, data, ttl)
+    notify = request.app.state.webhooks.send
+    change = await requests.revise(store, auth.required(account), ref, data, notify)
     return _changed(request, change)
 
 
@@ -257,7 +260,8 @@ async def request_act(
 ) -> RequestEntry:
     ttl = request.app.state.approval_ttl
     done = requests.ACTIONS[action]
-    change = await requests.act(store, auth.required(account), ref, done, data, ttl)
+    notify = request.app.state.webhooks.send
+    change = await requests.act(store, auth.required(account), ref, done, data, ttl, notify)
     return _changed(request, change)
 
 

@@ -4,7 +4,9 @@ the same Structs) at /api/v1/openapi.json."""
 
 from __future__ import annotations
 
+import asyncio
 import gc
+import logging
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,11 +19,12 @@ import roar
 from glaas import problems
 from glaas.api import router
 from glaas.headers import security_headers
-from glaas.requests import DEFAULT_TTL
+from glaas.requests import DEFAULT_TTL, EXPIRE_EVERY, expire_due
 from glaas.store import open_store
 from glaas.web.routes import handlers as page_handlers
 from glaas.web.routes import router as pages
 from glaas.webhooks import Webhooks
+from roar.errors import RoarFailure
 
 MAX_BODY = 64 * 1024 * 1024
 DB_ENV = "GLAAS_DB"  # how `glaas serve` tells its workers which database to use
@@ -51,9 +54,11 @@ def create_app(
         app.state.webhooks = Webhooks(list(webhooks or []), webhook_secret)
         app.state.store = await open_store(db, pool_size)
         gc.freeze()  # what start-up made lives on: full collections need not walk it again
+        sweeper = asyncio.get_running_loop().create_task(_sweep(app))
         try:
             yield
         finally:
+            sweeper.cancel()
             await app.state.webhooks.close()
             await app.state.store.close()
 
@@ -73,6 +78,16 @@ def create_app(
         ),
         debug=False,
     )
+
+
+async def _sweep(app: Litestar) -> None:
+    """Approvals that ran out expire (and their webhooks go) even when nobody looks."""
+    while True:
+        await asyncio.sleep(EXPIRE_EVERY)
+        try:
+            await expire_due(app.state.store, app.state.webhooks.send)
+        except RoarFailure as e:  # the database is away for a while: the next sweep tries
+            logging.getLogger("glaas").warning("expiring approvals failed: %s", e.message)
 
 
 def from_env() -> Litestar:

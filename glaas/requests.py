@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import msgspec
 
 from glaas import lookup
-from glaas.store import Account, Store
+from glaas.store import ANONYMOUS, Account, Store
 from glaas.store.base import Tx
 from roar.errors import Conflict, Forbidden, Invalid, NotFound, RoarFailure
 from roar.redact import redact_text
@@ -48,6 +49,7 @@ FINAL: tuple[RequestState, ...] = (
     "cancelled",
 )
 _ENCODER = msgspec.json.Encoder(order="sorted")
+EXPIRE_EVERY = 30.0  # seconds between sweeps for approvals that ran out (glaas.app)
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,9 @@ class Change:
     request: RequestEntry
     action: str
     actor: str | None
+
+
+Notify = Callable[[Change], None]
 
 
 def display(number: int) -> str:
@@ -147,7 +152,7 @@ async def _event(
     )
 
 
-async def file(store: Store, account: Account, spec: RequestSpec, ttl: float) -> Change:
+async def file(store: Store, account: Account, spec: RequestSpec) -> Change:
     resolved, reviewer = await _resolve(store, account, spec)
     digest = spec_hash(resolved)
     now = time.time()
@@ -170,12 +175,14 @@ async def file(store: Store, account: Account, spec: RequestSpec, ttl: float) ->
             now,
         )
         await _event(tx, rid, "filed", "pending", account, now, 1, digest, None)
-    return Change(await get(store, rid, ttl), "filed", account.name)
+    return Change(await _read(store, rid, account.id), "filed", account.name)
 
 
-async def revise(store: Store, account: Account, ref: str, spec: RequestSpec, ttl: float) -> Change:
+async def revise(
+    store: Store, account: Account, ref: str, spec: RequestSpec, notify: Notify | None = None
+) -> Change:
     """A new revision of the spec: the requester's; an approval is dismissed (back to pending)."""
-    current = await get(store, number(ref), ttl)
+    current = await get(store, number(ref), account.id, notify)
     rid = number(ref)
     if current.requester != account.name:
         raise Forbidden(f"{current.id} is {current.requester}'s: only they can edit it")
@@ -212,7 +219,7 @@ async def revise(store: Store, account: Account, ref: str, spec: RequestSpec, tt
         )
         note = "approval dismissed" if current.state == "approved" else None
         await _event(tx, rid, "revised", "pending", account, now, revision, digest, note)
-    return Change(await get(store, rid, ttl), "revised", account.name)
+    return Change(await _read(store, rid, account.id), "revised", account.name)
 
 
 # what each action needs: the states it moves from, and the state it moves to
@@ -260,13 +267,21 @@ def _allowed(action: str, account: Account, entry: RequestEntry, body: RequestAc
 
 
 async def act(
-    store: Store, account: Account, ref: str, action: str, body: RequestAction, ttl: float
+    store: Store,
+    account: Account,
+    ref: str,
+    action: str,
+    body: RequestAction,
+    ttl: float,
+    notify: Notify | None = None,
 ) -> Change:
+    """`action` (approved, rejected, withdrawn, claimed, completed, commented) by `account`;
+    `ttl`: how long an approval lasts; `notify`: told of approvals that expired meanwhile."""
     rid = number(ref)
     comment = _text(body.comment, "comment")
     if action not in _MOVES:
         raise Invalid(f"no action {action!r}")
-    entry = await get(store, rid, ttl)
+    entry = await get(store, rid, account.id, notify)
     _allowed(action, account, entry, body)
     sources, target = _MOVES[action]
     if action == "completed":
@@ -309,11 +324,14 @@ async def act(
                     "read it again (roarctl request show)",
                 )
         await _event(tx, rid, action, state, account, now, entry.revision, entry.spec_hash, comment)
-    return Change(await get(store, rid, ttl), action, account.name)
+    return Change(await _read(store, rid, account.id), action, account.name)
 
 
-async def expire_due(store: Store, now: float | None = None) -> list[int]:
-    """Approvals whose time ran out become expired, each with an event by the registry."""
+async def expire_due(
+    store: Store, notify: Notify | None = None, now: float | None = None
+) -> list[int]:
+    """Approvals whose time ran out become expired, each with an event by the registry (and a
+    call of `notify`: the webhooks). Of several workers sweeping at once, one expires each."""
     now = time.time() if now is None else now
     due = await store.fetch(
         "SELECT id, revision, spec_hash FROM requests WHERE state = 'approved' AND expires <= $1",
@@ -331,6 +349,9 @@ async def expire_due(store: Store, now: float | None = None) -> list[int]:
             if changed:
                 await _event(tx, int(rid), "expired", "expired", None, now, revision, digest, None)
                 done.append(int(rid))
+    if notify is not None:
+        for rid in done:
+            notify(Change(await _read(store, rid, ANONYMOUS), "expired", None))
     return done
 
 
@@ -359,9 +380,16 @@ def _entry(row: tuple[Any, ...]) -> RequestEntry:
     )
 
 
-async def get(store: Store, rid: int, ttl: float = DEFAULT_TTL, viewer: int = -1) -> RequestEntry:
-    """One request, whole: its events and the runs linked to it (those the viewer can see)."""
-    await expire_due(store)
+async def get(
+    store: Store, rid: int, viewer: int = ANONYMOUS, notify: Notify | None = None
+) -> RequestEntry:
+    """One request, whole: its events and the runs linked to it (those the viewer can see);
+    an approval that ran out is expired first."""
+    await expire_due(store, notify)
+    return await _read(store, rid, viewer)
+
+
+async def _read(store: Store, rid: int, viewer: int) -> RequestEntry:
     row = await store.fetchone(f"{_ENTRY} WHERE r.id = $1", rid)
     if row is None:
         raise NotFound(f"no request {display(rid)}", "see `roarctl request list`")
@@ -410,9 +438,13 @@ async def runs(store: Store, rid: int, spec: RequestSpec, viewer: int) -> list[L
 
 
 async def listing(
-    store: Store, states: list[str], mine: Account | None = None, limit: int = MAX_LIST
+    store: Store,
+    states: list[str],
+    mine: Account | None = None,
+    limit: int = MAX_LIST,
+    notify: Notify | None = None,
 ) -> list[RequestEntry]:
-    await expire_due(store)
+    await expire_due(store, notify)
     where: list[str] = []
     args: list[Any] = []
     if states:

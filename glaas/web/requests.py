@@ -45,7 +45,8 @@ async def queue(request: Req) -> Response[Any]:
     who = _who(request)
     if who is None:
         return _signed_out(request)
-    found = await requests.listing(_store(request), [], limit=QUEUE)
+    notify = request.app.state.webhooks.send
+    found = await requests.listing(_store(request), [], limit=QUEUE, notify=notify)
     pending = [r for r in found if r.state == "pending"]
     others = [r for r in found if r.state != "pending"]
     return page(request, "requests.html", pending=pending, others=others)
@@ -56,8 +57,8 @@ async def request_page(request: Req, ref: FromPath[str]) -> Response[Any]:
     who = _who(request)
     if who is None:
         return _signed_out(request)
-    ttl = request.app.state.approval_ttl
-    entry = await requests.get(_store(request), requests.number(ref), ttl, who.id)
+    notify = request.app.state.webhooks.send
+    entry = await requests.get(_store(request), requests.number(ref), who.id, notify)
     may_review = (
         entry.state == "pending"
         and entry.reviewer == who.name
@@ -78,7 +79,8 @@ async def _decide(request: Req, ref: str, data: dict[str, str], action: str) -> 
     )
     ttl = request.app.state.approval_ttl
     try:
-        change = await requests.act(_store(request), who, ref, action, body, ttl)
+        notify = request.app.state.webhooks.send
+        change = await requests.act(_store(request), who, ref, action, body, ttl, notify)
     except RoarFailure as e:
         from glaas.problems import STATUS
 

@@ -366,7 +366,8 @@ def test_an_approval_expires(tmp_path: Path, keys: dict[str, Key]) -> None:
             check=True,
             capture_output=True,
         )
-    server = Server(db, tmp_path / "glaas.log", "--approval-ttl", "1s")
+    hook = Receiver()
+    server = Server(db, tmp_path / "glaas.log", "--approval-ttl", "1s", "--webhook", hook.url)
     try:
         a = Api(server, keys)
         data, model, _ = _artifacts(a)
@@ -379,7 +380,14 @@ def test_an_approval_expires(tmp_path: Path, keys: dict[str, Key]) -> None:
         assert "cannot be claimed" in a.refused(409, "alice", f"/requests/{new['id']}/claim", {})
         events = a.ok("alice", "GET", f"/requests/{new['id']}")["events"]
         assert events[-1]["action"] == "expired" and events[-1]["actor"] is None
+        deadline = time.monotonic() + 60
+        while "expired" not in [e["action"] for e in hook.events()]:
+            assert time.monotonic() < deadline, hook.events()
+            time.sleep(0.1)
+        told = [e for e in hook.events() if e["action"] == "expired"]
+        assert len(told) == 1 and told[0]["text"].startswith(f"{new['id']} expired by the registry")
     finally:
+        hook.close()
         assert server.stop() == 0
         drop_database(db)
     bad = subprocess.run(
