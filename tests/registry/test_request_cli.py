@@ -80,6 +80,11 @@ def test_an_agent_files_waits_claims_runs_and_completes(
     assert not (repo / "model.out").exists()
     # the agent cannot approve (its own, and an agent's); the reviewer can
     _one_line_error(roar("request", "approve", rid, check=False), "own request")
+    # the agent edits it: a new revision; an approval of the one chris read is refused
+    edited = _request(roar, "edit", rid, "--hours", "4")
+    assert edited["revision"] == 2 and edited["spec"]["hours"] == 4
+    stale = chris("request", "approve", rid, "--spec", filed["spec_hash"], check=False)
+    _one_line_error(stale, "changed since you read it")
     approved = _request(chris, "approve", rid, "-m", "go")
     assert approved["state"] == "approved"
     # a teammate's approval: the agent claims it, then runs for it (ROAR_REQUEST)
