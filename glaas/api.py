@@ -189,8 +189,8 @@ StateList = Annotated[
 ]
 
 
-def _changed(request: Request[Any, Any, Any], change: requests.Change) -> RequestEntry:
-    request.app.state.webhooks.send(change)
+async def _changed(request: Request[Any, Any, Any], change: requests.Change) -> RequestEntry:
+    await request.app.state.webhooks.send(change)
     return change.request
 
 
@@ -198,7 +198,7 @@ def _changed(request: Request[Any, Any, Any], change: requests.Change) -> Reques
 async def request_new(
     data: JSONBody[RequestSpec], store: Store_, account: Account_, request: Request[Any, Any, Any]
 ) -> RequestEntry:
-    return _changed(request, await requests.file(store, auth.required(account), data))
+    return await _changed(request, await requests.file(store, auth.required(account), data))
 
 
 @get("/requests", guards=[signed], responses=REQ, summary="Requests, newest first")
@@ -240,7 +240,7 @@ async def request_revise(
 ) -> RequestEntry:
     notify = request.app.state.webhooks.send
     change = await requests.revise(store, auth.required(account), ref, data, notify)
-    return _changed(request, change)
+    return await _changed(request, change)
 
 
 @post(
@@ -262,7 +262,7 @@ async def request_act(
     done = requests.ACTIONS[action]
     notify = request.app.state.webhooks.send
     change = await requests.act(store, auth.required(account), ref, done, data, ttl, notify)
-    return _changed(request, change)
+    return await _changed(request, change)
 
 
 @get("/health", summary="Liveness", responses=responses(503))

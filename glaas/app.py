@@ -51,15 +51,17 @@ def create_app(
         app.state.public_url = public_url.rstrip("/") if public_url else None
         app.state.secure_cookies = bool(public_url and public_url.startswith("https://"))
         app.state.approval_ttl = approval_ttl
-        app.state.webhooks = Webhooks(list(webhooks or []), webhook_secret)
         app.state.store = await open_store(db, pool_size)
+        app.state.webhooks = Webhooks(app.state.store, list(webhooks or []), webhook_secret)
         gc.freeze()  # what start-up made lives on: full collections need not walk it again
-        sweeper = asyncio.get_running_loop().create_task(_sweep(app))
+        loop = asyncio.get_running_loop()
+        tasks = [loop.create_task(_sweep(app)), loop.create_task(app.state.webhooks.run())]
         try:
             yield
         finally:
-            sweeper.cancel()
-            await app.state.webhooks.close()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             await app.state.store.close()
 
     return Litestar(

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,7 +61,7 @@ class Change:
     actor: str | None
 
 
-Notify = Callable[[Change], None]
+Notify = Callable[[Change], Awaitable[None]]
 
 
 def display(number: int) -> str:
@@ -351,7 +351,7 @@ async def expire_due(
                 done.append(int(rid))
     if notify is not None:
         for rid in done:
-            notify(Change(await _read(store, rid, ANONYMOUS), "expired", None))
+            await notify(Change(await _read(store, rid, ANONYMOUS), "expired", None))
     return done
 
 

@@ -85,7 +85,7 @@ async def _decide(request: Req, ref: str, data: dict[str, str], action: str) -> 
         from glaas.problems import STATUS
 
         return error_page(request, STATUS.get(e.code, 400), e.message, e.hint)
-    request.app.state.webhooks.send(change)
+    await request.app.state.webhooks.send(change)
     return Redirect(f"/requests/{change.request.id}", status_code=303)
 
 

@@ -16,6 +16,7 @@ import socket
 import subprocess
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -52,7 +53,7 @@ def _free_port() -> int:
 class Receiver:
     """A real HTTP server on loopback that keeps each POST; the first `fail_first` answer 500."""
 
-    def __init__(self, fail_first: int = 0) -> None:
+    def __init__(self, fail_first: int = 0, port: int = 0) -> None:
         self.bodies: list[tuple[dict[str, str], bytes]] = []
         self.failures = 0
         owner = self
@@ -72,7 +73,7 @@ class Receiver:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
@@ -404,8 +405,9 @@ def test_webhooks_are_signed_and_a_failing_receiver_is_retried(
     good, flaky = receivers
     data, model, _ = _artifacts(a)
     token = "ghp_PlantedSecret0123456789abcdefABCDEF99"
-    new = a.ok("alice", "POST", "/requests", _spec(data, model, rationale=f"use {token}"))
-    assert new["spec"]["rationale"] == "use <redacted>"
+    mark = f"hook test {uuid.uuid4().int % 10**6}"  # both backends tell the same receivers
+    new = a.ok("alice", "POST", "/requests", _spec(data, model, rationale=f"{mark} use {token}"))
+    assert new["spec"]["rationale"] == f"{mark} use <redacted>"
     said = f"api_key=sk-live-4f9a8b7c6d5e4f3a2b1c and {token}"
     a.ok(
         "bob",
@@ -415,7 +417,7 @@ def test_webhooks_are_signed_and_a_failing_receiver_is_retried(
     )
 
     def seen(receiver: Receiver) -> list[str]:
-        return [e["action"] for e in receiver.events() if e["request"]["id"] == new["id"]]
+        return [e["action"] for e in receiver.events() if mark in e["request"]["spec"]["rationale"]]
 
     deadline = time.monotonic() + 60
     both = ["approved", "filed"]  # a retried delivery may arrive after a later one
@@ -427,7 +429,9 @@ def test_webhooks_are_signed_and_a_failing_receiver_is_retried(
         expected = "sha256=" + hmac.new(SECRET.encode(), content, hashlib.sha256).hexdigest()
         assert headers["X-Glaas-Signature"] == expected
     approved = next(
-        e for e in good.events() if e["request"]["id"] == new["id"][:] and e["action"] == "approved"
+        e
+        for e in good.events()
+        if mark in e["request"]["spec"]["rationale"] and e["action"] == "approved"
     )
     assert approved["text"].startswith(f"{new['id']} approved by bob: 8xH100")
     assert approved["text"].endswith("api_key=<redacted> and <redacted>")
@@ -436,3 +440,47 @@ def test_webhooks_are_signed_and_a_failing_receiver_is_retried(
     dump = db.raw_dump()
     assert b"8xH100" in dump  # the dump does hold the requests
     assert b"PlantedSecret" not in dump and b"sk-live" not in dump
+
+
+def test_a_webhook_delivery_survives_a_restart_of_the_server(
+    tmp_path: Path, keys: dict[str, Key]
+) -> None:
+    """The receiver is down while the change is made and the server stops before it is back:
+    the delivery, kept in the database, is made by the server started again."""
+    db = make_database("sqlite", tmp_path)
+    for name in ("alice", "bob"):
+        subprocess.run(
+            [GLAAS, "admin", "--db", db.url, "user", "add", name, "--key", keys[name].public_line],
+            check=True,
+            capture_output=True,
+        )
+    port = _free_port()  # nothing listens there yet
+    hook = f"http://127.0.0.1:{port}/hook"
+    server = Server(db, tmp_path / "glaas.log", "--webhook", hook, "--webhook-secret", SECRET)
+    receiver = None
+    try:
+        a = Api(server, keys)
+        data, model, _ = _artifacts(a)
+        new = a.ok("alice", "POST", "/requests", _spec(data, model))
+        deadline = time.monotonic() + 60
+        while "webhook" not in (tmp_path / "glaas.log").read_text():  # a failed try, logged
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        assert server.stop() == 0
+        receiver = Receiver(port=port)
+        server = Server(db, tmp_path / "glaas.log", "--webhook", hook, "--webhook-secret", SECRET)
+        deadline = time.monotonic() + 60
+        while not receiver.bodies:
+            assert time.monotonic() < deadline, (tmp_path / "glaas.log").read_text()
+            time.sleep(0.1)
+        [(headers, content)] = receiver.bodies
+        assert json.loads(content)["request"]["id"] == new["id"]
+        assert headers["X-Glaas-Event"] == "request.filed"
+        assert headers["X-Glaas-Signature"] == (
+            "sha256=" + hmac.new(SECRET.encode(), content, hashlib.sha256).hexdigest()
+        )
+    finally:
+        assert server.stop() == 0
+        if receiver is not None:
+            receiver.close()
+        drop_database(db)

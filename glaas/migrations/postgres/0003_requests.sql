@@ -45,3 +45,16 @@ CREATE TABLE request_runs (
     job_id TEXT NOT NULL,               -- jobs.id of a registered run that named the request
     PRIMARY KEY (request_id, job_id)
 );
+CREATE TABLE webhook_deliveries (       -- glaas.webhooks: each POST to make, until it is made
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    url TEXT NOT NULL,
+    event TEXT NOT NULL,                -- request.<action>
+    body TEXT NOT NULL,                 -- the JSON sent
+    created DOUBLE PRECISION NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_at DOUBLE PRECISION NOT NULL,  -- when to try (again)
+    taken_until DOUBLE PRECISION,       -- a worker is trying it until then
+    error TEXT,                         -- the last failure
+    done DOUBLE PRECISION               -- delivered (or given up: error says why) at
+);
+CREATE INDEX webhook_deliveries_due ON webhook_deliveries(done, next_at);

@@ -45,3 +45,16 @@ CREATE TABLE request_runs (
     job_id TEXT NOT NULL,               -- jobs.id of a registered run that named the request
     PRIMARY KEY (request_id, job_id)
 ) WITHOUT ROWID;
+CREATE TABLE webhook_deliveries (       -- glaas.webhooks: each POST to make, until it is made
+    id INTEGER PRIMARY KEY,
+    url TEXT NOT NULL,
+    event TEXT NOT NULL,                -- request.<action>
+    body TEXT NOT NULL,                 -- the JSON sent
+    created REAL NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_at REAL NOT NULL,              -- when to try (again)
+    taken_until REAL,                   -- a worker is trying it until then
+    error TEXT,                         -- the last failure
+    done REAL                           -- delivered (or given up: error says why) at
+);
+CREATE INDEX webhook_deliveries_due ON webhook_deliveries(done, next_at);
