@@ -40,14 +40,6 @@ from roar.registry import (
 DEFAULT_TTL = 14 * 86400  # seconds an approval stays valid unless claimed
 MAX_TEXT = 10_000  # characters of a rationale or comment
 MAX_LIST = 500  # requests in one list answer
-FINAL: tuple[RequestState, ...] = (
-    "rejected",
-    "withdrawn",
-    "expired",
-    "completed",
-    "failed",
-    "cancelled",
-)
 _ENCODER = msgspec.json.Encoder(order="sorted")
 EXPIRE_EVERY = 30.0  # seconds between sweeps for approvals that ran out (glaas.app)
 
