@@ -279,6 +279,7 @@ async def act(
     if action == "completed":
         outcome: Outcome = body.outcome or "completed"
         target = outcome
+        action = outcome  # the event (and webhook) says how it ended: completed, failed, ...
     elif body.outcome is not None:
         raise Invalid("an outcome is given only when completing")
     if sources and entry.state not in sources:
