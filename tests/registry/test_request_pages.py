@@ -143,6 +143,13 @@ def test_the_reviewer_approves_in_the_browser_and_the_requester_is_refused(
     _shot(bob, "requests-queue", shots)
     row.locator(f"a[href='/requests/{rid}']").click()
     bob.wait_for_url(f"{site.url}/requests/{rid}")
+    # alice edits it while bob reads: his approval of what he read is refused
+    site.call("alice", "POST", f"/requests/{rid}/revisions", {**spec, "hours": 4})
+    bob.click("#approve")
+    assert "changed since you read it" in bob.inner_text("main")
+    assert site.call("bob", "GET", f"/requests/{rid}")["state"] == "pending"
+    assert bob.goto(f"{site.url}/requests/{rid}").status == 200
+    assert "8xH100 for 4 h" in bob.inner_text("main")
     bob.fill("input[name=comment]", "go ahead")
     bob.click("#approve")
     bob.wait_for_url(f"{site.url}/requests/{rid}")
