@@ -52,7 +52,7 @@ bench: install
 
 # The web pages' screenshots in docs/, taken by the browser tests
 screenshots: install test-deps
-	SCREENSHOTS=docs $(PY) -m pytest -q tests/registry/test_web_browser.py
+	SCREENSHOTS=docs $(PY) -m pytest -q tests/registry/test_web_browser.py tests/registry/test_request_pages.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info roarctl/_tracer*.so

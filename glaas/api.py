@@ -15,7 +15,7 @@ from litestar.di import NamedDependency, Provide
 from litestar.handlers import BaseRouteHandler
 from litestar.params import JSONBody, Parameter
 
-from glaas import ancestry, auth, graph, ingest, login, lookup
+from glaas import ancestry, auth, graph, ingest, login, lookup, requests
 from glaas.problems import responses
 from glaas.store import ANONYMOUS, Account, Store
 from roar.errors import NotFound
@@ -29,6 +29,12 @@ from roar.registry import (
     Ingested,
     JobEntry,
     Me,
+    RequestAction,
+    RequestEntry,
+    RequestList,
+    RequestSpec,
+    RequestState,
+    RequestVerb,
     SearchResult,
     SessionEntry,
     WebLink,
@@ -200,6 +206,92 @@ async def ingest_batch(data: JSONBody[Batch], store: Store_, account: Account_) 
     return await ingest.ingest(store, auth.required(account), data)
 
 
+# ---------------------------------------------------------------- training requests
+
+REQ = responses(400, 401, 403, 404, 409, 503)
+RequestRef = Annotated[str, Parameter(pattern=r"^[Rr]?-?[0-9]{1,18}$", description="R-12, or 12")]
+StateList = Annotated[
+    list[RequestState] | None,
+    Parameter(query="state", description="only these states (repeatable)"),
+]
+
+
+async def _changed(request: Request[Any, Any, Any], change: requests.Change) -> RequestEntry:
+    await request.app.state.webhooks.send(change)
+    return change.request
+
+
+@post("/requests", guards=[signed], status_code=201, responses=REQ, summary="File a request")
+async def request_new(
+    data: JSONBody[RequestSpec], store: Store_, account: Account_, request: Request[Any, Any, Any]
+) -> RequestEntry:
+    return await _changed(request, await requests.file(store, auth.required(account), data))
+
+
+@get("/requests", guards=[signed], responses=REQ, summary="Requests, newest first")
+async def request_list(
+    store: Store_,
+    account: Account_,
+    request: Request[Any, Any, Any],
+    states: StateList = None,
+    mine: Annotated[bool, Parameter(description="only yours: filed, to review, claimed")] = False,
+) -> RequestList:
+    who = auth.required(account)
+    notify = request.app.state.webhooks.send
+    found = await requests.listing(store, list(states or []), who if mine else None, notify=notify)
+    return RequestList(found)
+
+
+@get("/requests/{ref:str}", guards=[signed], responses=REQ, summary="A request, its events, runs")
+async def request_show(
+    ref: RequestRef, store: Store_, account: Account_, request: Request[Any, Any, Any]
+) -> RequestEntry:
+    who = auth.required(account)
+    notify = request.app.state.webhooks.send
+    return await requests.get(store, requests.number(ref), who.id, notify)
+
+
+@post(
+    "/requests/{ref:str}/revisions",
+    guards=[signed],
+    status_code=200,
+    responses=REQ,
+    summary="Edit a request: a new revision of its spec (an approval is dismissed)",
+)
+async def request_revise(
+    ref: RequestRef,
+    data: JSONBody[RequestSpec],
+    store: Store_,
+    account: Account_,
+    request: Request[Any, Any, Any],
+) -> RequestEntry:
+    notify = request.app.state.webhooks.send
+    change = await requests.revise(store, auth.required(account), ref, data, notify)
+    return await _changed(request, change)
+
+
+@post(
+    "/requests/{ref:str}/{action:str}",
+    guards=[signed],
+    status_code=200,
+    responses=REQ,
+    summary="approve, reject, withdraw, claim, complete or comment",
+)
+async def request_act(
+    ref: RequestRef,
+    action: Annotated[RequestVerb, Parameter(description="what to do")],
+    data: JSONBody[RequestAction],
+    store: Store_,
+    account: Account_,
+    request: Request[Any, Any, Any],
+) -> RequestEntry:
+    ttl = request.app.state.approval_ttl
+    done = requests.ACTIONS[action]
+    notify = request.app.state.webhooks.send
+    change = await requests.act(store, auth.required(account), ref, done, data, ttl, notify)
+    return await _changed(request, change)
+
+
 @get("/health", summary="Liveness", responses=responses(503))
 async def health(store: Store_) -> dict[str, str]:
     await store.fetch("SELECT 1")
@@ -225,6 +317,11 @@ router = Router(
         me,
         web_link,
         ingest_batch,
+        request_new,
+        request_list,
+        request_show,
+        request_revise,
+        request_act,
         health,
         openapi,
     ],

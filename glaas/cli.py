@@ -51,6 +51,23 @@ def main() -> None:
     """GLaaS: the lineage registry for roar (stores lineage by content hash, never data)."""
 
 
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def duration(value: str) -> float:
+    """Seconds in '14d', '36h', '90m', '600s' or '600'."""
+    v = value.strip().lower()
+    unit = _UNITS.get(v[-1:], 0)
+    number = v[:-1] if unit else v
+    try:
+        seconds = float(number) * (unit or 1)
+    except ValueError:
+        seconds = -1
+    if not seconds > 0 or seconds == float("inf"):
+        raise Invalid(f"not a duration: {value!r}", "e.g. 14d, 36h, 90m or 600s")
+    return seconds
+
+
 @main.command()
 @click.option("--db", envvar="GLAAS_DB", help=DB_HELP)
 @click.option("--host", default="127.0.0.1", show_default=True)
@@ -62,8 +79,34 @@ def main() -> None:
     envvar="GLAAS_PUBLIC_URL",
     help="where people reach it, e.g. https://glaas.example.org (login links; Secure cookies)",
 )
+@click.option(
+    "--approval-ttl",
+    default="14d",
+    show_default=True,
+    help="how long a request's approval lasts unless claimed: 14d, 36h, 90m, 600s",
+)
+@click.option(
+    "--webhook",
+    "webhooks",
+    multiple=True,
+    envvar="GLAAS_WEBHOOKS",
+    help="POST each training request's state change here (Slack-compatible; repeatable)",
+)
+@click.option(
+    "--webhook-secret",
+    envvar="GLAAS_WEBHOOK_SECRET",
+    help="sign webhook bodies: X-Glaas-Signature: sha256=HMAC-SHA256(secret, body)",
+)
 def serve(
-    db: str | None, host: str, port: int, workers: int, access_log: bool, public_url: str | None
+    db: str | None,
+    host: str,
+    port: int,
+    workers: int,
+    access_log: bool,
+    public_url: str | None,
+    approval_ttl: str,
+    webhooks: tuple[str, ...],
+    webhook_secret: str | None,
 ) -> None:
     """Serve the registry: web pages at http://HOST:PORT/, the API under /api/v1.
 
@@ -71,10 +114,11 @@ def serve(
     glaas serve                                   # SQLite, 127.0.0.1:8765
     glaas serve --db postgresql://glaas@/glaas --workers 4
     glaas serve --public-url https://glaas.example.org   # behind a TLS proxy
+    glaas serve --approval-ttl 7d --webhook https://hooks.slack.com/services/...
     """
     import uvicorn
 
-    from glaas.app import DB_ENV, URL_ENV, create_app
+    from glaas.app import DB_ENV, HOOKS_ENV, SECRET_ENV, TTL_ENV, URL_ENV, create_app
     from glaas.store import default_url, describe
 
     db = db or default_url()
@@ -84,6 +128,13 @@ def serve(
 
     if public_url and not public_url.startswith(("http://", "https://")):
         _fail(Invalid(f"not an http(s) URL: {public_url!r}", "e.g. https://glaas.example.org"))
+    try:
+        ttl = duration(approval_ttl)
+    except Invalid as e:
+        _fail(e)
+    for url in webhooks:
+        if not url.startswith(("http://", "https://")):
+            _fail(Invalid(f"not an http(s) webhook URL: {url!r}"))
     _with_store(db, ready)
     click.echo(f"glaas: serving http://{host}:{port}/ ({describe(db)})", err=True)
     options: dict[str, Any] = {
@@ -99,11 +150,22 @@ def serve(
         "http": "httptools",
     }
     if workers == 1:
-        uvicorn.run(create_app(db, public_url=public_url), **options)
+        app = create_app(
+            db,
+            public_url=public_url,
+            approval_ttl=ttl,
+            webhooks=list(webhooks),
+            webhook_secret=webhook_secret,
+        )
+        uvicorn.run(app, **options)
     else:
         os.environ[DB_ENV] = db
         if public_url:
             os.environ[URL_ENV] = public_url
+        os.environ[TTL_ENV] = repr(ttl)
+        os.environ[HOOKS_ENV] = "\n".join(webhooks)
+        if webhook_secret:
+            os.environ[SECRET_ENV] = webhook_secret
         uvicorn.run("glaas.app:from_env", factory=True, workers=workers, **options)
 
 
@@ -147,15 +209,28 @@ def _keys(key: tuple[str, ...], key_file: tuple[str, ...], agent: bool) -> list[
 @click.option("--key", multiple=True, help="a public key: 'ssh-ed25519 AAAA... comment'")
 @click.option("--key-file", multiple=True, help="a .pub or authorized_keys file")
 @click.option("--agent", is_flag=True, help="add the keys of the running ssh-agent")
+@click.option(
+    "--kind",
+    type=click.Choice(["human", "agent"]),
+    default="human",
+    show_default=True,
+    help="agent: an automated account (files, claims and completes requests, never approves)",
+)
 @click.pass_obj
 def user_add(
-    db: str | None, name: str, key: tuple[str, ...], key_file: tuple[str, ...], agent: bool
+    db: str | None,
+    name: str,
+    key: tuple[str, ...],
+    key_file: tuple[str, ...],
+    agent: bool,
+    kind: str,
 ) -> None:
     """Create user NAME with one or more SSH public keys.
 
     \b
     glaas admin user add alice --key "$(cat ~/.ssh/id_ed25519.pub)"
     glaas admin user add bob --agent
+    glaas admin user add trainer-bot --kind agent --key-file bot.pub
     """
     if not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
         _fail(Invalid(f"not a user name: {name!r}", "letters, digits, '-', '_' and '.'"))
@@ -167,7 +242,7 @@ def user_add(
         _fail(Invalid("a user needs a key", "give --key, --key-file or --agent"))
 
     async def work(store: Any) -> None:
-        await store.add_user(name)
+        await store.add_user(name, agent=kind == "agent")
         for k in keys:
             await store.add_key(name, k.fingerprint, k.openssh)
 
@@ -221,15 +296,19 @@ def user_list(db: str | None, as_json: bool) -> None:
     """Users, their key fingerprints and teams."""
 
     async def work(store: Any) -> Any:
-        return await store.users()
+        return await store.users(), await store.agents()
 
-    users = _with_store(db, work)
+    users, agents = _with_store(db, work)
     if as_json:
-        out = [{"name": n, "keys": k, "teams": t} for n, k, t in users]
+        out = [
+            {"name": n, "keys": k, "teams": t, "kind": "agent" if n in agents else "human"}
+            for n, k, t in users
+        ]
         click.echo(json.dumps(out, indent=2))
         return
     for name, keys, teams in users:
-        click.echo(f"{name}\tteams: {', '.join(teams) or '-'}")
+        kind = " (agent)" if name in agents else ""
+        click.echo(f"{name}{kind}\tteams: {', '.join(teams) or '-'}")
         for fp in keys:
             click.echo(f"  {fp}")
 

@@ -8,10 +8,11 @@ import re
 
 import msgspec
 
+from glaas import requests
 from glaas.store import Account, Prepared, Store
 from roar.canonical import job_id, scrub
 from roar.errors import Invalid
-from roar.registry import MAX_BATCH, Batch, Ingested, Visibility
+from roar.registry import MAX_BATCH, Batch, Ingested, Visibility, request_ref
 
 _DIGEST = re.compile(r"[0-9a-f]{64}")
 _ENCODER = msgspec.json.Encoder()
@@ -54,6 +55,8 @@ async def ingest(store: Store, account: Account, batch: Batch) -> Ingested:
     for n, reg in enumerate(batch.jobs):
         if reg.job.status == "running":
             raise Invalid(f"job {n} of the batch is still running: register finished jobs")
+        if reg.job.request is not None and request_ref(reg.job.request) is None:
+            raise Invalid(f"job {n} of the batch names no request id: {reg.job.request[:40]!r}")
         job = scrub(reg.job)
         jid = job_id(job)
         if reg.job.id and reg.job.id != jid:
@@ -88,6 +91,9 @@ async def ingest(store: Store, account: Account, batch: Batch) -> Ingested:
     written = await store.write_batch(
         account.id, visibility, team, list(prepared.values()), list(sessions.values()), artifacts
     )
+    linked = [(p.id, p.job.request) for p in prepared.values() if p.job.request]
+    if linked:
+        await requests.link_runs(store, linked)
     known = len(ids) - len(prepared)  # the same job twice in one batch
     written.jobs.known += known
     return Ingested(ids, written.jobs, written.sessions, written.artifacts)

@@ -25,6 +25,7 @@ STATUS: dict[ErrorCode, int] = {
     "forbidden": 403,
     "not-found": 404,
     "ambiguous": 409,
+    "conflict": 409,
     "busy": 503,
     "store": 503,
     "internal": 500,
@@ -49,7 +50,7 @@ log = logging.getLogger("glaas")
 def problem(status: int, detail: str, code: ErrorCode, **extra: Any) -> Response[bytes]:
     body = Problem(
         type=f"https://roar.dev/problems/{code}",
-        title=TITLES.get(status, "Error"),
+        title="Conflict" if code == "conflict" else TITLES.get(status, "Error"),
         status=status,
         detail=detail,
         code=code,

@@ -35,6 +35,8 @@ def job_id(job: Job) -> str:
     record = msgspec.to_builtins(job, order="sorted")
     record.pop("id", None)
     record.pop("version", None)
+    if record.get("request", 0) is None:  # added later: left out while unset (see above)
+        del record["request"]
     context = record.get("context", {})
     for name in _LATER_CONTEXT:
         if context.get(name, 0) is None:

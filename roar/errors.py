@@ -13,6 +13,7 @@ ErrorCode = Literal[
     "invalid",  # a well-formed message with a value that is not allowed
     "forbidden",  # the peer is not the daemon's user
     "unauthorized",  # the registry could not tell who signed the request (or it was replayed)
+    "conflict",  # the record changed since it was read, or another request got there first
     "store",  # the store failed (disk full, corrupt): nothing was changed
     "busy",  # too many clients at once: try again
     "unavailable",  # the registry cannot be reached, or failed: try again later
@@ -45,6 +46,13 @@ class Invalid(RoarFailure):
 
 class Forbidden(RoarFailure):
     code = "forbidden"
+
+
+class Conflict(RoarFailure):
+    """A change refused because the record is not in the state it was asked from (a double
+    claim, an approval of a revision that has since changed)."""
+
+    code = "conflict"
 
 
 class Unauthorized(RoarFailure):

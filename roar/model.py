@@ -156,6 +156,7 @@ class Job(msgspec.Struct):
     ended: float | None = None
     exit_code: int | None = None
     signal: int | None = None
+    request: str | None = None  # the training request it ran for (`run --request R-12`)
     inputs: list[IO] = []
     outputs: list[IO] = []
     context: RunContext = msgspec.field(default_factory=RunContext)

@@ -139,6 +139,7 @@ class RunStart(msgspec.Struct, tag=True):
     # The command started before this was sent (roard.prerun): nothing can be injected or
     # refused (roarctl holds the command's writes until roard has answered).
     early: bool = False
+    request: str | None = None  # the training request it runs for, checked by roarctl
 
 
 class Reset(msgspec.Struct, tag=True):
@@ -343,6 +344,7 @@ class JobDetail(msgspec.Struct):
     system: SystemPackages | None = None  # the packages of the programs and libraries it used
     conda: CondaEnv | None = None
     container: Container | None = None
+    request: str | None = None  # the training request it ran for (`run --request R-12`)
 
 
 class JobRef(msgspec.Struct):

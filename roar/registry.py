@@ -24,7 +24,7 @@ import re
 import secrets
 import time
 from collections.abc import Callable
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -178,6 +178,98 @@ class WebLink(msgspec.Struct):
 
     url: str
     expires: int
+
+
+# ---------------------------------------------------------------- training requests
+
+RequestState = Literal[
+    "pending",
+    "approved",
+    "rejected",
+    "withdrawn",
+    "expired",
+    "claimed",
+    "completed",
+    "failed",
+    "cancelled",
+]
+Outcome = Literal["completed", "failed", "cancelled"]
+RequestVerb = Literal["approve", "reject", "withdraw", "claim", "complete", "comment"]
+REQUEST_ID = re.compile(r"(?:R-)?([1-9][0-9]{0,17})", re.IGNORECASE)
+
+
+class RequestSpec(msgspec.Struct, forbid_unknown_fields=True):
+    """What a training request asks for (`roarctl request new --from spec.json` reads this, in
+    snake_case). `dataset` and `base_model` are artifact hashes or prefixes; the registry stores
+    them resolved to full hashes."""
+
+    dataset: str
+    base_model: str
+    compute: str  # e.g. "8xH100"
+    hours: Annotated[float, msgspec.Meta(ge=0, le=100_000)]
+    budget: Annotated[float, msgspec.Meta(ge=0)]
+    reviewer: str  # the user who must approve it
+    rationale: str = ""
+
+
+class RequestAction(msgspec.Struct, forbid_unknown_fields=True):
+    """The body of approve, reject, withdraw, claim, complete and comment. `spec_hash`: the
+    revision the actor saw (an approval of any other revision is refused)."""
+
+    comment: str | None = None
+    spec_hash: str | None = None
+    outcome: Outcome | None = None  # complete: completed (default), failed or cancelled
+
+
+class RequestEvent(msgspec.Struct):
+    action: str  # filed, revised, approved, rejected, withdrawn, expired, claimed, ...
+    state: RequestState  # the request's state after it
+    actor: str | None  # None: the registry itself (an approval expired)
+    agent: bool  # the actor is an agent account
+    at: float
+    revision: int
+    spec_hash: str
+    key: str | None = None  # the fingerprint of the key that signed it
+    comment: str | None = None
+
+
+class LinkedRun(msgspec.Struct):
+    """A registered job that named the request; `missing`: the approved dataset or base model
+    hashes its inputs lack (a flag)."""
+
+    job: str
+    command: str
+    owner: str
+    started: float
+    status: str
+    missing: list[str] = []
+
+
+class RequestEntry(msgspec.Struct):
+    id: str  # R-12
+    state: RequestState
+    requester: str
+    requester_agent: bool
+    reviewer: str
+    revision: int
+    spec_hash: str
+    spec: RequestSpec
+    created: float
+    updated: float
+    expires: float | None = None  # while approved: when the approval lapses
+    claimed_by: str | None = None
+    events: list[RequestEvent] = []
+    runs: list[LinkedRun] = []
+
+
+class RequestList(msgspec.Struct):
+    requests: list[RequestEntry]
+
+
+def request_ref(value: str) -> int | None:
+    """The number of a request id (`R-12`, `r-12` or `12`), or None if it is not one."""
+    m = REQUEST_ID.fullmatch(value.strip())
+    return int(m[1]) if m else None
 
 
 class Problem(msgspec.Struct, omit_defaults=True):

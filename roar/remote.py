@@ -14,6 +14,7 @@ import msgspec
 
 from roar.errors import (
     Ambiguous,
+    Conflict,
     Forbidden,
     Invalid,
     NotFound,
@@ -134,6 +135,8 @@ class Registry:
             return Forbidden(f"the registry refused the request: {detail}", hint)
         if status == 404:
             return NotFound(detail, hint)
+        if status == 409 and problem is not None and problem.code == "conflict":
+            return Conflict(f"the registry refused the request: {detail}", hint)
         if status == 409:
             candidates = problem.candidates if problem and problem.candidates else []
             names = ", ".join(f"{c.kind} {c.id[:16]}" for c in candidates[:8])

@@ -19,6 +19,7 @@ from roarctl.commands import (
     project,
     registry,
     reproduce,
+    request,
     run,
 )
 from roarctl.commands.common import CONTEXT
@@ -46,6 +47,7 @@ for _module in (
     metadata,
     config,
     registry,
+    request,
     daemon,
     completion,
 ):

@@ -194,6 +194,27 @@ class Remote:
         return web_url(self.url, kind, ref)
 
 
+def check_request(ref: str) -> str:
+    """The id of a training request this user may run for (`run --request`): approved, or
+    claimed by them. Asks the registry; anything else refuses the run before it starts."""
+    from roar.registry import Me, RequestEntry, request_ref
+
+    n = request_ref(ref)
+    if n is None:
+        raise RoarError(f"not a request id: {ref!r}", "request ids look like R-12", exit_code=2)
+    with Remote.open() as reg:
+        entry = reg.call("GET", f"/requests/R-{n}", RequestEntry)
+        me = reg.call("GET", "/auth/me", Me)
+    if entry.state == "approved" or (entry.state == "claimed" and entry.claimed_by == me.user):
+        return entry.id
+    by = f" by {entry.claimed_by}" if entry.claimed_by else ""
+    raise RoarError(
+        f"{entry.id} is {entry.state}{by}: not run (a run is for an approved request, "
+        "or one you claimed)",
+        f"roarctl request show {entry.id}",
+    )
+
+
 # ---------------------------------------------------------------- registry records as views
 
 
@@ -251,6 +272,7 @@ def job_detail(entry: JobEntry) -> JobDetail:
         filtered=ctx.filtered,
         trackers=ctx.trackers,
         external=ctx.external,
+        request=job.request,
     )
 
 

@@ -144,6 +144,8 @@ def job(d: JobDetail, verbose: bool) -> None:
         for p in d.processes[: 50 if not verbose else None]:
             end = f"signal {p.signal}" if p.signal else f"exit {p.exit_code}"
             click.echo(f"  {p.pid:>7} <- {p.ppid:<7} {end:<9} {' '.join(p.argv)[:100]}")
+    if d.request:
+        click.echo(f"request   {d.request}  (roarctl request show {d.request})")
     for t in d.trackers:
         what = " ".join(x for x in (t.project, t.run_id) if x)
         click.echo(f"tracker   {t.tool} {what}  {t.url or t.source}")

@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     OnWarning = Callable[[str, bool], None]
 
 SIGKILL_STATUS = 9  # the raw wait status of a process killed by SIGKILL
+REQUEST_ENV = "ROAR_REQUEST"  # the training request runs are for (like --request)
 
 
 class RunResult:
@@ -120,9 +121,11 @@ class Runner:
         env: Mapping[str, str] | Mapping[bytes, bytes] | None = None,
         kind: JobKind = "run",
         step: int | None = None,
+        request: str | None = None,
     ) -> RunResult:
         """Run `argv` in `cwd` (default: this process's) with `env` (default: this process's),
-        as a job of `kind`; `step`: the number of the recorded step it runs again (`@N`).
+        as a job of `kind`; `step`: the number of the recorded step it runs again (`@N`);
+        `request`: the training request it runs for (checked by the caller).
 
         The executable is looked up in `env`'s PATH, a relative one in `cwd`. Raises RoarError
         when the command cannot be started (exit_code 126 or 127, as the shell's) or roard
@@ -157,12 +160,12 @@ class Runner:
             early = False  # e.g. `>> log` in the tree: the command could change it first
         announced: Announced | None = None
         if not early:
-            announced = _announce_first(argv_b, where, env_b, started, kind, step, warn)
+            announced = _announce_first(argv_b, where, env_b, started, kind, step, warn, request)
             env_b = announced.start.env  # with the project's `roarctl env set` variables
         switch = sys.getswitchinterval()
         try:
             return self._trace(
-                exe, argv_b, where, env_b, started, kind, early, tree, announced, warn
+                exe, argv_b, where, env_b, started, kind, early, tree, announced, warn, request
             )
         finally:
             sys.setswitchinterval(switch)
@@ -179,6 +182,7 @@ class Runner:
         tree: bytes | None,
         announced: Announced | None,
         warn: _Warnings,
+        request: str | None = None,
     ) -> RunResult:
         """Start the command under the tracer and fold its events until it ends; then deliver."""
         affinity = os.sched_getaffinity(0) if early else set()
@@ -198,7 +202,7 @@ class Runner:
             sys.setswitchinterval(0.0005)  # a held tracee waits at most this for the GIL
             if window:
                 tracer.hold_writes(True)
-            helper = _Announcer(argv, cwd, env, started, kind, affinity)
+            helper = _Announcer(argv, cwd, env, started, kind, affinity, request)
         # ROAR_FLUSH_EVERY: paths held before their facts are streamed to roard (tests use a few)
         every = int(os.environ.get("ROAR_FLUSH_EVERY", "0") or 0) or CHUNK
         stream: Stream | None = None
@@ -409,8 +413,10 @@ class _Announcer:
         started: float,
         kind: JobKind,
         affinity: set[int],
+        request: str | None = None,
     ) -> None:
         self._args = (argv, cwd, env, started, kind)
+        self._request = request
         self._result: Announced | None = None
         self._error: BaseException | None = None
         self._done = _thread.allocate_lock()
@@ -424,7 +430,15 @@ class _Announcer:
         from roar.protocol import RunStart
 
         argv, cwd, env, started, kind = self._args
-        return RunStart(argv=argv, cwd=cwd, env=env, started=started, kind=kind, early=True)
+        return RunStart(
+            argv=argv,
+            cwd=cwd,
+            env=env,
+            started=started,
+            kind=kind,
+            early=True,
+            request=self._request,
+        )
 
     def _work(self, affinity: set[int]) -> None:
         try:
@@ -466,12 +480,15 @@ def _announce_first(
     kind: JobKind,
     step: int | None,
     warn: _Warnings,
+    request: str | None = None,
 ) -> Announced:
     """Announce the run before its command starts: its answer may inject env vars or refuse."""
     from roar.protocol import RunStart
     from roarctl import deliver
 
-    start = RunStart(argv=argv, cwd=cwd, env=env, started=started, kind=kind, step=step)
+    start = RunStart(
+        argv=argv, cwd=cwd, env=env, started=started, kind=kind, step=step, request=request
+    )
     announced = deliver.announce(start)
     for warning in announced.warnings:
         warn(warning)
@@ -479,7 +496,7 @@ def _announce_first(
         names = {e.split(b"=", 1)[0] for e in announced.inject}
         env = [e for e in env if e.split(b"=", 1)[0] not in names] + announced.inject
         announced.start = RunStart(
-            argv=argv, cwd=cwd, env=env, started=started, kind=kind, step=step
+            argv=argv, cwd=cwd, env=env, started=started, kind=kind, step=step, request=request
         )
     return announced
 
@@ -487,10 +504,22 @@ def _announce_first(
 # ------------------------------------------------------------ the CLI's `run` and `build`
 
 
-def main(argv: list[str], quiet: bool = False, verbose: bool = False, kind: JobKind = "run") -> int:
-    """`roarctl run [-q] [-v] CMD...`, `roarctl run @N [--name=value ...]`, `roarctl build`:
-    run it, warnings on stderr as they arise, then one line saying what was recorded. Returns
-    the command's exit code."""
+def main(
+    argv: list[str],
+    quiet: bool = False,
+    verbose: bool = False,
+    kind: JobKind = "run",
+    request: str | None = None,
+) -> int:
+    """`roarctl run [-q] [-v] [--request R-12] CMD...`, `roarctl run @N [--name=value ...]`,
+    `roarctl build`: run it, warnings on stderr as they arise, then one line saying what was
+    recorded. Returns the command's exit code. A training request (`--request`, else
+    $ROAR_REQUEST) is checked with the registry before the command starts."""
+    request = request or os.environ.get(REQUEST_ENV) or None
+    if request:
+        from roarctl.remote import check_request
+
+        request = check_request(request)
     cwd: bytes | None = None
     step: int | None = None
     if argv[0].startswith("@"):  # a recorded step again, in its directory
@@ -508,7 +537,7 @@ def main(argv: list[str], quiet: bool = False, verbose: bool = False, kind: JobK
             messages.warn(text)
 
     runner = Runner(on_warning, progress=None if quiet else messages.ProgressBar())
-    result = runner.run(argv, cwd=cwd, kind=kind, step=step)
+    result = runner.run(argv, cwd=cwd, kind=kind, step=step, request=request)
     if not quiet:
         line = outcome(result, verbose)
         if line:

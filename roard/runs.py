@@ -161,6 +161,8 @@ async def _insert(
             conda_blob=conda_blob,
             container=system.this_container(),
         )
+        if start.request:
+            await jobs.set_request(tx, job_id, start.request)
     return step
 
 

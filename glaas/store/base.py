@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import abc
 import time
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 
@@ -48,6 +49,7 @@ class Account:
     name: str
     teams: dict[str, int] = field(default_factory=dict)  # name -> id
     key: str = ""  # the fingerprint of the key that signed the request
+    agent: bool = False  # an agent account: files and claims requests, never approves
 
 
 @dataclass
@@ -73,6 +75,14 @@ _SUMMARY = "j.id, j.command, j.started, j.status, j.kind, j.ended, j.exit_code, 
 
 def summary(row: tuple[Any, ...]) -> JobSummary:
     return JobSummary(*row[:9])
+
+
+class Tx(Protocol):
+    """A write transaction's statements (glaas.store.sqlite and .postgres each have one)."""
+
+    async def fetch(self, sql: str, *args: Any) -> list[tuple[Any, ...]]: ...
+
+    async def execute(self, sql: str, *args: Any) -> int: ...
 
 
 class Store(abc.ABC):
@@ -113,16 +123,26 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def close(self) -> None: ...
 
+    @abc.abstractmethod
+    def transaction(self) -> AbstractAsyncContextManager[Tx]:
+        """One write transaction (`async with store.transaction() as tx`): committed when the
+        block ends, rolled back if it raises. SQL as in `fetch` (`$n` placeholders)."""
+
     async def fetchone(self, sql: str, *args: Any) -> tuple[Any, ...] | None:
         rows = await self.fetch(sql, *args)
         return rows[0] if rows else None
 
     # ------------------------------------------------------------ accounts (glaas admin)
 
-    async def add_user(self, name: str) -> None:
+    async def add_user(self, name: str, agent: bool = False) -> None:
         if await self.fetchone("SELECT 1 FROM users WHERE name = $1", name):
             raise Invalid(f"user {name!r} exists")
-        await self.execute("INSERT INTO users (name, created) VALUES ($1, $2)", name, time.time())
+        await self.execute(
+            "INSERT INTO users (name, created, agent) VALUES ($1, $2, $3)",
+            name,
+            time.time(),
+            int(agent),
+        )
 
     async def user_id(self, name: str) -> int:
         row = await self.fetchone("SELECT id FROM users WHERE name = $1 AND disabled = 0", name)
@@ -178,6 +198,11 @@ class Store(abc.ABC):
             for uid, name in rows
         ]
 
+    async def agents(self) -> set[str]:
+        """The names of the active agent accounts (`glaas admin user add --kind agent`)."""
+        rows = await self.fetch("SELECT name FROM users WHERE agent = 1 AND disabled = 0")
+        return {str(r[0]) for r in rows}
+
     async def add_team(self, name: str) -> None:
         if await self.fetchone("SELECT 1 FROM teams WHERE name = $1", name):
             raise Invalid(f"team {name!r} exists")
@@ -230,7 +255,7 @@ class Store(abc.ABC):
     async def account(self, fingerprint: str) -> Account | None:
         """The active user a key belongs to, with their teams."""
         row = await self.fetchone(
-            "SELECT u.id, u.name FROM keys k JOIN users u ON u.id = k.user_id "
+            "SELECT u.id, u.name, u.agent FROM keys k JOIN users u ON u.id = k.user_id "
             "WHERE k.fingerprint = $1 AND u.disabled = 0",
             fingerprint,
         )
@@ -241,7 +266,8 @@ class Store(abc.ABC):
             "WHERE m.user_id = $1",
             row[0],
         )
-        return Account(int(row[0]), str(row[1]), {str(n): int(i) for n, i in teams})
+        teams_ = {str(n): int(i) for n, i in teams}
+        return Account(int(row[0]), str(row[1]), teams_, agent=bool(row[2]))
 
     # ------------------------------------------------------------ reads, as one viewer
 

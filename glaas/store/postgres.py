@@ -5,6 +5,8 @@ batches from several workers lock rows in the same order and never deadlock."""
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
@@ -20,6 +22,19 @@ _ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
 # 10^5 jobs). Each process analyzes the lineage tables at start and after this many rows.
 ANALYZE_EVERY = 100_000
 _ANALYZE = "ANALYZE artifacts, io, jobs, sessions"
+
+
+class _Tx:
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self._conn = conn
+
+    async def fetch(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+        return [tuple(r) for r in await self._conn.fetch(sql, *args)]
+
+    async def execute(self, sql: str, *args: Any) -> int:
+        status = await self._conn.execute(sql, *args)
+        tail = status.rsplit(" ", 1)[-1]
+        return int(tail) if tail.isdigit() else 0
 
 
 class PostgresStore(Store):
@@ -70,6 +85,14 @@ class PostgresStore(Store):
             raise StoreError(f"the registry database failed: {_reason(e)}") from e
         tail = status.rsplit(" ", 1)[-1]
         return int(tail) if tail.isdigit() else 0
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[_Tx]:
+        try:
+            async with self._pool.acquire() as conn, conn.transaction():
+                yield _Tx(conn)
+        except _ERRORS as e:
+            raise StoreError(f"the registry database failed: {_reason(e)}") from e
 
     async def remember_signature(self, digest: str, expires: float, now: float) -> bool:
         try:

@@ -8,6 +8,8 @@ import asyncio
 import re
 import sqlite3
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +41,19 @@ async def _connect(path: Path) -> aiosqlite.Connection:
     # (measured: commit time -30% on a 40,000-job load)
     await conn.execute("PRAGMA wal_autocheckpoint=16384")
     return conn
+
+
+class _Tx:
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self._conn = conn
+
+    async def fetch(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+        async with self._conn.execute(_sql(sql), args) as cur:
+            return [tuple(r) for r in await cur.fetchall()]
+
+    async def execute(self, sql: str, *args: Any) -> int:
+        cur = await self._conn.execute(_sql(sql), args)
+        return cur.rowcount
 
 
 class SQLiteStore(Store):
@@ -101,6 +116,22 @@ class SQLiteStore(Store):
             return cur.rowcount
         except sqlite3.Error as e:
             raise StoreError(f"the registry database failed: {e}") from e
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[_Tx]:
+        async with self._writing:
+            try:
+                await self._writer.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as e:
+                raise StoreError(f"the registry database failed: {e}") from e
+            try:
+                yield _Tx(self._writer)
+                await self._writer.execute("COMMIT")
+            except BaseException as e:
+                await self._writer.execute("ROLLBACK")
+                if isinstance(e, sqlite3.Error):
+                    raise StoreError(f"the registry database failed: {e}") from e
+                raise
 
     async def remember_signature(self, digest: str, expires: float, now: float) -> bool:
         async with self._writing:

@@ -8,13 +8,14 @@ from typing import Any
 
 from litestar import Request, Router
 
+from glaas.web import requests
 from glaas.web.pages import ROUTES, identify
 from glaas.web.render import failure_page
 from roar.registry import API
 
 
 def router() -> Router:
-    return Router(path="/", route_handlers=ROUTES, before_request=identify)
+    return Router(path="/", route_handlers=[*ROUTES, *requests.ROUTES], before_request=identify)
 
 
 def handlers(api: dict[Any, Any]) -> dict[Any, Any]:

@@ -13,8 +13,15 @@ from roarctl.commands.common import PASSTHROUGH
 @click.command(context_settings=PASSTHROUGH)
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing of roar's own.")
 @click.option("-v", "--verbose", is_flag=True, help="Also count the system files filtered out.")
+@click.option(
+    "--request",
+    metavar="R-N",
+    envvar="ROAR_REQUEST",
+    help="The training request it runs for: refused unless approved, or claimed by you "
+    "(asks the registry first; default $ROAR_REQUEST).",
+)
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
-def run(command: tuple[str, ...], quiet: bool, verbose: bool) -> None:
+def run(command: tuple[str, ...], quiet: bool, verbose: bool, request: str | None) -> None:
     """Run COMMAND exactly as the shell would, and record what it read and wrote.
 
     The command keeps your terminal, stdin, signals and exit status; afterwards one line on
@@ -25,10 +32,11 @@ def run(command: tuple[str, ...], quiet: bool, verbose: bool) -> None:
       roarctl run python train.py --lr 0.01
       roarctl run -- sh -c 'sort data.csv > sorted.csv'
       roarctl run -q make all
+      roarctl run --request R-12 python train.py
     """
     from roarctl.run import main
 
-    sys.exit(main(list(command), quiet=quiet, verbose=verbose))
+    sys.exit(main(list(command), quiet=quiet, verbose=verbose, request=request))
 
 
 @click.command(context_settings=PASSTHROUGH)

@@ -69,6 +69,12 @@ async def job_row(store: Store, job_id: str) -> JobRow | None:
     return row_of(rows[0]) if rows else None
 
 
+async def request_of(store: Store, job_id: str) -> str | None:
+    """The training request a job ran for (`roarctl run --request`), if any."""
+    rows = await store.rows("SELECT request FROM jobs WHERE id = ?", (job_id,))
+    return rows[0][0] if rows else None
+
+
 def unpack(body: bytes | None, typ: Any, default: Any = None) -> Any:
     """A msgpack column (or blob body) as `typ`; `default` when there is none."""
     if body is None:
@@ -160,6 +166,11 @@ async def insert(
         ),
     )
     return int(seq)
+
+
+async def set_request(tx: Tx, job_id: str, request: str) -> None:
+    """The training request the job ran for (roarctl checked it with the registry)."""
+    await tx.execute("UPDATE jobs SET request = ? WHERE id = ?", (request, job_id))
 
 
 async def settle(

@@ -122,6 +122,13 @@ async def read_jobs(store: Store, seqs: list[int], whole: bool = False) -> dict[
             context=ctx,
         )
     for chunk in _chunks(list(jobs)):
+        for seq, request in await store.rows(
+            f"SELECT seq, request FROM jobs WHERE seq IN ({_marks(len(chunk))})"
+            " AND request IS NOT NULL",
+            chunk,
+        ):
+            jobs[seq].request = request
+    for chunk in _chunks(list(jobs)):
         for seq, role, path, digest, size, previous in await store.rows(
             "SELECT io.job, io.role, p.path, a.hash, a.size, io.previous FROM job_io io"
             " JOIN paths p ON p.id = io.path JOIN artifacts a ON a.id = io.artifact"

@@ -139,6 +139,10 @@ MIGRATIONS: list[str] = [
     ALTER TABLE jobs ADD COLUMN conda_blob TEXT REFERENCES blobs(hash);   -- CondaEnv
     ALTER TABLE jobs ADD COLUMN container BLOB;                           -- msgpack Container
     """,
+    # 6: the training request a run was for (`roarctl run --request R-12`), as its id
+    """
+    ALTER TABLE jobs ADD COLUMN request TEXT;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

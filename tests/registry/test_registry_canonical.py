@@ -150,3 +150,13 @@ def test_fields_added_to_the_context_later_key_a_job_only_when_set() -> None:
     out = canonical.for_registry(msgspec.structs.replace(job, context=ctx), home="/home/ada")
     assert out.id != GOLDEN_V1_ID and out.id == canonical.job_id(out)
     assert out.context.conda is not None and out.context.conda.prefix == "~/conda/envs/ml"
+
+
+def test_the_request_a_run_was_for_keys_a_job_only_when_set() -> None:
+    """Job.request (after `signal`) came later: a record without it keeps its golden id."""
+    job = msgspec.json.decode((DATA / "job-v1.json").read_bytes(), type=model.Job)
+    assert job.request is None
+    assert canonical.for_registry(job, home="/home/ada").id == GOLDEN_V1_ID
+    linked = canonical.for_registry(msgspec.structs.replace(job, request="R-12"), home="/home/ada")
+    assert linked.request == "R-12" and linked.id not in (GOLDEN_V1_ID, "")
+    assert linked.id == canonical.job_id(linked)

@@ -1,0 +1,199 @@
+"""Webhooks: each state change of a training request is POSTed to every configured URL
+(`glaas serve --webhook URL`, repeatable), as Slack-compatible JSON (`text`, plus the request
+itself), signed with HMAC-SHA256 over the body when a secret is set (`--webhook-secret`, header
+`X-Glaas-Signature: sha256=<hex>`).
+
+Deliveries are rows of the registry's database (`webhook_deliveries`), written when the change
+is made, so a server that stops or restarts delivers them when it is back. Each worker runs a
+deliverer that takes due rows (one worker per row: a compare-and-set on `taken_until`) and
+POSTs them; a connection error, TIMEOUT seconds without an answer, or a non-2xx answer is tried
+again after FIRST_DELAY seconds, doubling, ATTEMPTS tries in all; then it is given up, with
+its last error kept."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import logging
+import time
+from typing import Any
+
+import msgspec
+
+from glaas.requests import Change
+from glaas.store import Store
+from roar.errors import RoarFailure
+
+ATTEMPTS = 6  # tries per delivery
+FIRST_DELAY = 1.0  # seconds before the first retry; then 2, 4, 8, 16
+TIMEOUT = 10.0  # seconds for one try
+TAKE = 60.0  # seconds a worker holds a delivery it is trying
+POLL = 5.0  # seconds between looks for due deliveries when nothing wakes the deliverer
+BATCH = 20  # deliveries taken at a time
+SIGNATURE = "X-Glaas-Signature"
+log = logging.getLogger("glaas")
+
+
+def text(change: Change) -> str:
+    r = change.request
+    who = change.actor or "the registry"
+    spec = r.spec
+    line = (
+        f"{r.id} {change.action} by {who}: {spec.compute} for {spec.hours:g} h, "
+        f"budget {spec.budget:g}; requested by {r.requester}, reviewer {r.reviewer}; now {r.state}"
+    )
+    last = r.events[-1] if r.events else None
+    if last is not None and last.comment and last.action == change.action:
+        line += f": {last.comment}"
+    return line
+
+
+def body(change: Change) -> bytes:
+    request = msgspec.to_builtins(change.request)
+    request.pop("events", None)
+    payload: dict[str, Any] = {
+        "text": text(change),
+        "action": change.action,
+        "actor": change.actor,
+        "request": request,
+    }
+    return msgspec.json.encode(payload)
+
+
+def signature(secret: str, content: bytes) -> str:
+    return "sha256=" + hmac.new(secret.encode(), content, hashlib.sha256).hexdigest()
+
+
+class Webhooks:
+    def __init__(
+        self,
+        store: Store,
+        urls: list[str],
+        secret: str | None = None,
+        attempts: int = ATTEMPTS,
+        first_delay: float = FIRST_DELAY,
+    ) -> None:
+        self.store = store
+        self.urls = urls
+        self.secret = secret
+        self.attempts = attempts
+        self.first_delay = first_delay
+        self._wake = asyncio.Event()
+
+    async def send(self, change: Change) -> None:
+        """Queue the change for every URL (in the database: it survives a restart)."""
+        if not self.urls:
+            return
+        content = body(change).decode()
+        now = time.time()
+        async with self.store.transaction() as tx:
+            for url in self.urls:
+                await tx.execute(
+                    "INSERT INTO webhook_deliveries (url, event, body, created, next_at) "
+                    "VALUES ($1, $2, $3, $4, $4)",
+                    url,
+                    f"request.{change.action}",
+                    content,
+                    now,
+                )
+        self._wake.set()
+
+    async def run(self) -> None:
+        """The deliverer: until cancelled, POST what is due."""
+        import httpx
+
+        if not self.urls:
+            return
+        async with httpx.AsyncClient(timeout=TIMEOUT) as http:
+            while True:
+                self._wake.clear()
+                try:
+                    taken = await self._take()
+                except RoarFailure as e:  # the database is away: look again later
+                    log.warning("webhooks: cannot read the deliveries: %s", e.message)
+                    taken = []
+                if taken:
+                    await asyncio.gather(*(self._post(http, *row) for row in taken))
+                    continue
+                try:
+                    await asyncio.wait_for(self._wake.wait(), POLL)
+                except TimeoutError:
+                    pass
+
+    async def _take(self) -> list[tuple[Any, ...]]:
+        now = time.time()
+        urls = ", ".join(f"${i + 2}" for i in range(len(self.urls)))
+        due = await self.store.fetch(
+            "SELECT id FROM webhook_deliveries WHERE done IS NULL AND next_at <= $1 AND "
+            f"(taken_until IS NULL OR taken_until < $1) AND url IN ({urls}) "
+            f"ORDER BY id LIMIT {BATCH}",
+            now,
+            *self.urls,
+        )
+        taken = []
+        for (did,) in due:
+            async with self.store.transaction() as tx:
+                rows = await tx.fetch(
+                    "UPDATE webhook_deliveries SET taken_until = $1 WHERE id = $2 AND "
+                    "done IS NULL AND (taken_until IS NULL OR taken_until < $3) "
+                    "RETURNING id, url, event, body, attempts",
+                    now + TAKE,
+                    did,
+                    now,
+                )
+            taken.extend(rows)
+        return taken
+
+    async def _post(
+        self, http: Any, did: int, url: str, event: str, content: str, attempts: int
+    ) -> None:
+        import httpx
+
+        data = content.encode()
+        headers = {
+            "Content-Type": "application/json",
+            "X-Glaas-Event": event,
+            "X-Glaas-Delivery": str(did),
+        }
+        if self.secret:
+            headers[SIGNATURE] = signature(self.secret, data)
+        try:
+            answer = await http.post(url, content=data, headers=headers)
+            error = None if 200 <= answer.status_code < 300 else f"HTTP {answer.status_code}"
+        except httpx.HTTPError as e:
+            error = f"{type(e).__name__}: {e}"[:300]
+        tries = attempts + 1
+        now = time.time()
+        try:
+            if error is None:
+                await self.store.execute(
+                    "UPDATE webhook_deliveries SET done = $1, attempts = $2, taken_until = NULL "
+                    "WHERE id = $3",
+                    now,
+                    tries,
+                    did,
+                )
+            elif tries >= self.attempts:
+                log.error("webhook %s failed %d times, given up: %s", url, tries, error)
+                await self.store.execute(
+                    "UPDATE webhook_deliveries SET done = $1, attempts = $2, error = $3, "
+                    "taken_until = NULL WHERE id = $4",
+                    now,
+                    tries,
+                    f"given up: {error}",
+                    did,
+                )
+            else:
+                delay = self.first_delay * 2 ** (tries - 1)
+                log.warning("webhook %s failed (%s), tried again in %.0f s", url, error, delay)
+                await self.store.execute(
+                    "UPDATE webhook_deliveries SET attempts = $1, error = $2, next_at = $3, "
+                    "taken_until = NULL WHERE id = $4",
+                    tries,
+                    error,
+                    now + delay,
+                    did,
+                )
+        except RoarFailure as e:  # kept as taken: tried again once TAKE has passed
+            log.warning("webhooks: cannot record a delivery: %s", e.message)

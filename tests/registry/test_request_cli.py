@@ -1,0 +1,111 @@
+"""An agent's whole flow with `roarctl request`, end to end: a real `glaas serve` (SQLite and
+PostgreSQL), an agent account and a human reviewer, each with a key made by ssh-keygen in their
+own ssh-agent; the agent files from JSON, its `roarctl run --request` is refused until a human
+approves, it claims, runs under the real tracer (the job records the request), registers, and
+completes; a run whose inputs lack the approved base model is flagged. As root and as an
+ordinary user (the `roar` fixture)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+from conftest import Roar, git_repo
+from test_registry_client import Glaas, People, _one_line_error, any_glaas, people
+
+pytest_plugins = ["registry_support"]
+__all__ = ["any_glaas", "people"]  # the fixtures, shared with test_registry_client
+
+
+def _join(people: People, roar: Roar, glaas: Glaas, name: str, *kind: str) -> str:
+    user = f"{name}-{uuid.uuid4().hex[:6]}"
+    key = people.key(roar, "id_ed25519")
+    people.agent(roar, key)
+    glaas.admin("user", "add", user, *kind, "--key", Path(f"{key}.pub").read_text().strip())
+    roar("config", "set", "registry.url", glaas.url)
+    roar("auth", "login")
+    return user
+
+
+def _request(roar: Roar, *args: str, cwd: Path | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = json.loads(roar("request", *args, "--json", cwd=cwd).stdout)
+    return out
+
+
+def test_an_agent_files_waits_claims_runs_and_completes(
+    roar: Roar, people: People, any_glaas: Glaas
+) -> None:
+    bot = _join(people, roar, any_glaas, "bot", "--kind", "agent")
+    chris = people.home()
+    reviewer = _join(people, chris, any_glaas, "chris")
+    repo = git_repo(roar, roar.work / f"proj-{uuid.uuid4().hex[:6]}", {"prep.sh": "true\n"})
+    roar("run", "--", "sh", "-c", "echo rows > data.csv; echo weights > base.pt", cwd=repo)
+    roar("register", "data.csv", "base.pt", "--visibility", "public", cwd=repo)
+    data = roar.json("show", "data.csv", cwd=repo)["artifact"]["hash"]
+    model = roar.json("show", "base.pt", cwd=repo)["artifact"]["hash"]
+    spec = {
+        "dataset": data[:12],
+        "base_model": model,
+        "compute": "8xH100",
+        "hours": 3.2,
+        "budget": 984,
+        "reviewer": reviewer,
+        "rationale": "fine-tune on the new rows",
+    }
+    roar.sh(f"cat > spec.json <<'EOF'\n{json.dumps(spec)}\nEOF", cwd=repo)
+    filed = _request(roar, "new", "--from", "spec.json", cwd=repo)
+    rid = filed["id"]
+    assert filed["state"] == "pending" and filed["spec"]["dataset"] == data
+    assert filed["requester"] == bot and filed["requester_agent"] is True
+
+    def run(*args: str, env: dict[str, str] | None = None) -> Any:
+        return roar(
+            *args,
+            "--",
+            "sh",
+            "-c",
+            "cat data.csv base.pt > model.out",
+            cwd=repo,
+            check=False,
+            env=env,
+        )
+
+    jobs_before = len(roar.json("log", "--all", cwd=repo))
+    # not approved yet: the command never starts, nothing is recorded
+    refused = run("run", "--request", rid)
+    _one_line_error(refused, f"{rid} is pending")
+    assert len(roar.json("log", "--all", cwd=repo)) == jobs_before
+    assert not (repo / "model.out").exists()
+    # the agent cannot approve (its own, and an agent's); the reviewer can
+    _one_line_error(roar("request", "approve", rid, check=False), "own request")
+    # the agent edits it: a new revision; an approval of the one chris read is refused
+    edited = _request(roar, "edit", rid, "--hours", "4")
+    assert edited["revision"] == 2 and edited["spec"]["hours"] == 4
+    stale = chris("request", "approve", rid, "--spec", filed["spec_hash"], check=False)
+    _one_line_error(stale, "changed since you read it")
+    approved = _request(chris, "approve", rid, "-m", "go")
+    assert approved["state"] == "approved"
+    # a teammate's approval: the agent claims it, then runs for it (ROAR_REQUEST)
+    assert _request(roar, "claim", rid)["claimed_by"] == bot
+    _one_line_error(chris("request", "claim", rid, check=False), "claimed")
+    ran = run("run", env={"ROAR_REQUEST": rid})
+    assert ran.returncode == 0, ran.stderr
+    job = roar.last_job(repo)
+    assert job["request"] == rid
+    # a second run for it that does not read the base model is flagged at the registry
+    roar("run", "--request", rid, "--", "sh", "-c", "wc -c < data.csv > small.out", cwd=repo)
+    roar("register", "model.out", "small.out", cwd=repo)
+    shown = _request(roar, "show", rid)
+    flags = sorted(tuple(r["missing"]) for r in shown["runs"])
+    assert flags == [(), (model,)], shown["runs"]
+    done = _request(roar, "complete", rid, "-m", "loss 0.41")
+    assert done["state"] == "completed"
+    text = roar("request", "show", rid).stdout
+    assert "FLAG: inputs lack" in text and "completed" in text
+    _one_line_error(run("run", "--request", rid), f"{rid} is completed")
+    listed = _request(roar, "list", "--state", "completed")
+    assert rid in [r["id"] for r in listed["requests"]]
+    _one_line_error(roar("request", "new", "--from", "nope.json", check=False, cwd=repo), "nope")
+    _one_line_error(roar("request", "show", "R-x", check=False), "not a request id")

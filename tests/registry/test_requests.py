@@ -1,0 +1,470 @@
+"""Training requests on a real `glaas serve --workers 2` process, on SQLite and on PostgreSQL,
+with requests signed by real ed25519 keys made by ssh-keygen: the whole state machine, every
+refusal (self-approval, agent approval, approval by someone who is not the reviewer, approval of
+a spec that changed, a double claim from two threads at once, an unknown dataset), approvals
+that expire, linked runs flagged when their inputs lack the approved hashes, and webhooks
+delivered to a real local HTTP receiver (one that fails first is retried)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import msgspec
+import pytest
+from registry_support import (
+    BIN,
+    Database,
+    Key,
+    batch,
+    drop_database,
+    hexdigest,
+    make_database,
+    make_job,
+)
+
+from roar import registry
+
+pytest_plugins = ["registry_support"]
+
+GLAAS = str(BIN / "glaas")
+SECRET = "hook-secret-3f9a"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Receiver:
+    """A real HTTP server on loopback that keeps each POST; the first `fail_first` answer 500."""
+
+    def __init__(self, fail_first: int = 0, port: int = 0) -> None:
+        self.bodies: list[tuple[dict[str, str], bytes]] = []
+        self.failures = 0
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                content = self.rfile.read(int(self.headers["Content-Length"]))
+                if owner.failures < fail_first:
+                    owner.failures += 1
+                    self.send_response(500)
+                    self.end_headers()
+                    return
+                owner.bodies.append((dict(self.headers.items()), content))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def events(self) -> list[dict[str, Any]]:
+        return [json.loads(b) for _, b in self.bodies]
+
+
+class Server:
+    def __init__(self, db: Database, log: Path, *args: str) -> None:
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = log
+        with open(log, "ab") as out:
+            self.proc = subprocess.Popen(
+                [GLAAS, "serve", "--db", db.url, "--port", str(self.port), *args],
+                stdout=subprocess.DEVNULL,
+                stderr=out,
+            )
+        deadline = time.monotonic() + 60
+        while True:
+            assert self.proc.poll() is None, log.read_text()
+            if time.monotonic() > deadline:
+                self.proc.kill()
+                self.proc.wait()
+                raise AssertionError(f"glaas serve did not answer: {log.read_text()}")
+            try:
+                if httpx.get(f"{self.url}/api/v1/health").status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.05)
+
+    def stop(self) -> int:
+        """0 once it shut down cleanly (uvicorn with one worker re-raises SIGTERM after)."""
+        self.proc.send_signal(signal.SIGTERM)
+        code = self.proc.wait(60)
+        return (
+            0 if code == -signal.SIGTERM and "shutdown complete" in self.log.read_text() else code
+        )
+
+
+class Api:
+    """Signed calls as each user (their own key file)."""
+
+    def __init__(self, server: Server, keys: dict[str, Key]) -> None:
+        self.server = server
+        self.keys = keys
+
+    def call(self, user: str, method: str, path: str, body: Any = None) -> httpx.Response:
+        content = b"" if body is None else msgspec.json.encode(body)
+        raw, _, query = path.partition("?")
+        auth = registry.authorization(
+            self.keys[user].sign, method, registry.API + raw, query, content
+        )
+        return httpx.request(
+            method,
+            f"{self.server.url}{registry.API}{path}",
+            content=content,
+            headers={"Authorization": auth, "Content-Type": "application/json"},
+            timeout=60,
+        )
+
+    def ok(self, user: str, method: str, path: str, body: Any = None) -> dict[str, Any]:
+        r = self.call(user, method, path, body)
+        assert r.status_code in (200, 201), r.text
+        out: dict[str, Any] = r.json()
+        return out
+
+    def refused(self, status: int, user: str, path: str, body: Any = None) -> str:
+        r = self.call(user, "POST", path, body)
+        assert r.status_code == status, r.text
+        assert r.headers["content-type"].startswith("application/problem+json")
+        detail: str = r.json()["detail"]
+        return detail
+
+
+@pytest.fixture(scope="module")
+def receivers() -> Iterator[tuple[Receiver, Receiver]]:
+    good, flaky = Receiver(), Receiver(fail_first=2)
+    yield good, flaky
+    good.close()
+    flaky.close()
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def api(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    keys: dict[str, Key],
+    receivers: tuple[Receiver, Receiver],
+) -> Iterator[tuple[Api, Database]]:
+    tmp = tmp_path_factory.mktemp("requests")
+    db = make_database(request.param, tmp)
+    env = {**os.environ, "HOME": str(tmp)}
+
+    def admin(*args: str) -> None:
+        done = subprocess.run(
+            [GLAAS, "admin", "--db", db.url, *args], capture_output=True, text=True, env=env
+        )
+        assert done.returncode == 0, done.stderr
+
+    try:
+        for name in ("alice", "bob", "carol"):
+            admin("user", "add", name, "--key", keys[name].public_line)
+        admin("user", "add", "bot", "--kind", "agent", "--key", keys["mallory"].public_line)
+        listed = subprocess.run(
+            [GLAAS, "admin", "--db", db.url, "user", "list", "--json"],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=True,
+        )
+        kinds = {u["name"]: u["kind"] for u in json.loads(listed.stdout)}
+        assert kinds == {"alice": "human", "bob": "human", "carol": "human", "bot": "agent"}
+        good, flaky = receivers
+        server = Server(
+            db,
+            tmp / "glaas.log",
+            "--workers",
+            "2",
+            "--webhook",
+            good.url,
+            "--webhook",
+            flaky.url,
+            "--webhook-secret",
+            SECRET,
+        )
+        try:
+            yield Api(server, {**keys, "bot": keys["mallory"]}), db
+        finally:
+            assert server.stop() == 0
+    finally:
+        drop_database(db)
+
+
+def _artifacts(api: Api, user: str = "alice") -> tuple[str, str, str]:
+    """A dataset, a base model and another file, registered by a job of `user`."""
+    data, model, other = hexdigest(), hexdigest(), hexdigest()
+    job = make_job(inputs=[("data.csv", data), ("base.pt", model), ("x.txt", other)])
+    r = api.call(user, "POST", "/ingest", batch(job, visibility="public"))
+    assert r.status_code == 200, r.text
+    return data, model, other
+
+
+def _spec(data: str, model: str, **change: Any) -> dict[str, Any]:
+    spec = {
+        "dataset": data[:10],  # a prefix: the registry resolves it
+        "base_model": model,
+        "compute": "8xH100",
+        "hours": 3.2,
+        "budget": 984,
+        "reviewer": "bob",
+        "rationale": "fine-tune on the cleaned set",
+    }
+    return spec | change
+
+
+def test_the_whole_state_machine_and_every_refusal(api: tuple[Api, Database]) -> None:
+    a, _ = api
+    data, model, _ = _artifacts(a)
+    new = a.ok("bot", "POST", "/requests", _spec(data, model))  # an agent files it
+    rid = new["id"]
+    assert rid.startswith("R-") and new["state"] == "pending" and new["requester"] == "bot"
+    assert new["spec"]["dataset"] == data  # resolved to the full hash
+    assert new["requester_agent"] is True
+    path = f"/requests/{rid}"
+    spec1 = new["spec_hash"]
+    # nobody approves their own; agents never approve; only the reviewer does
+    assert "own" in a.refused(403, "bot", f"{path}/approve", {"spec_hash": spec1})
+    assert "for bob to review" in a.refused(403, "carol", f"{path}/approve", {"spec_hash": spec1})
+    assert "cannot be claimed" in a.refused(409, "carol", f"{path}/claim", {})
+    a.ok("carol", "POST", f"{path}/comment", {"comment": "is 3.2 h enough?"})
+    # the requester edits: a new revision; an approval of the old one is refused
+    revised = a.ok("bot", "POST", f"{path}/revisions", _spec(data, model, hours=4))
+    assert revised["revision"] == 2 and revised["spec_hash"] != spec1
+    stale = a.refused(409, "bob", f"{path}/approve", {"spec_hash": spec1})
+    assert "changed since you read it" in stale
+    approved = a.ok("bob", "POST", f"{path}/approve", {"spec_hash": revised["spec_hash"]})
+    assert approved["state"] == "approved" and approved["expires"] > time.time() + 13 * 86400
+    # an edit after approval dismisses it
+    again = a.ok("bot", "POST", f"{path}/revisions", _spec(data, model, hours=5))
+    assert again["state"] == "pending" and again["revision"] == 3
+    assert again["events"][-1]["comment"] == "approval dismissed"
+    a.ok("bob", "POST", f"{path}/approve", {"spec_hash": again["spec_hash"], "comment": "ok"})
+    # two claimers at once: exactly one wins
+    answers: list[httpx.Response] = []
+
+    def claim(user: str) -> None:
+        answers.append(a.call(user, "POST", f"{path}/claim", {}))
+
+    threads = [threading.Thread(target=claim, args=(u,)) for u in ("bot", "carol")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(r.status_code for r in answers) == [200, 409], [r.text for r in answers]
+    winner = next(r.json()["claimed_by"] for r in answers if r.status_code == 200)
+    loser = "carol" if winner == "bot" else "bot"
+    assert "claimed" in a.refused(409, loser, f"{path}/claim", {})
+    assert "only they complete" in a.refused(
+        403, "carol" if winner == "bot" else "alice", f"{path}/complete", {}
+    )
+    done = a.ok(winner, "POST", f"{path}/complete", {"outcome": "failed", "comment": "OOM"})
+    assert done["state"] == "failed"
+    shown = a.ok("alice", "GET", path)
+    actions = [e["action"] for e in shown["events"]]
+    assert actions == [
+        "filed", "commented", "revised", "approved", "revised", "approved", "claimed", "failed"
+    ]  # fmt: skip
+    first = shown["events"][0]
+    assert first["actor"] == "bot" and first["agent"] is True and first["key"].startswith("SHA256:")
+    assert first["spec_hash"] == spec1 and shown["events"][3]["spec_hash"] != spec1
+    # final: nothing moves it any more
+    assert "cannot be" in a.refused(409, "bot", f"{path}/withdraw", {})
+
+
+def test_reject_withdraw_and_bad_input(api: tuple[Api, Database]) -> None:
+    a, _ = api
+    data, model, _ = _artifacts(a)
+    r1 = a.ok("alice", "POST", "/requests", _spec(data, model))
+    assert "agent" in a.refused(403, "bot", f"/requests/{r1['id']}/reject", {})
+    assert a.ok("bob", "POST", f"/requests/{r1['id']}/reject", {})["state"] == "rejected"
+    r2 = a.ok("alice", "POST", "/requests", _spec(data, model))
+    assert "only the requester" in a.refused(403, "bob", f"/requests/{r2['id']}/withdraw", {})
+    assert a.ok("alice", "POST", f"/requests/{r2['id']}/withdraw", {})["state"] == "withdrawn"
+    # an unknown dataset, a reviewer who is the requester, an agent reviewer, unknown fields
+    assert "no artifact" in a.refused(400, "alice", "/requests", _spec("ab" * 32, model))
+    assert "own" in a.refused(403, "alice", "/requests", _spec(data, model, reviewer="alice"))
+    assert "agent" in a.refused(400, "alice", "/requests", _spec(data, model, reviewer="bot"))
+    assert a.call("alice", "POST", "/requests", {**_spec(data, model), "gpu": 8}).status_code == 400
+    for nul in ({"compute": "8x\x00"}, {"rationale": "a\x00b"}, {"reviewer": "b\x00b"}):
+        assert a.call("alice", "POST", "/requests", _spec(data, model, **nul)).status_code == 400
+    assert a.call("alice", "GET", "/requests/R-999999").status_code == 404
+    assert a.call("alice", "GET", "/requests/R-x").status_code in (400, 404)
+    unsigned = httpx.get(f"{a.server.url}{registry.API}/requests", timeout=60)
+    assert unsigned.status_code == 401
+    pending = a.ok("carol", "GET", "/requests?state=rejected&state=withdrawn")
+    ids = {r["id"] for r in pending["requests"]}
+    assert {r1["id"], r2["id"]} <= ids
+
+
+def test_a_linked_run_is_flagged_when_its_inputs_lack_the_approved_hashes(
+    api: tuple[Api, Database],
+) -> None:
+    a, _ = api
+    data, model, other = _artifacts(a)
+    new = a.ok("alice", "POST", "/requests", _spec(data, model))
+    a.ok("bob", "POST", f"/requests/{new['id']}/approve", {"spec_hash": new["spec_hash"]})
+    good = make_job(
+        inputs=[("data.csv", data), ("base.pt", model)], outputs=[("m.pt", hexdigest())]
+    )
+    bad = make_job(
+        inputs=[("data.csv", other), ("base.pt", model)], outputs=[("n.pt", hexdigest())]
+    )
+    good = msgspec.structs.replace(good, request=new["id"])
+    bad = msgspec.structs.replace(bad, request=new["id"])
+    assert a.call("alice", "POST", "/ingest", batch(good, bad)).status_code == 200
+    odd = msgspec.structs.replace(good, request="token=abc", started=good.started + 1)
+    refused = a.call("alice", "POST", "/ingest", batch(odd))
+    assert refused.status_code == 400 and "names no request id" in refused.json()["detail"]
+    runs = a.ok("alice", "GET", f"/requests/{new['id']}")["runs"]
+    flagged = {tuple(r["missing"]) for r in runs}
+    assert flagged == {(), (data,)}, runs
+
+
+def test_an_approval_expires(tmp_path: Path, keys: dict[str, Key]) -> None:
+    db = make_database("sqlite", tmp_path)
+    for name in ("alice", "bob"):
+        subprocess.run(
+            [GLAAS, "admin", "--db", db.url, "user", "add", name, "--key", keys[name].public_line],
+            check=True,
+            capture_output=True,
+        )
+    hook = Receiver()
+    server = Server(db, tmp_path / "glaas.log", "--approval-ttl", "1s", "--webhook", hook.url)
+    try:
+        a = Api(server, keys)
+        data, model, _ = _artifacts(a)
+        new = a.ok("alice", "POST", "/requests", _spec(data, model))
+        a.ok("bob", "POST", f"/requests/{new['id']}/approve", {"spec_hash": new["spec_hash"]})
+        deadline = time.monotonic() + 60
+        while a.ok("alice", "GET", f"/requests/{new['id']}")["state"] != "expired":
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        assert "cannot be claimed" in a.refused(409, "alice", f"/requests/{new['id']}/claim", {})
+        events = a.ok("alice", "GET", f"/requests/{new['id']}")["events"]
+        assert events[-1]["action"] == "expired" and events[-1]["actor"] is None
+        deadline = time.monotonic() + 60
+        while "expired" not in [e["action"] for e in hook.events()]:
+            assert time.monotonic() < deadline, hook.events()
+            time.sleep(0.1)
+        told = [e for e in hook.events() if e["action"] == "expired"]
+        assert len(told) == 1 and told[0]["text"].startswith(f"{new['id']} expired by the registry")
+    finally:
+        hook.close()
+        assert server.stop() == 0
+        drop_database(db)
+    bad = subprocess.run(
+        [GLAAS, "serve", "--db", db.url, "--approval-ttl", "soon"], capture_output=True, text=True
+    )
+    assert bad.returncode != 0 and "not a duration" in bad.stderr
+    assert "Traceback" not in bad.stderr and len(bad.stderr.strip().splitlines()) <= 2
+
+
+def test_webhooks_are_signed_and_a_failing_receiver_is_retried(
+    api: tuple[Api, Database], receivers: tuple[Receiver, Receiver]
+) -> None:
+    a, db = api
+    good, flaky = receivers
+    data, model, _ = _artifacts(a)
+    token = "ghp_PlantedSecret0123456789abcdefABCDEF99"
+    mark = f"hook test {uuid.uuid4().int % 10**6}"  # both backends tell the same receivers
+    new = a.ok("alice", "POST", "/requests", _spec(data, model, rationale=f"{mark} use {token}"))
+    assert new["spec"]["rationale"] == f"{mark} use <redacted>"
+    said = f"api_key=sk-live-4f9a8b7c6d5e4f3a2b1c and {token}"
+    a.ok(
+        "bob",
+        "POST",
+        f"/requests/{new['id']}/approve",
+        {"spec_hash": new["spec_hash"], "comment": said},
+    )
+
+    def seen(receiver: Receiver) -> list[str]:
+        return [e["action"] for e in receiver.events() if mark in e["request"]["spec"]["rationale"]]
+
+    deadline = time.monotonic() + 60
+    both = ["approved", "filed"]  # a retried delivery may arrive after a later one
+    while sorted(seen(good)) != both or sorted(seen(flaky)) != both:
+        assert time.monotonic() < deadline, (seen(good), seen(flaky))
+        time.sleep(0.1)
+    assert flaky.failures == 2  # the first two tries were refused and retried
+    for headers, content in good.bodies:
+        expected = "sha256=" + hmac.new(SECRET.encode(), content, hashlib.sha256).hexdigest()
+        assert headers["X-Glaas-Signature"] == expected
+    approved = next(
+        e
+        for e in good.events()
+        if mark in e["request"]["spec"]["rationale"] and e["action"] == "approved"
+    )
+    assert approved["text"].startswith(f"{new['id']} approved by bob: 8xH100")
+    assert approved["text"].endswith("api_key=<redacted> and <redacted>")
+    # a secret pasted into a rationale or comment is neither stored nor sent
+    assert not any(b"PlantedSecret" in body or b"sk-live" in body for _, body in good.bodies)
+    dump = db.raw_dump()
+    assert b"8xH100" in dump  # the dump does hold the requests
+    assert b"PlantedSecret" not in dump and b"sk-live" not in dump
+
+
+def test_a_webhook_delivery_survives_a_restart_of_the_server(
+    tmp_path: Path, keys: dict[str, Key]
+) -> None:
+    """The receiver is down while the change is made and the server stops before it is back:
+    the delivery, kept in the database, is made by the server started again."""
+    db = make_database("sqlite", tmp_path)
+    for name in ("alice", "bob"):
+        subprocess.run(
+            [GLAAS, "admin", "--db", db.url, "user", "add", name, "--key", keys[name].public_line],
+            check=True,
+            capture_output=True,
+        )
+    port = _free_port()  # nothing listens there yet
+    hook = f"http://127.0.0.1:{port}/hook"
+    server = Server(db, tmp_path / "glaas.log", "--webhook", hook, "--webhook-secret", SECRET)
+    receiver = None
+    try:
+        a = Api(server, keys)
+        data, model, _ = _artifacts(a)
+        new = a.ok("alice", "POST", "/requests", _spec(data, model))
+        deadline = time.monotonic() + 60
+        while "webhook" not in (tmp_path / "glaas.log").read_text():  # a failed try, logged
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        assert server.stop() == 0
+        receiver = Receiver(port=port)
+        server = Server(db, tmp_path / "glaas.log", "--webhook", hook, "--webhook-secret", SECRET)
+        deadline = time.monotonic() + 60
+        while not receiver.bodies:
+            assert time.monotonic() < deadline, (tmp_path / "glaas.log").read_text()
+            time.sleep(0.1)
+        [(headers, content)] = receiver.bodies
+        assert json.loads(content)["request"]["id"] == new["id"]
+        assert headers["X-Glaas-Event"] == "request.filed"
+        assert headers["X-Glaas-Signature"] == (
+            "sha256=" + hmac.new(SECRET.encode(), content, hashlib.sha256).hexdigest()
+        )
+    finally:
+        assert server.stop() == 0
+        if receiver is not None:
+            receiver.close()
+        drop_database(db)
