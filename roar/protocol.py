@@ -27,6 +27,7 @@ from roar.model import (
     Process,
     SystemPackages,
     TrackerRun,
+    Usage,
 )
 
 PROTOCOL_VERSION = 1
@@ -216,6 +217,7 @@ class RunFinish(msgspec.Struct, tag=True):
     files: list[FileFact] = []  # any facts not already sent with RunFiles
     tracer_ok: bool = True  # False when the tracer failed and the record is partial
     external: list[str] = []  # network peers connected to, e.g. "93.184.216.34:443 (tcp)"
+    usage: Usage | None = None  # CPU, peak memory, wall time (roard adds the GPUs); None: unknown
 
 
 Visibility = Literal["private", "team", "public"]  # roar.registry.Visibility (not imported:
@@ -324,6 +326,7 @@ class JobDetail(msgspec.Struct):
     system: SystemPackages | None = None  # the packages of the programs and libraries it used
     conda: CondaEnv | None = None
     container: Container | None = None
+    usage: Usage | None = None  # what it used: CPU, memory, wall time, GPUs (None: not measured)
 
 
 class JobRef(msgspec.Struct):

@@ -133,6 +133,7 @@ async def job_detail(store: Store, job_id: str, verbose: bool) -> JobDetail:
         system=ctx.system,
         conda=ctx.conda,
         container=ctx.container,
+        usage=await jobs.usage(store, job_id),
     )
 
 

@@ -139,6 +139,12 @@ MIGRATIONS: list[str] = [
     ALTER TABLE jobs ADD COLUMN conda_blob TEXT REFERENCES blobs(hash);   -- CondaEnv
     ALTER TABLE jobs ADD COLUMN container BLOB;                           -- msgpack Container
     """,
+    # 6: reserved for the requests branch (issue 14: a job's request); nothing here.
+    "",
+    # 7: compute accounting: what a job used (CPU, peak memory, wall time, GPUs).
+    """
+    ALTER TABLE jobs ADD COLUMN usage BLOB;     -- msgpack roar.model.Usage; NULL: not measured
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
