@@ -15,14 +15,17 @@ from litestar.di import NamedDependency, Provide
 from litestar.handlers import BaseRouteHandler
 from litestar.params import JSONBody, Parameter
 
-from glaas import auth, graph, ingest, login, lookup
+from glaas import auth, compute, graph, ingest, login, lookup
 from glaas.problems import responses
 from glaas.store import ANONYMOUS, Account, Store
 from roar.errors import NotFound
 from roar.registry import (
     API,
+    SINCE,
     ArtifactEntry,
     Batch,
+    ComputeBy,
+    ComputeReport,
     Direction,
     Graph,
     Ingested,
@@ -173,6 +176,20 @@ async def ingest_batch(data: JSONBody[Batch], store: Store_, account: Account_) 
     return await ingest.ingest(store, auth.required(account), data)
 
 
+@get("/compute", responses=responses(400, 401, 503), summary="Where the compute went, and cost")
+async def compute_report(
+    store: Store_,
+    account: Account_,
+    by: Annotated[ComputeBy, Parameter(description="rows: one per person, agent or project")] = (
+        "person"
+    ),
+    since: Annotated[str, Parameter(pattern=SINCE, description="the window: 12h, 30d, 8w")] = "30d",
+) -> ComputeReport:
+    start, until = compute.window(since)
+    jobs = await store.compute_jobs(start, until, _viewer(account))
+    return compute.report(jobs, await store.prices(), by, start, until)
+
+
 @get("/health", summary="Liveness", responses=responses(503))
 async def health(store: Store_) -> dict[str, str]:
     await store.fetch("SELECT 1")
@@ -196,6 +213,7 @@ router = Router(
         me,
         web_link,
         ingest_batch,
+        compute_report,
         health,
         openapi,
     ],

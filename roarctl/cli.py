@@ -12,6 +12,7 @@ import click
 
 from roarctl.commands import (
     completion,
+    compute,
     config,
     daemon,
     metadata,
@@ -46,6 +47,7 @@ for _module in (
     metadata,
     config,
     registry,
+    compute,
     daemon,
     completion,
 ):
