@@ -58,11 +58,15 @@ def report(by: str, since: str, as_json: bool) -> None:
     _print(found, since)
 
 
+def _num(x: float) -> str:
+    """Two decimals, or two significant digits for what two decimals would show as 0."""
+    return f"{x:.2f}" if x == 0 or abs(x) >= 0.01 else f"{x:.2g}"
+
+
 def _line(key: str, r: ComputeRow) -> str:
-    return (
-        f"{key[:24]:<24} {r.jobs:>6} {r.cpu_hours:>10.2f} {r.gpu_hours:>10.2f} {r.cost:>11.2f}"
-        f" {r.read_cost:>11.2f} {r.unread_cost:>11.2f}"
-    )
+    cells = (r.cpu_hours, r.gpu_hours, r.cost, r.read_cost, r.unread_cost)
+    nums = " ".join(f"{_num(x):>{w}}" for x, w in zip(cells, (10, 10, 11, 11, 11), strict=True))
+    return f"{key[:24]:<24} {r.jobs:>6} {nums}"
 
 
 def _print(found: ComputeReport, since: str) -> None:
