@@ -8,7 +8,8 @@ import sys
 
 from conftest import Roar
 
-from roard.usage import visible_gpus
+from roar.model import Usage
+from roard.usage import complete, visible_gpus
 
 BURN = """
 import sys, time
@@ -74,3 +75,17 @@ def test_visible_gpus_follow_cuda_visible_devices() -> None:
     assert visible_gpus(machine, "1,7,0") == ["NVIDIA H100 80GB HBM3"]  # CUDA stops at 7
     assert visible_gpus(machine, "GPU-8d1c2e") == ["NVIDIA H100 80GB HBM3"]
     assert visible_gpus([], "0,1") == []  # no nvidia-smi here: no GPU, whatever the variable
+
+
+def test_roard_checks_the_tracers_numbers_and_adds_the_gpus() -> None:
+    """What a client sends is checked (a NaN or negative time is 0), and the GPUs come from
+    the machine and the job's environment, never from the client."""
+    sent = Usage(user_seconds=float("nan"), system_seconds=-3.0, wall_seconds=10.0, gpus=99)
+    h100 = "NVIDIA H100 80GB HBM3, 81559 MiB, 535.104.05"
+    used = complete(sent, [b"PATH=/bin", b"CUDA_VISIBLE_DEVICES=1"], [h100, h100])
+    assert used is not None
+    assert (used.cpu_seconds, used.user_seconds, used.system_seconds) == (0.0, 0.0, 0.0)
+    assert (used.gpus, used.gpu_model, used.gpu_seconds) == (1, "NVIDIA H100 80GB HBM3", 10.0)
+    everything = complete(Usage(wall_seconds=2.0), [], [h100, h100])
+    assert everything is not None and everything.gpu_seconds == 4.0
+    assert complete(None, [], [h100]) is None

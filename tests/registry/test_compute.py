@@ -286,3 +286,16 @@ def test_usage_is_stored_with_the_job(client: Client, filled: list[Synthetic]) -
     after = _report(client, "alice", by="project").total
     assert after.jobs == before.jobs + 1
     assert after.cost == pytest.approx(before.cost + _cost(filled[0]))
+
+
+def test_a_usage_out_of_range_is_refused(client: Client, filled: list[Synthetic]) -> None:
+    before = _report(client, "alice", by="project").total
+    job = _record(filled[1])
+    for bad in ({"cpu_seconds": -5.0}, {"gpu_seconds": 1e15}, {"gpus": -1}):
+        usage = msgspec.structs.replace(job.usage, **bad)  # type: ignore[type-var]
+        sent = canonical.for_registry(msgspec.structs.replace(job, usage=usage), home=HOME)
+        r = client.ingest(registry.Batch([registry.Registration(sent)]), "alice")
+        assert r.status_code == 400, r.text
+        problem = msgspec.json.decode(r.content, type=registry.Problem)
+        assert problem.code == "invalid" and "usage out of range" in problem.detail
+    assert _report(client, "alice", by="project").total == before  # nothing stored
