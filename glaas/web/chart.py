@@ -15,11 +15,16 @@ SERIES = 6  # rows with a colour of their own; the rest are "others"
 W, H, LEFT, BOTTOM, TOP = 720.0, 220.0, 56.0, 26.0, 10.0
 
 
+MAX_DAYS = 400  # a longer window is charted over its last 400 days (the table has it all)
+
+
 def _days(since: float, until: float) -> list[str]:
+    since = max(since, until - (MAX_DAYS - 1) * 86400)  # 99999w reaches before year 1
     first = datetime.fromtimestamp(since, UTC).date()
     last = datetime.fromtimestamp(until, UTC).date()
-    count = min((last - first).days + 1, 400)
-    return [(first + timedelta(days=i)).strftime("%Y-%m-%d") for i in range(count)]
+    return [
+        (first + timedelta(days=i)).strftime("%Y-%m-%d") for i in range((last - first).days + 1)
+    ]
 
 
 def legend(report: ComputeReport) -> list[tuple[str, str]]:

@@ -462,6 +462,8 @@ def test_the_compute_page_has_the_report_and_its_chart(site: Site, page: Any) ->
     assert page.errors == []  # type: ignore[attr-defined]
     assert page.goto(f"{site.url}/compute?by=team").status == 400
     assert page.goto(f"{site.url}/compute?since=forever").status == 400
+    assert page.goto(f"{site.url}/compute?since=99999w").status == 200  # charts its last 400 days
+    assert page.locator("svg.chart rect.s0").count() >= 1
 
 
 def test_dark_theme_and_a_phone(site: Site, browser: Any, shots: Path) -> None:
