@@ -251,6 +251,7 @@ def job_detail(entry: JobEntry) -> JobDetail:
         filtered=ctx.filtered,
         trackers=ctx.trackers,
         external=ctx.external,
+        usage=job.usage,
     )
 
 

@@ -39,6 +39,10 @@ def test_compute_report_prices_what_the_tracer_measured(
     # the burn's output was read by the count; nothing read the count's
     assert (row["read_jobs"], row["unread_jobs"]) == (1, 1)
     assert row["read_cost"] == pytest.approx(burn["usage"]["cpu_seconds"])
+    final = roar.json("show", "final.txt", cwd=repo)["artifact"]["hash"]
+    [maker] = roar.json("show", final, "--remote")["artifact"]["produced_by"]
+    registered = roar.json("show", maker["id"][:16], "--remote")["job"]  # says what it used
+    assert registered["usage"]["cpu_seconds"] == pytest.approx(count["usage"]["cpu_seconds"])
     mine = roar.json("compute", "report")  # by person, 30 days
     assert user in {r["key"] for r in mine["rows"]}
 

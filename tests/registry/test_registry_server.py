@@ -290,7 +290,10 @@ def test_a_database_from_a_newer_glaas_is_refused(tmp_path: Path) -> None:
 
     path = tmp_path / "g.db"
     env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path)}
-    assert _run("admin", "--db", str(path), "migrate", env=env).stdout.strip() == "schema version 2"
+    from glaas.store.migrate import migrations
+
+    latest = f"schema version {len(migrations('sqlite'))}"  # 4 with compute accounting
+    assert _run("admin", "--db", str(path), "migrate", env=env).stdout.strip() == latest
     assert _run("admin", "--db", str(path), "migrate", env=env).returncode == 0  # idempotent
     with sqlite3.connect(path) as conn:
         conn.execute("INSERT INTO schema_migrations VALUES (99, 0)")

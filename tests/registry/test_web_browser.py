@@ -460,6 +460,8 @@ def test_the_compute_page_has_the_report_and_its_chart(site: Site, page: Any) ->
     page.wait_for_url("**/compute?by=person&since=30d")
     assert page.locator("table.compute tbody tr").first.inner_text().startswith("alice")
     assert page.errors == []  # type: ignore[attr-defined]
+    page.goto(f"{site.url}/jobs/{site.ids['train']}")  # a job's page says what it used
+    assert "peak memory" in page.inner_text("#usage + dl")
     assert page.goto(f"{site.url}/compute?by=team").status == 400
     assert page.goto(f"{site.url}/compute?since=forever").status == 400
     assert page.goto(f"{site.url}/compute?since=99999w").status == 200  # charts its last 400 days
