@@ -73,7 +73,9 @@ class Used:
 
 
 def key_of(job: Used, by: ComputeBy) -> str | None:
-    """The row a job counts in (None: not in this report: a person's job in `--by agent`)."""
+    """The row a job counts in (None: not in this report: a person's job in `--by agent`).
+    `--by request` belongs here once a job carries its request (issue 14's requests work):
+    `Used` gains the request and ComputeBy the value; nothing else changes."""
     if by == "project":
         return job.project or "(no project)"
     if job.agent != (by == "agent"):
