@@ -35,6 +35,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/time.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 #include <sys/un.h>
@@ -237,6 +238,7 @@ typedef struct ablock {
 typedef struct {
     int tid;           /* 0: empty slot */
     int tgid;
+    int parent;        /* the tgid that forked it (0: not known) */
     char *exec_path;   /* pending execve filename (absolute), malloc'd */
     char *exec_argv;   /* pending argv, NUL-separated, malloc'd */
     unsigned int exec_path_len, exec_argv_len;
@@ -256,6 +258,9 @@ struct roar_tracer {
     struct rusage last_ru;
     struct rusage root_ru;
     long max_rss_kb;
+    /* processes that outlived their parent (orphans: nobody traced waits for them, so the
+     * root's rusage misses them): their own wait4 rusage, summed */
+    struct timeval orphan_utime, orphan_stime;
     int ntasks;
     unsigned int tcap;        /* power of two */
     task_t *tasks;
@@ -1248,8 +1253,10 @@ static void on_fork(roar_tracer *t, pid_t tid, int event)
     if (!dead) {
         int was_known = task_find(t, child) != NULL;
         task_t *c = task_add(t, child, thread ? ptgid : child);
-        if (c)
+        if (c) {
             c->tgid = thread ? ptgid : child;
+            c->parent = thread ? 0 : ptgid;
+        }
         if ((t->pin || t->stale) && (thread || !was_known))
             pin_new_task(t, child, thread);
     } else if (t->pin && thread) {
@@ -1338,6 +1345,11 @@ static void on_exit_status(roar_tracer *t, pid_t pid, int st)
         return;
     }
     int thread = e->tgid != pid;
+    if (!thread && pid != t->root && e->parent && !task_find(t, e->parent)) {
+        /* its parent is gone: no tracee waited for it, so the root's rusage lacks it */
+        timeradd(&t->orphan_utime, &t->last_ru.ru_utime, &t->orphan_utime);
+        timeradd(&t->orphan_stime, &t->last_ru.ru_stime, &t->orphan_stime);
+    }
     task_del(t, pid);
     if (t->pin)
         pin_gone(t, pid);
@@ -1779,8 +1791,11 @@ int roar_usage(roar_tracer *t, long long *user_us, long long *sys_us, long long 
     if (!t || !user_us || !sys_us || !max_rss_kb)
         return -EINVAL;
     const struct rusage *r = &t->root_ru;
-    *user_us = (long long)r->ru_utime.tv_sec * 1000000 + r->ru_utime.tv_usec;
-    *sys_us = (long long)r->ru_stime.tv_sec * 1000000 + r->ru_stime.tv_usec;
+    struct timeval user, sys;
+    timeradd(&r->ru_utime, &t->orphan_utime, &user);
+    timeradd(&r->ru_stime, &t->orphan_stime, &sys);
+    *user_us = (long long)user.tv_sec * 1000000 + user.tv_usec;
+    *sys_us = (long long)sys.tv_sec * 1000000 + sys.tv_usec;
     *max_rss_kb = t->max_rss_kb > r->ru_maxrss ? t->max_rss_kb : r->ru_maxrss;
     return t->root_status == -1 ? -ECHILD : 0;
 }

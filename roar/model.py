@@ -143,8 +143,9 @@ class IO(msgspec.Struct):
 class Usage(msgspec.Struct):
     """What a job used (compute accounting). CPU and memory come from the tracer: wait4's
     rusage of the command's root process, which holds every descendant that was waited for
-    (as `time` reports); GPUs from the machine's NVIDIA GPUs and the job's
-    CUDA_VISIBLE_DEVICES. GPU-seconds are GPUs visible x wall time (no NVML sampling)."""
+    (as `time` reports), plus each process that outlived its parent; GPUs from the machine's
+    NVIDIA GPUs and the job's CUDA_VISIBLE_DEVICES. GPU-seconds are GPUs visible x wall time
+    (no NVML sampling)."""
 
     cpu_seconds: float = 0.0  # user + system, whole process tree
     user_seconds: float = 0.0
