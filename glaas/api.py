@@ -15,13 +15,14 @@ from litestar.di import NamedDependency, Provide
 from litestar.handlers import BaseRouteHandler
 from litestar.params import JSONBody, Parameter
 
-from glaas import auth, compute, graph, ingest, login, lookup
+from glaas import ancestry, auth, compute, graph, ingest, login, lookup
 from glaas.problems import responses
 from glaas.store import ANONYMOUS, Account, Store
 from roar.errors import NotFound
 from roar.registry import (
     API,
     SINCE,
+    Ancestry,
     ArtifactEntry,
     Batch,
     ComputeBy,
@@ -95,6 +96,19 @@ async def artifact(ref: Ref, store: Store_, account: Account_) -> ArtifactEntry:
     return entry
 
 
+@get(
+    "/artifacts/{ref:str}/ancestry",
+    responses=READ,
+    summary="Every job upstream of an artifact, whole (what roarctl reproduce plans from)",
+)
+async def artifact_ancestry(ref: Ref, store: Store_, account: Account_) -> Ancestry:
+    viewer = _viewer(account)
+    digest = lookup.check(ref)
+    if len(digest) < 64:
+        digest = (await lookup.resolve(store, ("artifact",), ref, viewer)).id
+    return await ancestry.ancestry(store, "artifact", digest, viewer)
+
+
 @get("/jobs/{ref:str}", responses=READ, summary="A job by registry id or prefix")
 async def job(ref: Ref, store: Store_, account: Account_) -> JobEntry:
     viewer = _viewer(account)
@@ -105,6 +119,19 @@ async def job(ref: Ref, store: Store_, account: Account_) -> JobEntry:
     if entry is None:
         raise NotFound(f"no job {ref}")
     return entry
+
+
+@get(
+    "/jobs/{ref:str}/ancestry",
+    responses=READ,
+    summary="A job and every job upstream of it, whole (what roarctl reproduce plans from)",
+)
+async def job_ancestry(ref: Ref, store: Store_, account: Account_) -> Ancestry:
+    viewer = _viewer(account)
+    job_id = lookup.check(ref)
+    if len(job_id) < 64:
+        job_id = (await lookup.resolve(store, ("job",), ref, viewer)).id
+    return await ancestry.ancestry(store, "job", job_id, viewer)
 
 
 @get("/sessions/{ref:str}", responses=READ, summary="A session and its jobs")
@@ -205,7 +232,9 @@ router = Router(
     path=API,
     route_handlers=[
         artifact,
+        artifact_ancestry,
         job,
+        job_ancestry,
         session,
         session_dag,
         lineage,
