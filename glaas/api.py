@@ -15,15 +15,18 @@ from litestar.di import NamedDependency, Provide
 from litestar.handlers import BaseRouteHandler
 from litestar.params import JSONBody, Parameter
 
-from glaas import ancestry, auth, graph, ingest, login, lookup, requests
+from glaas import ancestry, auth, compute, graph, ingest, login, lookup, requests
 from glaas.problems import responses
 from glaas.store import ANONYMOUS, Account, Store
 from roar.errors import NotFound
 from roar.registry import (
     API,
+    SINCE,
     Ancestry,
     ArtifactEntry,
     Batch,
+    ComputeBy,
+    ComputeReport,
     Direction,
     Graph,
     Ingested,
@@ -292,6 +295,20 @@ async def request_act(
     return await _changed(request, change)
 
 
+@get("/compute", responses=responses(400, 401, 503), summary="Where the compute went, and cost")
+async def compute_report(
+    store: Store_,
+    account: Account_,
+    by: Annotated[ComputeBy, Parameter(description="rows: one per person, agent or project")] = (
+        "person"
+    ),
+    since: Annotated[str, Parameter(pattern=SINCE, description="the window: 12h, 30d, 8w")] = "30d",
+) -> ComputeReport:
+    start, until = compute.window(since)
+    jobs = await store.compute_jobs(start, until, _viewer(account))
+    return compute.report(jobs, await store.prices(), by, start, until)
+
+
 @get("/health", summary="Liveness", responses=responses(503))
 async def health(store: Store_) -> dict[str, str]:
     await store.fetch("SELECT 1")
@@ -322,6 +339,7 @@ router = Router(
         request_show,
         request_revise,
         request_act,
+        compute_report,
         health,
         openapi,
     ],

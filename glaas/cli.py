@@ -386,3 +386,62 @@ def migrate(db: str | None) -> None:
         return len(migrations(store.backend))
 
     click.echo(f"schema version {_with_store(db, work)}")
+
+
+@admin.group()
+def price() -> None:
+    """The price table that turns compute into cost (`roarctl compute report`)."""
+
+
+@price.command("set")
+@click.argument("resource")
+@click.argument("value")
+@click.pass_obj
+def price_set(db: str | None, resource: str, value: str) -> None:
+    """Set the hourly price of RESOURCE: cpu (per CPU-hour), gpu (any GPU without a price of
+    its own) or gpu:MODEL (a GPU whose name contains MODEL, e.g. gpu:H100).
+
+    \b
+    glaas admin price set gpu:H100 2.49/h
+    glaas admin price set cpu 0.04/h
+    """
+    from glaas.compute import parse_price
+
+    try:
+        parsed = parse_price(resource, value)
+    except RoarFailure as e:
+        _fail(e)
+
+    async def work(store: Any) -> None:
+        await store.set_price(parsed.resource, parsed.per_hour)
+
+    _with_store(db, work)
+
+
+@price.command("rm")
+@click.argument("resource")
+@click.pass_obj
+def price_rm(db: str | None, resource: str) -> None:
+    """Remove RESOURCE's price (its hours then cost nothing, and count as unpriced)."""
+
+    async def work(store: Any) -> None:
+        await store.remove_price(resource)
+
+    _with_store(db, work)
+
+
+@price.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def price_list(db: str | None, as_json: bool) -> None:
+    """The price table, per hour."""
+
+    async def work(store: Any) -> Any:
+        return await store.prices()
+
+    prices = _with_store(db, work)
+    if as_json:
+        click.echo(json.dumps([{"resource": p.resource, "per_hour": p.per_hour} for p in prices]))
+        return
+    for p in prices:
+        click.echo(f"{p.resource}\t{p.per_hour:g}/h")

@@ -12,6 +12,7 @@ from glaas import requests
 from glaas.store import Account, Prepared, Store
 from roar.canonical import job_id, scrub
 from roar.errors import Invalid
+from roar.model import Job
 from roar.registry import MAX_BATCH, Batch, Ingested, Visibility, request_ref
 
 _DIGEST = re.compile(r"[0-9a-f]{64}")
@@ -42,6 +43,19 @@ async def _team(
     raise Invalid("you are in several teams: name one", f"your teams: {sorted(account.teams)}")
 
 
+MAX_USAGE = 1e12  # seconds or bytes: beyond any real job (31,700 years; a terabyte of RSS)
+
+
+def _check_usage(job: Job, n: int) -> None:
+    """A job's usage is priced and summed: negative or absurd numbers would poison the report."""
+    u = job.usage
+    if u is None:
+        return
+    numbers = (u.cpu_seconds, u.user_seconds, u.system_seconds, u.wall_seconds, u.gpu_seconds)
+    if not all(0 <= x <= MAX_USAGE for x in (*numbers, u.max_rss_bytes / 1024, u.gpus)):
+        raise Invalid(f"job {n} of the batch has a usage out of range (negative or too large)")
+
+
 async def ingest(store: Store, account: Account, batch: Batch) -> Ingested:
     if len(batch.jobs) > MAX_BATCH:
         raise Invalid(f"{len(batch.jobs)} jobs in one batch; at most {MAX_BATCH}")
@@ -68,6 +82,7 @@ async def ingest(store: Store, account: Account, batch: Batch) -> Ingested:
         ids.append(jid)
         if jid in prepared:
             continue
+        _check_usage(job, n)
         if reg.session is not None:
             referred.add(_digest(reg.session, "a job's session"))
         io = []

@@ -30,10 +30,12 @@
 #include <unistd.h>
 
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/ptrace.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/time.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 #include <sys/un.h>
@@ -236,6 +238,7 @@ typedef struct ablock {
 typedef struct {
     int tid;           /* 0: empty slot */
     int tgid;
+    int parent;        /* the tgid that forked it (0: not known) */
     char *exec_path;   /* pending execve filename (absolute), malloc'd */
     char *exec_argv;   /* pending argv, NUL-separated, malloc'd */
     unsigned int exec_path_len, exec_argv_len;
@@ -250,6 +253,14 @@ struct roar_tracer {
     int hold_writes;          /* roar_hold_writes: hold every write-intent open */
     pid_t tracer_tid;         /* ptrace requests only work from the attaching thread */
     int root_status;          /* -1 until reaped */
+    /* what the command used (roar_usage): the wait4 rusage of the status being handled,
+     * the root's (itself and every descendant it waited for), the largest max RSS seen */
+    struct rusage last_ru;
+    struct rusage root_ru;
+    long max_rss_kb;
+    /* processes that outlived their parent (orphans: nobody traced waits for them, so the
+     * root's rusage misses them): their own wait4 rusage, summed */
+    struct timeval orphan_utime, orphan_stime;
     int ntasks;
     unsigned int tcap;        /* power of two */
     task_t *tasks;
@@ -1242,8 +1253,10 @@ static void on_fork(roar_tracer *t, pid_t tid, int event)
     if (!dead) {
         int was_known = task_find(t, child) != NULL;
         task_t *c = task_add(t, child, thread ? ptgid : child);
-        if (c)
+        if (c) {
             c->tgid = thread ? ptgid : child;
+            c->parent = thread ? 0 : ptgid;
+        }
         if ((t->pin || t->stale) && (thread || !was_known))
             pin_new_task(t, child, thread);
     } else if (t->pin && thread) {
@@ -1320,6 +1333,8 @@ static void on_exec(roar_tracer *t, pid_t pid)
 
 static void on_exit_status(roar_tracer *t, pid_t pid, int st)
 {
+    if (t->last_ru.ru_maxrss > t->max_rss_kb)
+        t->max_rss_kb = t->last_ru.ru_maxrss;
     task_t *e = task_find(t, pid);
     if (!e) {
         /* Not (yet) known: a new tracee killed before its parent's fork event was
@@ -1330,11 +1345,17 @@ static void on_exit_status(roar_tracer *t, pid_t pid, int st)
         return;
     }
     int thread = e->tgid != pid;
+    if (!thread && pid != t->root && e->parent && !task_find(t, e->parent)) {
+        /* its parent is gone: no tracee waited for it, so the root's rusage lacks it */
+        timeradd(&t->orphan_utime, &t->last_ru.ru_utime, &t->orphan_utime);
+        timeradd(&t->orphan_stime, &t->last_ru.ru_stime, &t->orphan_stime);
+    }
     task_del(t, pid);
     if (t->pin)
         pin_gone(t, pid);
     if (pid == t->root) {
         t->root_status = st;
+        t->root_ru = t->last_ru;
         if (g_fwd_owner == t)
             g_fwd_pid = 0; /* root reaped: its pid may be reused, stop forwarding */
     }
@@ -1712,13 +1733,14 @@ int roar_next(roar_tracer *t, roar_event *events, int cap)
             pid = t->saved_pid;
             st = t->saved_status;
             t->saved_pid = 0;
+            memset(&t->last_ru, 0, sizeof t->last_ru);
         } else {
             if (t->ntasks == 0)
                 break;
             /* Block until the batch is full, an event is held, or every tracee is gone:
              * returning to Python after each event costs a round trip per syscall stop,
              * and nothing on the Python side needs events sooner. */
-            pid = waitpid(-1, &st, __WALL);
+            pid = wait4(-1, &st, __WALL, &t->last_ru);
             if (pid < 0) {
                 if (errno == EINTR)
                     continue;
@@ -1764,6 +1786,20 @@ int roar_exit_status(roar_tracer *t)
     return t ? t->root_status : -1;
 }
 
+int roar_usage(roar_tracer *t, long long *user_us, long long *sys_us, long long *max_rss_kb)
+{
+    if (!t || !user_us || !sys_us || !max_rss_kb)
+        return -EINVAL;
+    const struct rusage *r = &t->root_ru;
+    struct timeval user, sys;
+    timeradd(&r->ru_utime, &t->orphan_utime, &user);
+    timeradd(&r->ru_stime, &t->orphan_stime, &sys);
+    *user_us = (long long)user.tv_sec * 1000000 + user.tv_usec;
+    *sys_us = (long long)sys.tv_sec * 1000000 + sys.tv_usec;
+    *max_rss_kb = t->max_rss_kb > r->ru_maxrss ? t->max_rss_kb : r->ru_maxrss;
+    return t->root_status == -1 ? -ECHILD : 0;
+}
+
 void roar_free(roar_tracer *t)
 {
     if (!t)
@@ -1782,12 +1818,18 @@ void roar_free(roar_tracer *t)
                 kill(t->tasks[i].tid, SIGKILL);
         while (t->ntasks > 0) {
             int st;
-            pid_t pid = wait_retry(-1, &st, __WALL);
+            struct rusage ru;
+            pid_t pid;
+            do {
+                pid = wait4(-1, &st, __WALL, &ru);
+            } while (pid < 0 && errno == EINTR);
             if (pid < 0)
                 break;
             if (WIFEXITED(st) || WIFSIGNALED(st)) {
-                if (pid == t->root)
+                if (pid == t->root) {
                     t->root_status = st;
+                    t->root_ru = ru;
+                }
                 task_del(t, pid);
             } else if (WIFSTOPPED(st)) {
                 if (!task_find(t, pid)) { /* a new child we had not seen yet */

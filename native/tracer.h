@@ -80,6 +80,12 @@ int roar_root_pid(roar_tracer *t);
 int roar_forward_signals(roar_tracer *t);
 int roar_next(roar_tracer *t, roar_event *events, int cap);
 int roar_exit_status(roar_tracer *t);
+/* What the command used: user and system CPU microseconds of the root process and every
+ * descendant it (or a descendant) waited for, as wait4 reports them when the root is reaped,
+ * plus those of each process that outlived its parent (an orphan: a daemon, a `cmd &` left
+ * behind; its own wait4 rusage, with what it waited for), and the largest max RSS (KiB) any
+ * reaped tracee had.  -ECHILD until the root is reaped. */
+int roar_usage(roar_tracer *t, long long *user_us, long long *sys_us, long long *max_rss_kb);
 /* While on, every write-intent open (flags 0) and every symlink creation is held too, not
  * only what changes an existing file: the caller can make the command wait before it
  * changes anything, e.g. until a snapshot of its tree is taken. */

@@ -28,6 +28,7 @@ _ENCODER = msgspec.json.Encoder(order="sorted")
 # Context fields added to the model after version 1: left out of the id's encoding while they
 # hold their default (None), so adding a field never re-keys the jobs registered before it.
 _LATER_CONTEXT = ("system", "conda", "container")
+_LATER_JOB = ("request", "usage")  # the same, for the job's own fields
 
 
 def job_id(job: Job) -> str:
@@ -35,8 +36,9 @@ def job_id(job: Job) -> str:
     record = msgspec.to_builtins(job, order="sorted")
     record.pop("id", None)
     record.pop("version", None)
-    if record.get("request", 0) is None:  # added later: left out while unset (see above)
-        del record["request"]
+    for name in _LATER_JOB:
+        if record.get(name, 0) is None:
+            del record[name]
     context = record.get("context", {})
     for name in _LATER_CONTEXT:
         if context.get(name, 0) is None:

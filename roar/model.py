@@ -140,6 +140,23 @@ class IO(msgspec.Struct):
     previous: str | None = None  # for an output that replaced a file: the old content's hash
 
 
+class Usage(msgspec.Struct):
+    """What a job used (compute accounting). CPU and memory come from the tracer: wait4's
+    rusage of the command's root process, which holds every descendant that was waited for
+    (as `time` reports), plus each process that outlived its parent; GPUs from the machine's
+    NVIDIA GPUs and the job's CUDA_VISIBLE_DEVICES. GPU-seconds are GPUs visible x wall time
+    (no NVML sampling)."""
+
+    cpu_seconds: float = 0.0  # user + system, whole process tree
+    user_seconds: float = 0.0
+    system_seconds: float = 0.0
+    max_rss_bytes: int = 0  # peak resident memory of the largest process
+    wall_seconds: float = 0.0
+    gpus: int = 0  # GPUs visible to the job
+    gpu_model: str | None = None  # e.g. "NVIDIA H100 80GB HBM3"
+    gpu_seconds: float = 0.0
+
+
 class Job(msgspec.Struct):
     """One recorded run of a command, whole."""
 
@@ -161,6 +178,8 @@ class Job(msgspec.Struct):
     outputs: list[IO] = []
     context: RunContext = msgspec.field(default_factory=RunContext)
     version: int = MODEL_VERSION
+    # Added after version 1 (None in older records: not measured)
+    usage: Usage | None = None
 
 
 class Artifact(msgspec.Struct):

@@ -32,6 +32,7 @@ from roar.model import (
     Process,
     SystemPackages,
     TrackerRun,
+    Usage,
 )
 from roar.registry import Ancestry
 
@@ -225,6 +226,7 @@ class RunFinish(msgspec.Struct, tag=True):
     files: list[FileFact] = []  # any facts not already sent with RunFiles
     tracer_ok: bool = True  # False when the tracer failed and the record is partial
     external: list[str] = []  # network peers connected to, e.g. "93.184.216.34:443 (tcp)"
+    usage: Usage | None = None  # CPU, peak memory, wall time (roard adds the GPUs); None: unknown
 
 
 Visibility = Literal["private", "team", "public"]  # roar.registry.Visibility (not imported:
@@ -345,6 +347,7 @@ class JobDetail(msgspec.Struct):
     conda: CondaEnv | None = None
     container: Container | None = None
     request: str | None = None  # the training request it ran for (`run --request R-12`)
+    usage: Usage | None = None  # what it used: CPU, memory, wall time, GPUs (None: not measured)
 
 
 class JobRef(msgspec.Struct):

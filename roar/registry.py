@@ -272,6 +272,56 @@ def request_ref(value: str) -> int | None:
     return int(m[1]) if m else None
 
 
+# ---------------------------------------------------------------- compute accounting
+
+ComputeBy = Literal["person", "agent", "project"]
+SINCE = r"^[1-9][0-9]{0,4}[hdw]$"  # 12h, 30d, 8w
+_UNIT = {"h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def since_seconds(text: str) -> int:
+    """A report's window (`--since 30d`: 12h, 30d, 8w) in seconds."""
+    if not re.fullmatch(SINCE, text):
+        raise ValueError(f"not a duration: {text[:40]!r} (give e.g. 12h, 30d or 8w)")
+    return int(text[:-1]) * _UNIT[text[-1]]
+
+
+class Price(msgspec.Struct):
+    resource: str  # cpu | gpu (any GPU without its own price) | gpu:NAME (a model with NAME in it)
+    per_hour: float
+
+
+class ComputeRow(msgspec.Struct):
+    """What one person, agent or project spent in the window (cost at the current prices)."""
+
+    key: str
+    jobs: int = 0
+    cpu_hours: float = 0.0
+    gpu_hours: float = 0.0
+    cost: float = 0.0
+    read_jobs: int = 0  # jobs whose outputs a later job read ("moved the needle")
+    read_cost: float = 0.0
+    unread_jobs: int = 0  # jobs whose outputs no job read (yet)
+    unread_cost: float = 0.0
+
+
+class ComputePoint(msgspec.Struct):
+    day: str  # YYYY-MM-DD, UTC
+    key: str
+    cost: float
+
+
+class ComputeReport(msgspec.Struct):
+    by: ComputeBy
+    since: float  # the window, unix seconds
+    until: float
+    rows: list[ComputeRow]  # most expensive first
+    total: ComputeRow
+    series: list[ComputePoint]  # cost per day and key, for the chart
+    prices: list[Price]
+    unpriced_gpu_hours: float = 0.0  # GPU hours of models the price table has no price for
+
+
 class Problem(msgspec.Struct, omit_defaults=True):
     """An error, as RFC 9457 problem details (application/problem+json)."""
 

@@ -12,6 +12,7 @@ import click
 
 from roarctl.commands import (
     completion,
+    compute,
     config,
     daemon,
     metadata,
@@ -48,6 +49,7 @@ for _module in (
     config,
     registry,
     request,
+    compute,
     daemon,
     completion,
 ):

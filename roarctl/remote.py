@@ -273,6 +273,7 @@ def job_detail(entry: JobEntry) -> JobDetail:
         trackers=ctx.trackers,
         external=ctx.external,
         request=job.request,
+        usage=job.usage,
     )
 
 

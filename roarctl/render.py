@@ -6,6 +6,7 @@ import time
 
 import click
 
+from roar.model import Usage
 from roar.protocol import (
     ArtifactDetail,
     DagReply,
@@ -188,8 +189,19 @@ def job(d: JobDetail, verbose: bool) -> None:
         click.echo(
             f"machine   {h.hostname}: {h.os}, {h.cpu} x{h.cpus}, {size(h.memory_bytes)} RAM{gpus}"
         )
+    if d.usage is not None:
+        click.echo(f"used      {usage(d.usage)}")
     if d.env:
         click.echo(f"env       {len(d.env)} variables (secrets redacted; --json lists them)")
+
+
+def usage(u: Usage) -> str:
+    """A job's compute in one line: CPU (user, system), peak memory, wall time, GPUs."""
+    gpus = f"{u.gpus} x {u.gpu_model}, {u.gpu_seconds:.1f} GPU-s" if u.gpus else "no GPU"
+    return (
+        f"CPU {u.cpu_seconds:.2f}s (user {u.user_seconds:.2f}s, sys {u.system_seconds:.2f}s)"
+        f" · peak memory {size(u.max_rss_bytes)} · wall {u.wall_seconds:.2f}s · {gpus}"
+    )
 
 
 SHOWN = 20  # rows of a long list shown as text; --json has them all

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from pathlib import Path
     from typing import Literal
 
-    from roar.model import JobKind
+    from roar.model import JobKind, Usage
     from roar.protocol import FileFact, JobRow, RunStart
     from roarctl.deliver import Announced, Stream
     from roarctl.messages import ProgressBar
@@ -238,6 +238,7 @@ class Runner:
                 warn(f"tracing failed: {exc}", True)
         finally:
             status = tracer.exit_status()
+            used = tracer.usage()
             tracer.close()  # after a tracer failure this kills what is left of the command
         if status < 0:  # never reaped: killed by close() above
             status = SIGKILL_STATUS
@@ -259,8 +260,20 @@ class Runner:
                 return RunResult("", exit_code, elapsed, "not-recorded", warn.items)
             for warning in announced.warnings:
                 warn(warning)
+        usage = None
+        if used is not None:
+            from roar.model import Usage
+
+            user, system, rss = used
+            usage = Usage(
+                cpu_seconds=round(user + system, 6),
+                user_seconds=user,
+                system_seconds=system,
+                max_rss_bytes=rss,
+                wall_seconds=round(elapsed, 6),
+            )
         return self._deliver(
-            announced, recorder, status, ended, tracer_ok, stream, exit_code, elapsed, warn
+            announced, recorder, status, ended, tracer_ok, stream, exit_code, elapsed, warn, usage
         )
 
     def _deliver(
@@ -274,6 +287,7 @@ class Runner:
         exit_code: int,
         elapsed: float,
         warn: _Warnings,
+        usage: Usage | None = None,
     ) -> RunResult:
         """Deliver the record (or spool it) and say where it went."""
 
@@ -290,6 +304,7 @@ class Runner:
             blind_spots=recorder.blind_spots,
             tracer_ok=tracer_ok,
             external=sorted(recorder.external),
+            usage=usage,
         )
 
         def at_risk(text: str) -> None:

@@ -185,6 +185,15 @@ class Tracer:
         """Raw wait status of the command's root process (-1 if not reaped yet)."""
         return int(_lib.roar_exit_status(self._live()))
 
+    def usage(self) -> tuple[float, float, int] | None:
+        """(user CPU seconds, system CPU seconds, peak RSS bytes) of the command's process tree,
+        as wait4 reported them; None until its root process is reaped."""
+        new = _ffi.new
+        user, sys_, rss = new("long long *"), new("long long *"), new("long long *")
+        if _lib.roar_usage(self._live(), user, sys_, rss) < 0:
+            return None
+        return user[0] / 1e6, sys_[0] / 1e6, rss[0] * 1024
+
     def close(self) -> None:
         """Free the tracer; tracees still running are killed."""
         t = self._t

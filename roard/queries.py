@@ -134,6 +134,7 @@ async def job_detail(store: Store, job_id: str, verbose: bool) -> JobDetail:
         conda=ctx.conda,
         container=ctx.container,
         request=await jobs.request_of(store, job_id),
+        usage=await jobs.usage(store, job_id),
     )
 
 

@@ -38,7 +38,7 @@ from roar.protocol import (
     decode_request,
     show_path,
 )
-from roard import outcome, sessions, staging
+from roard import outcome, sessions, staging, usage
 from roard.capture import git, hardware, system
 from roard.classify import Totals, classify
 from roard.filters import Filters
@@ -296,6 +296,8 @@ async def _settle(
         by_rule=totals.filtered,
         paths=[show_path(p) for p in totals.filtered_paths],
     )
+    machine = await anyio.to_thread.run_sync(hardware.hardware)  # cached: once per roard
+    used = usage.complete(req.usage, req.start.env, machine.gpus)
     now = time.time()
     async with store.write() as tx:
         if staged:
@@ -320,6 +322,7 @@ async def _settle(
             external=sorted(set(req.external)),
             system_blob=system_blob,
         )
+        await jobs.set_usage(tx, req.job_id, used)
         if register:
             await outbox.queue_finished(tx, req.job_id, now)
     t_written = time.monotonic()

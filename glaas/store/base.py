@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 import msgspec
 
+from glaas.compute import Used
 from roar.errors import Invalid, NotFound
 from roar.model import Job
 from roar.registry import (
@@ -27,6 +28,7 @@ from roar.registry import (
     JobEntry,
     JobSummary,
     Kind,
+    Price,
     Session,
     Visibility,
 )
@@ -68,6 +70,28 @@ class Written:
     jobs: Counts
     sessions: Counts
     artifacts: Counts
+
+
+USAGE_COLUMNS = (
+    "job, project, cpu_seconds, gpu_seconds, gpus, gpu_model, max_rss_bytes, wall_seconds"
+)
+
+
+def usage_row(seq: int, job: Job) -> tuple[Any, ...] | None:
+    """The job_usage row of a job (None: its record has no usage), in USAGE_COLUMNS' order."""
+    u = job.usage
+    if u is None:
+        return None
+    return (
+        seq,
+        job.project,
+        u.cpu_seconds,
+        u.gpu_seconds,
+        u.gpus,
+        u.gpu_model,
+        u.max_rss_bytes,
+        u.wall_seconds,
+    )
 
 
 _SUMMARY = "j.id, j.command, j.started, j.status, j.kind, j.ended, j.exit_code, j.step, j.session"
@@ -409,6 +433,50 @@ class Store(abc.ABC):
             viewer,
         )
         return [summary(r) for r in rows]
+
+    # ------------------------------------------------------------ compute accounting
+
+    async def set_price(self, resource: str, per_hour: float) -> None:
+        await self.execute(
+            "INSERT INTO prices (resource, per_hour, updated) VALUES ($1, $2, $3) "
+            "ON CONFLICT (resource) DO UPDATE SET per_hour = excluded.per_hour, "
+            "updated = excluded.updated",
+            resource,
+            per_hour,
+            time.time(),
+        )
+
+    async def remove_price(self, resource: str) -> None:
+        if not await self.execute("DELETE FROM prices WHERE resource = $1", resource):
+            raise NotFound(f"no price for {resource!r}", "see `glaas admin price list`")
+
+    async def prices(self) -> list[Price]:
+        rows = await self.fetch("SELECT resource, per_hour FROM prices ORDER BY resource")
+        return [Price(str(r[0]), float(r[1])) for r in rows]
+
+    async def compute_jobs(self, since: float, until: float, viewer: int) -> list[Used]:
+        """The jobs with a usage that started in [since, until) and the viewer can read, each
+        with whether a later job (also readable) read one of its outputs."""
+        reader = visible(3).replace("j.", "r.")
+        rows = await self.fetch(
+            "SELECT j.started, u.name, u.agent, g.project, g.cpu_seconds, g.gpu_seconds, "
+            "g.gpu_model, CASE "
+            "WHEN NOT EXISTS (SELECT 1 FROM io o WHERE o.job = j.seq AND o.role = 1) THEN 0 "
+            "WHEN EXISTS (SELECT 1 FROM io o JOIN io i ON i.hash = o.hash AND i.role = 0 "
+            "JOIN jobs r ON r.seq = i.job WHERE o.job = j.seq AND o.role = 1 "
+            f"AND r.started > j.started AND {reader}) THEN 1 ELSE 2 END "
+            "FROM jobs j JOIN job_usage g ON g.job = j.seq JOIN users u ON u.id = j.owner_id "
+            f"WHERE j.started >= $1 AND j.started < $2 AND {visible(3)}",
+            since,
+            until,
+            viewer,
+        )
+        return [
+            Used(
+                float(r[0]), str(r[1]), bool(r[2]), r[3], float(r[4]), float(r[5]), r[6], int(r[7])
+            )
+            for r in rows
+        ]
 
     # ------------------------------------------------------------ the web pages' login
 

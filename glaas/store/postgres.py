@@ -11,7 +11,7 @@ from typing import Any
 
 import asyncpg
 
-from glaas.store.base import Prepared, Store, Written
+from glaas.store.base import USAGE_COLUMNS, Prepared, Store, Written, usage_row
 from glaas.store.migrate import apply_postgres
 from roar.errors import StoreError
 from roar.registry import Counts, Session, Visibility
@@ -174,6 +174,14 @@ class PostgresStore(Store):
                     [r[1] for r in io],
                     [r[2] for r in io],
                     [r[3] for r in io],
+                )
+                found = [usage_row(fresh[p.id], p.job) for p in jobs if p.id in fresh]
+                usage = [u for u in found if u is not None]
+                await conn.execute(
+                    f"INSERT INTO job_usage ({USAGE_COLUMNS}) "
+                    "SELECT * FROM unnest($1::int8[], $2::text[], $3::float8[], $4::float8[], "
+                    "$5::int4[], $6::text[], $7::int8[], $8::float8[]) ON CONFLICT DO NOTHING",
+                    *([u[i] for u in usage] for i in range(8)),
                 )
             self._unanalyzed += len(io) + len(new_artifacts)
             if self._unanalyzed >= ANALYZE_EVERY:

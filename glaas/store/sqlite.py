@@ -16,7 +16,7 @@ from typing import Any
 import aiosqlite
 import msgspec
 
-from glaas.store.base import Prepared, Store, Written
+from glaas.store.base import USAGE_COLUMNS, Prepared, Store, Written, usage_row
 from glaas.store.migrate import apply_sqlite
 from roar.errors import StoreError
 from roar.registry import Counts, Session, Visibility
@@ -235,6 +235,12 @@ class SQLiteStore(Store):
                     "INSERT INTO io (job, role, hash, path) VALUES (?, ?, ?, ?) "
                     "ON CONFLICT DO NOTHING",
                     [(seq[p.id], *row) for p in fresh for row in p.io],
+                )
+                usage = [usage_row(seq[p.id], p.job) for p in fresh]
+                await w.executemany(
+                    f"INSERT INTO job_usage ({USAGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                    "ON CONFLICT DO NOTHING",
+                    [u for u in usage if u is not None],
                 )
                 await w.execute("COMMIT")
             except BaseException:

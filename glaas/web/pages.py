@@ -14,9 +14,9 @@ from litestar.enums import RequestEncodingType
 from litestar.params import Body, FromPath, FromQuery, Parameter
 from litestar.response import Redirect
 
-from glaas import graph, login, lookup
+from glaas import compute, graph, login, lookup
 from glaas.store import ANONYMOUS, Account, Store
-from glaas.web import dag, svg
+from glaas.web import chart, dag, svg
 from glaas.web.render import T0, error_page, page, static_files
 from roar.errors import Invalid, NotFound
 from roar.registry import Graph, Kind
@@ -290,6 +290,33 @@ async def sign_out(request: Req, data: Form) -> Response[Any]:
     return response
 
 
+# ---------------------------------------------------------------- compute accounting
+
+
+@get("/compute", include_in_schema=False)
+async def compute_page(
+    request: Req, by: FromQuery[str] = "person", since: FromQuery[str] = "30d"
+) -> Response[Any]:
+    """The compute report (as `roarctl compute report`), with its cost per day as a chart."""
+    if by not in ("person", "agent", "project"):
+        return error_page(request, 400, f"no report by {by[:40]!r}", "by person, agent or project")
+    try:
+        start, until = compute.window(since)
+    except Invalid as e:
+        return error_page(request, 400, e.message, e.hint)
+    store = _store(request)
+    jobs = await store.compute_jobs(start, until, _viewer(request))
+    found = compute.report(jobs, await store.prices(), by, start, until)  # type: ignore[arg-type]
+    return page(
+        request,
+        "compute.html",
+        report=found,
+        since=since,
+        chart=chart.render(found),
+        legend=chart.legend(found),
+    )
+
+
 # ---------------------------------------------------------------- static files
 
 
@@ -304,4 +331,4 @@ async def static(
     return Response(found[0], media_type=kind)
 
 
-ROUTES = [home, search, artifact, job, session, sign_in, sign_out, static]
+ROUTES = [home, search, artifact, job, session, compute_page, sign_in, sign_out, static]

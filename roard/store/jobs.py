@@ -20,6 +20,7 @@ from roar.model import (
     JobStatus,
     Process,
     TrackerRun,
+    Usage,
 )
 from roar.protocol import JobRow, show_path
 from roard.store import Store, Tx
@@ -213,6 +214,16 @@ async def settle(
             job_id,
         ),
     )
+
+
+async def set_usage(tx: Tx, job_id: str, usage: Usage | None) -> None:
+    """What the job used (compute accounting), with its finish."""
+    body = None if usage is None else _pack(usage)
+    await tx.execute("UPDATE jobs SET usage = ? WHERE id = ?", (body, job_id))
+
+
+async def usage(store: Store, job_id: str) -> Usage | None:
+    return unpack(await store.scalar("SELECT usage FROM jobs WHERE id = ?", (job_id,)), Usage)
 
 
 async def add_io(tx: Tx, job_id: str, rows: Sequence[IORow], now: float) -> None:

@@ -22,6 +22,7 @@ from roar.model import (
     RunContext,
     SystemPackages,
     TrackerRun,
+    Usage,
 )
 from roar.protocol import show_path
 from roard.store import Store
@@ -54,7 +55,8 @@ async def _blobs(store: Store, digests: Iterable[str | None]) -> dict[str, bytes
 _ROW = (
     "SELECT j.seq, j.id, j.command, j.argv, j.cwd, j.started, j.status, j.kind, p.root,"
     " j.session_id, j.step, j.ended, j.exit_code, j.signal, j.git, j.env_blob,"
-    " j.hardware_blob, j.packages, j.system_blob, j.conda_blob, j.container, j.external{whole}"
+    " j.hardware_blob, j.packages, j.system_blob, j.conda_blob, j.container, j.external,"
+    " j.usage{whole}"
     " FROM jobs j LEFT JOIN projects p ON p.id = j.project_id"
 )
 _WHOLE = ", j.processes, j.blind_spots, j.filtered, j.trackers"
@@ -101,10 +103,10 @@ async def read_jobs(store: Store, seqs: list[int], whole: bool = False) -> dict[
             container=unpack(r[20], Container, None),
         )
         if whole:
-            ctx.processes = unpack(r[22], list[Process], [])
-            ctx.blind_spots = unpack(r[23], list[str], [])
-            ctx.filtered = unpack(r[24], FilteredSummary, FilteredSummary())
-            ctx.trackers = unpack(r[25], list[TrackerRun], [])
+            ctx.processes = unpack(r[23], list[Process], [])
+            ctx.blind_spots = unpack(r[24], list[str], [])
+            ctx.filtered = unpack(r[25], FilteredSummary, FilteredSummary())
+            ctx.trackers = unpack(r[26], list[TrackerRun], [])
         jobs[r[0]] = Job(
             id=r[1],
             command=r[2],
@@ -120,6 +122,7 @@ async def read_jobs(store: Store, seqs: list[int], whole: bool = False) -> dict[
             exit_code=r[12],
             signal=r[13],
             context=ctx,
+            usage=unpack(r[22], Usage, None),
         )
     for chunk in _chunks(list(jobs)):
         for seq, request in await store.rows(

@@ -143,6 +143,10 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE jobs ADD COLUMN request TEXT;
     """,
+    # 7: compute accounting: what a job used (CPU, peak memory, wall time, GPUs).
+    """
+    ALTER TABLE jobs ADD COLUMN usage BLOB;     -- msgpack roar.model.Usage; NULL: not measured
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -293,7 +293,7 @@ def test_a_database_from_a_newer_glaas_is_refused(tmp_path: Path) -> None:
     from glaas.store.migrate import migrations
 
     latest = len(migrations("sqlite"))
-    assert latest >= 3  # 0003: training requests
+    assert latest >= 4  # 0003: training requests, 0004: compute
     migrated = _run("admin", "--db", str(path), "migrate", env=env).stdout.strip()
     assert migrated == f"schema version {latest}"
     assert _run("admin", "--db", str(path), "migrate", env=env).returncode == 0  # idempotent

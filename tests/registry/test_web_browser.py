@@ -76,6 +76,7 @@ class Site:
         self.hashes: dict[str, str] = {}  # file name -> artifact hash
         self.session = ""
         self.big_session = ""
+        self.db = ""  # the database's URL (glaas admin)
 
     def web_link(self, user: str) -> dict[str, Any]:
         path = f"{registry.API}/auth/web-link"
@@ -207,6 +208,7 @@ def site(tmp_path_factory: pytest.TempPathFactory, keys: dict[str, Key]) -> Iter
             except httpx.TransportError:
                 time.sleep(0.05)
         s = Site(url, keys)
+        s.db = db.url
         _fill(s, roar)
         yield s
     finally:
@@ -434,6 +436,36 @@ def test_a_thousand_job_session_pans_zooms_and_expands(site: Site, page: Any) ->
         assert page.locator(f"svg a.n.job[data-key='j{site.ids[name]}']").count() == 1
     assert page.locator("svg a.n.focus").get_attribute("data-key") == "a" + site.hashes["model.txt"]
     assert page.errors == []  # type: ignore[attr-defined]
+
+
+def test_the_compute_page_has_the_report_and_its_chart(site: Site, page: Any) -> None:
+    """The real pipeline's jobs (their usage measured by the tracer) on /compute: the same
+    numbers as the API's report, a server-drawn chart, and a form to change the grouping."""
+    subprocess.run(
+        [str(BIN / "glaas"), "admin", "--db", site.db, "price", "set", "cpu", "3600/h"],
+        check=True,
+    )
+    api = httpx.get(f"{site.url}{registry.API}/compute", params={"by": "project"}).json()
+    [want] = [r for r in api["rows"] if r["key"] == "pipeline"]
+    assert want["jobs"] == 5 and want["cost"] > 0  # the public ones; bob's is private
+    assert page.goto(f"{site.url}/compute?by=project&since=30d").status == 200
+    assert "Where the compute went" in page.inner_text("h1")
+    row = page.locator("table.compute tbody tr", has_text="pipeline").inner_text().split("\t")
+    assert row[:2] == ["pipeline", "5"] and row[4] == f"{want['cost']:.2f}"
+    assert page.locator("svg.chart rect.s0").count() >= 1
+    assert "pipeline" in page.inner_text(".legend")
+    shot(page, "compute", full=True)
+    page.select_option("select[name=by]", "person")
+    page.click("form.filters button")
+    page.wait_for_url("**/compute?by=person&since=30d")
+    assert page.locator("table.compute tbody tr").first.inner_text().startswith("alice")
+    assert page.errors == []  # type: ignore[attr-defined]
+    page.goto(f"{site.url}/jobs/{site.ids['train']}")  # a job's page says what it used
+    assert "peak memory" in page.inner_text("#usage + dl")
+    assert page.goto(f"{site.url}/compute?by=team").status == 400
+    assert page.goto(f"{site.url}/compute?since=forever").status == 400
+    assert page.goto(f"{site.url}/compute?since=99999w").status == 200  # charts its last 400 days
+    assert page.locator("svg.chart rect.s0").count() >= 1
 
 
 def test_dark_theme_and_a_phone(site: Site, browser: Any, shots: Path) -> None:
