@@ -194,10 +194,10 @@ class Builder:
     def __init__(self, makers: dict[str, str] | None = None) -> None:
         self.nodes: dict[str, Node] = {}
         self.edges: dict[tuple[str, str], None] = {}
-        self.makers = makers or {}  # hash -> the job whose node of it is `a<hash>`
+        self.makers = makers  # hash -> the job whose node of it is `a<hash>` (None: any job)
 
     def key(self, digest: str, made_by: str | None) -> str:
-        if made_by is None or self.makers.get(digest, made_by) == made_by:
+        if made_by is None or self.makers is None or self.makers.get(digest) == made_by:
             return "a" + digest
         return f"a{digest}.{made_by[:16]}"
 
