@@ -69,10 +69,16 @@ def by_hash(rows: Iterable[Timed]) -> dict[str, list[Timed]]:
 
 
 async def _timed(
-    store: Store, hashes: Iterable[str], role: int, viewer: int, limit: int
+    store: Store,
+    hashes: Iterable[str],
+    role: int,
+    viewer: int,
+    limit: int,
+    until: float | None = None,
 ) -> tuple[list[Timed], bool]:
-    """The visible reads or writes of these contents, and whether `limit` cut them."""
-    rows = await store.io_timed(sorted(set(hashes)), role, viewer, limit)
+    """The visible reads or writes of these contents (by jobs started at `until` or before),
+    and whether `limit` cut them."""
+    rows = await store.io_timed(sorted(set(hashes)), role, viewer, limit, until)
     return [Timed(*r) for r in rows], len(rows) >= limit
 
 
@@ -80,7 +86,11 @@ async def sources(
     store: Store, reads: list[tuple[str, float, str, str]], viewer: int, limit: int
 ) -> tuple[dict[tuple[str, str, str], str | None], bool]:
     """(reader, started, hash, path) -> source of each read, and whether the writers were cut."""
-    writers, cut = await _timed(store, (r[2] for r in reads), OUTPUT, viewer, limit)
+    if not reads:
+        return {}, False
+    # a job started after every reader is no one's source (a later copy or re-run)
+    until = max(r[1] for r in reads)
+    writers, cut = await _timed(store, (r[2] for r in reads), OUTPUT, viewer, limit, until)
     found = by_hash(writers)
     out = {
         (job, digest, path): source(found.get(digest, ()), job, started, path)
