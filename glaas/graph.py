@@ -17,7 +17,7 @@ teammate registered is what the registry is for)."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 from glaas.store import Store
 from roar.errors import NotFound
@@ -28,8 +28,7 @@ MAX_JOBS = 1000  # a neighbourhood, never the whole world: the walk stops here (
 INPUT, OUTPUT = 0, 1
 
 
-@dataclass(frozen=True, slots=True)
-class Timed:
+class Timed(NamedTuple):
     """One input or output of a job, with the job's start (glaas.store's `io_timed` row)."""
 
     job: str
@@ -39,26 +38,30 @@ class Timed:
     copy: bool  # the job also did the other: read (for a write) or wrote (for a read) it
     size: int
 
-    @property
-    def order(self) -> tuple[float, str]:
-        return (self.started, self.job)
-
 
 def source(writers: Iterable[Timed], reader: str, started: float, path: str) -> str | None:
     """The job a read of content at `path` by `reader` (started at `started`) links to, among
     `writers` of that content (None: no recorded job made it)."""
-    before = [w for w in writers if w.order < (started, reader)]
-    at_path = [w for w in before if w.path == path]
-    if at_path:
-        return max(at_path, key=lambda w: w.order).job
-    made = [w for w in before if not w.copy and w.size > 0]
-    return min(made, key=lambda w: w.order).job if made else None
+    me = (started, reader)
+    at_path: tuple[float, str] | None = None  # the latest writer at `path` before the reader
+    made: tuple[float, str] | None = None  # the earliest elsewhere that did not copy it
+    for w in writers:  # one pass: a session page links thousands of inputs
+        order = (w.started, w.job)
+        if order >= me:
+            continue
+        if w.path == path:
+            if at_path is None or order > at_path:
+                at_path = order
+        elif not w.copy and w.size > 0 and (made is None or order < made):
+            made = order
+    found = at_path or made
+    return None if found is None else found[1]
 
 
 def producer(writers: Iterable[Timed]) -> str | None:
     """The earliest of a content's writers that did not read it (None: only copies)."""
-    made = [w for w in writers if not w.copy]
-    return min(made, key=lambda w: w.order).job if made else None
+    made = [(w.started, w.job) for w in writers if not w.copy]
+    return min(made)[1] if made else None
 
 
 def by_hash(rows: Iterable[Timed]) -> dict[str, list[Timed]]:
@@ -251,20 +254,24 @@ async def session_dag(store: Store, session: str, viewer: int) -> Graph:
 
 
 def session_links(
-    jobs: list[JobSummary], io: Iterable[tuple[str, int, str, str, int]]
+    jobs: list[JobSummary], io: list[tuple[Any, ...]]
 ) -> list[tuple[str, str, str, str | None]]:
-    """(reader, hash, path, source) of each input of a session's jobs, the source chosen among
-    those jobs by `source` (the session's DAG and its page)."""
+    """(reader, hash, path, source) of each input of a session's jobs (rows of
+    `io_of_jobs`), the source chosen among those jobs by `source` (the session's DAG and its
+    page: one pass over the rows for each, as a session can have thousands)."""
     started = {j.id: j.started for j in jobs}
-    rows = [(job, role, digest, path, size) for job, role, digest, path, size in io]
-    done = {(job, digest, role) for job, role, digest, _, _ in rows}
-    writers = by_hash(
-        Timed(job, started[job], digest, path, (job, digest, INPUT) in done, size)
-        for job, role, digest, path, size in rows
-        if role == OUTPUT and job in started
-    )
-    return [
-        (job, digest, path, source(writers.get(digest, ()), job, started[job], path))
-        for job, role, digest, path, _ in rows
-        if role == INPUT and job in started
-    ]
+    reads = {(r[0], r[2]) for r in io if r[1] == INPUT}
+    writers: dict[str, list[Timed]] = {}
+    for job, role, digest, path, size in io:
+        if role == OUTPUT and job in started:
+            copy = (job, digest) in reads
+            writers.setdefault(digest, []).append(
+                Timed(job, started[job], digest, path, copy, size)
+            )
+    out = []
+    for job, role, digest, path, _ in io:
+        if role == INPUT and job in started:
+            found = writers.get(digest)
+            src = None if found is None else source(found, job, started[job], path)
+            out.append((job, digest, path, src))
+    return out

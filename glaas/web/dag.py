@@ -119,9 +119,9 @@ def steps(jobs: list[JobSummary], io: Iterable[tuple[Any, ...]]) -> list[Step]:
     it); it is stale when such a step re-ran since and its current job wrote other bytes where
     that input was written, or when a step it depends on is stale."""
     found = {j.id: Step(j, _step_ref(j)) for j in jobs}  # jobs come in start order
-    rows = [r for r in io if r[0] in found]
+    rows = io if isinstance(io, list) else list(io)
     for job, role, digest, path, _ in rows:
-        if role == 1:
+        if role == 1 and job in found:
             found[job].outputs.append((digest, path))
     for job, digest, path, src in graph.session_links(jobs, rows):
         found[job].inputs.append((digest, path))
