@@ -35,13 +35,17 @@ class Timed(NamedTuple):
     started: float
     hash: str
     path: str
-    copy: bool  # the job also did the other: read (for a write) or wrote (for a read) it
-    size: int
+    copy: bool  # a write by a job that also read the content (a copy of it)
 
 
-def source(writers: Iterable[Timed], reader: str, started: float, path: str) -> str | None:
-    """The job a read of content at `path` by `reader` (started at `started`) links to, among
-    `writers` of that content (None: no recorded job made it)."""
+Read = tuple[str, float, str, str, int]  # (reader, its start, hash, path, the content's size)
+
+
+def source(
+    writers: Iterable[Timed], reader: str, started: float, path: str, size: int
+) -> str | None:
+    """The job a read of content (of `size` bytes) at `path` by `reader` (started at
+    `started`) links to, among `writers` of that content (None: no recorded job made it)."""
     me = (started, reader)
     at_path: tuple[float, str] | None = None  # the latest writer at `path` before the reader
     made: tuple[float, str] | None = None  # the earliest elsewhere that did not copy it
@@ -52,7 +56,7 @@ def source(writers: Iterable[Timed], reader: str, started: float, path: str) -> 
         if w.path == path:
             if at_path is None or order > at_path:
                 at_path = order
-        elif not w.copy and w.size > 0 and (made is None or order < made):
+        elif not w.copy and size > 0 and (made is None or order < made):
             made = order
     found = at_path or made
     return None if found is None else found[1]
@@ -78,27 +82,47 @@ async def _timed(
     viewer: int,
     limit: int,
     until: float | None = None,
+    copies: bool = True,
 ) -> tuple[list[Timed], bool]:
     """The visible reads or writes of these contents (by jobs started at `until` or before),
     and whether `limit` cut them."""
-    rows = await store.io_timed(sorted(set(hashes)), role, viewer, limit, until)
+    rows = await store.io_timed(sorted(set(hashes)), role, viewer, limit, until, copies)
     return [Timed(*r) for r in rows], len(rows) >= limit
 
 
-async def sources(
-    store: Store, reads: list[tuple[str, float, str, str]], viewer: int, limit: int
-) -> tuple[dict[tuple[str, str, str], str | None], bool]:
-    """(reader, started, hash, path) -> source of each read, and whether the writers were cut."""
+def _link(reads: Iterable[Read], writers: Iterable[Timed]) -> dict[tuple[str, str, str], Timed]:
+    """(reader, hash, path) -> the writer each read comes from (`source`), for those that
+    come from one."""
+    found = by_hash(writers)
+    out: dict[tuple[str, str, str], Timed] = {}
+    for job, started, digest, path, size in reads:
+        candidates = found.get(digest)
+        if candidates:
+            src = source(candidates, job, started, path, size)
+            if src is not None:
+                out[(job, digest, path)] = next(w for w in candidates if w.job == src)
+    return out
+
+
+async def _sources(
+    store: Store, reads: list[Read], viewer: int, limit: int
+) -> tuple[dict[tuple[str, str, str], Timed], bool]:
     if not reads:
         return {}, False
     # a job started after every reader is no one's source (a later copy or re-run)
     until = max(r[1] for r in reads)
     writers, cut = await _timed(store, (r[2] for r in reads), OUTPUT, viewer, limit, until)
-    found = by_hash(writers)
-    out = {
-        (job, digest, path): source(found.get(digest, ()), job, started, path)
-        for job, started, digest, path in reads
-    }
+    return _link(reads, writers), cut
+
+
+async def sources(
+    store: Store, reads: list[Read], viewer: int, limit: int
+) -> tuple[dict[tuple[str, str, str], str | None], bool]:
+    """(reader, started, hash, path, size) -> source of each read, and whether the writers
+    were cut."""
+    found, cut = await _sources(store, reads, viewer, limit)
+    out: dict[tuple[str, str, str], str | None] = {(r[0], r[2], r[3]): None for r in reads}
+    out.update((key, w.job) for key, w in found.items())
     return out, cut
 
 
@@ -145,6 +169,7 @@ async def lineage(
     limit = max_jobs * 4
     truncated = False
     frontier: set[str] = set()
+    starts: dict[str, float] = {}  # of the jobs met, as their rows came (one query fewer)
     if kind == "job":
         frontier = {root}
     else:
@@ -158,10 +183,10 @@ async def lineage(
             made = producer(rows)
             rows = [r for r in rows if r.job == made][:1]
         frontier = {r.job for r in rows}
+        starts.update((r.job, r.started) for r in rows)
         if direction == "down" and rows:
-            found, cut = await sources(
-                store, [(r.job, r.started, r.hash, r.path) for r in rows], viewer, limit
-            )
+            reads = [(r.job, r.started, r.hash, r.path, entry.size) for r in rows]
+            found, cut = await sources(store, reads, viewer, limit)
             truncated |= cut
             for r in rows:
                 g.edge(r.job, r.hash, INPUT, r.path, found[(r.job, r.hash, r.path)])
@@ -177,7 +202,7 @@ async def lineage(
             break
         g.jobs |= frontier
         if direction == "up":
-            frontier, cut = await _up(store, g, frontier, viewer, limit)
+            frontier, cut = await _up(store, g, frontier, starts, viewer, limit)
         else:
             frontier, cut = await _down(store, g, frontier, viewer, limit, level + 1 < depth)
         truncated |= cut
@@ -186,28 +211,32 @@ async def lineage(
     return await g.graph(store, root, truncated)
 
 
-async def _started(store: Store, jobs: Iterable[str]) -> dict[str, float]:
-    return {s.id: s.started for s in await store.summaries(sorted(jobs))}
-
-
 async def _up(
-    store: Store, g: _Builder, jobs: set[str], viewer: int, limit: int
+    store: Store,
+    g: _Builder,
+    jobs: set[str],
+    starts: dict[str, float],
+    viewer: int,
+    limit: int,
 ) -> tuple[set[str], bool]:
     """These jobs' inputs, each with its source (also at the last level: a client tells an
     input made beyond the graph from one no job made); the sources, to walk next."""
-    started = await _started(store, jobs)
+    unknown = sorted(jobs - starts.keys())
+    if unknown:
+        starts.update((s.id, s.started) for s in await store.summaries(unknown))
     reads = [
-        (job, started[job], digest, path)
-        for job, _, digest, path, _ in await store.io_of_jobs(sorted(jobs), INPUT)
+        (job, starts[job], digest, path, size)
+        for job, _, digest, path, size in await store.io_of_jobs(sorted(jobs), INPUT)
     ]
-    found, cut = await sources(store, reads, viewer, limit)
+    found, cut = await _sources(store, reads, viewer, limit)
     nxt = set()
-    for job, _, digest, path in reads:
-        src = found[(job, digest, path)]
-        g.edge(job, digest, INPUT, path, src)
+    for job, _, digest, path, _ in reads:
+        src = found.get((job, digest, path))
+        g.edge(job, digest, INPUT, path, None if src is None else src.job)
         if src is not None:
-            nxt.add(src)
-            g.edge(src, digest, OUTPUT, path)  # kept if `src` joins the graph
+            nxt.add(src.job)
+            starts[src.job] = src.started
+            g.edge(src.job, digest, OUTPUT, path)  # kept if `src` joins the graph
     return nxt, cut
 
 
@@ -221,16 +250,24 @@ async def _down(
         g.edge(job, digest, OUTPUT, path)
     if not further or not outputs:
         return set(), False
-    reads, cut = await _timed(store, (r[2] for r in outputs), INPUT, viewer, limit)
-    found, cut_writers = await sources(
-        store, [(r.job, r.started, r.hash, r.path) for r in reads], viewer, limit
+    sizes = {r[2]: r[4] for r in outputs}
+    rows, cut = await _timed(store, sizes, INPUT, viewer, limit, copies=False)
+    if not rows:
+        return set(), cut
+    # every reader of these contents is here, so a writer that read one is seen to copy it
+    read = {(r.job, r.hash) for r in rows}
+    reads = [(r.job, r.started, r.hash, r.path, sizes[r.hash]) for r in rows]
+    until = max(r.started for r in rows)
+    writers, cut_writers = await _timed(
+        store, {r.hash for r in rows}, OUTPUT, viewer, limit, until, copies=False
     )
+    found = _link(reads, (w._replace(copy=(w.job, w.hash) in read) for w in writers))
     nxt = set()
-    for r in reads:
-        src = found[(r.job, r.hash, r.path)]
-        if src in jobs:
-            g.edge(r.job, r.hash, INPUT, r.path, src)
-            nxt.add(r.job)
+    for job, _, digest, path, _ in reads:
+        src = found.get((job, digest, path))
+        if src is not None and src.job in jobs:
+            g.edge(job, digest, INPUT, path, src.job)
+            nxt.add(job)
     return nxt, cut or cut_writers
 
 
@@ -262,16 +299,14 @@ def session_links(
     started = {j.id: j.started for j in jobs}
     reads = {(r[0], r[2]) for r in io if r[1] == INPUT}
     writers: dict[str, list[Timed]] = {}
-    for job, role, digest, path, size in io:
+    for job, role, digest, path, _ in io:
         if role == OUTPUT and job in started:
             copy = (job, digest) in reads
-            writers.setdefault(digest, []).append(
-                Timed(job, started[job], digest, path, copy, size)
-            )
+            writers.setdefault(digest, []).append(Timed(job, started[job], digest, path, copy))
     out = []
-    for job, role, digest, path, _ in io:
+    for job, role, digest, path, size in io:
         if role == INPUT and job in started:
             found = writers.get(digest)
-            src = None if found is None else source(found, job, started[job], path)
+            src = None if found is None else source(found, job, started[job], path, size)
             out.append((job, digest, path, src))
     return out

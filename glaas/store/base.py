@@ -320,25 +320,35 @@ class Store(abc.ABC):
         return [summary(r) for r in rows]
 
     async def io_timed(
-        self, hashes: list[str], role: int, viewer: int, limit: int, until: float | None = None
-    ) -> list[tuple[str, float, str, str, bool, int]]:
-        """(job, started, hash, path, copy, size): the visible jobs that read (role 0) or wrote
-        (1) these artifacts (and started at `until` or before, if given), with each job's
-        start, and whether it also did the other (a job that read and wrote the same content
-        copied it); what glaas.graph links by."""
+        self,
+        hashes: list[str],
+        role: int,
+        viewer: int,
+        limit: int,
+        until: float | None = None,
+        copies: bool = True,
+    ) -> list[tuple[str, float, str, str, bool]]:
+        """(job, started, hash, path, copy): the visible jobs that read (role 0) or wrote (1)
+        these artifacts (`until`: only jobs started then or before), with each job's start;
+        `copy` (with `copies`): the job also did the other (a job that read and wrote the same
+        content copied it). What glaas.graph links by."""
+        copy = (
+            "EXISTS (SELECT 1 FROM io c WHERE c.job = io.job AND c.hash = io.hash "
+            f"AND c.role = {1 - int(role)})"
+            if copies
+            else "0"
+        )
         rows = await self.fetch(
-            "SELECT j.id, j.started, io.hash, io.path, EXISTS (SELECT 1 FROM io c "
-            "WHERE c.job = io.job AND c.hash = io.hash AND c.role = 1 - io.role), a.size "
-            "FROM io JOIN jobs j ON j.seq = io.job JOIN artifacts a ON a.hash = io.hash "
-            f"WHERE io.hash {self._any(1)} AND io.role = $2 AND {visible(3)} "
-            "AND j.started <= $4 "
+            f"SELECT j.id, j.started, io.hash, io.path, {copy} FROM io "
+            f"JOIN jobs j ON j.seq = io.job WHERE io.hash {self._any(1)} AND io.role = $2 "
+            f"AND {visible(3)} AND j.started <= $4 "
             f"ORDER BY j.started, j.id, io.path LIMIT {int(limit)}",
             self._array(hashes),
             role,
             viewer,
             float("inf") if until is None else until,
         )
-        return [(r[0], float(r[1]), r[2], r[3], bool(r[4]), int(r[5])) for r in rows]
+        return [(r[0], float(r[1]), r[2], r[3], bool(r[4])) for r in rows]
 
     async def io_of_jobs(self, ids: list[str], role: int | None = None) -> list[tuple[Any, ...]]:
         """(job, role, hash, path, size) of these jobs' inputs and/or outputs."""

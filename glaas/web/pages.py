@@ -183,7 +183,7 @@ async def job(request: Req, ref: FromPath[str]) -> Response[Any]:
     entry = await store.job(job_id, viewer)
     if entry is None:
         raise NotFound(f"no job {job_id}")
-    reads = [(job_id, entry.job.started, io.hash, io.path) for io in entry.job.inputs]
+    reads = [(job_id, entry.job.started, io.hash, io.path, io.size) for io in entry.job.inputs]
     found, _ = await graph.sources(store, reads, viewer, len(reads) * 4 + 4)
     makers = {(h, p): src for (_, h, p), src in found.items() if src is not None}
     depth = _depth(request)
