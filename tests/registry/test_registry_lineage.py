@@ -165,3 +165,22 @@ def test_of_two_writers_of_the_same_bytes_each_reader_links_to_the_one_before_it
     assert _reaches(page, f"j{make2_id}", f"j{use2_id}")
     assert not _reaches(page, f"j{make2_id}", f"j{use1_id}")
     assert not _reaches(page, f"j{make1_id}", f"j{use2_id}")
+
+
+def test_bytes_that_reached_a_path_outside_roar_come_from_their_maker_unless_empty(
+    client: Client,
+) -> None:
+    """No job wrote x.bin or e.txt where they were read: x.bin's bytes come from the job that
+    made them elsewhere (out/x.bin), not from a copy of them; empty bytes come from no one."""
+    x, empty, out = hexdigest(), "000000" + hexdigest()[6:], hexdigest()  # size 0
+    session = new_session()
+    make = make_job([], [("out/x.bin", x), ("out/e.txt", empty)], "make")
+    cp = make_job([("out/x.bin", x)], [("backup/x.bin", x)], "cp out/x.bin backup/")
+    use = make_job([("x.bin", x), ("e.txt", empty)], [("y", out)], "use x.bin e.txt")
+    make_id, cp_id, use_id = _ingest(client, make, cp, use, session=session)
+    up = _lineage(client, out)
+    assert _jobs(up) == {use_id, make_id}
+    assert _sources(up) == {(use_id, x): make_id, (use_id, empty): None}
+    dag = _decode(client.get(f"/sessions/{session.hash}/dag"), registry.Graph)
+    assert _sources(dag)[(use_id, x)] == make_id and _sources(dag)[(cp_id, x)] == make_id
+    assert _jobs(_lineage(client, make_id, "down")) == {make_id, cp_id, use_id}
