@@ -319,6 +319,19 @@ class Store(abc.ABC):
         )
         return [summary(r) for r in rows]
 
+    async def io_of_artifacts(
+        self, hashes: list[str], role: int, viewer: int, limit: int
+    ) -> list[tuple[str, str, str]]:
+        """(job, hash, path): the visible jobs that read (role 0) or wrote (1) these artifacts."""
+        rows = await self.fetch(
+            "SELECT j.id, io.hash, io.path FROM io JOIN jobs j ON j.seq = io.job "
+            f"WHERE io.hash {self._any(1)} AND io.role = $2 AND {visible(3)} LIMIT {int(limit)}",
+            self._array(hashes),
+            role,
+            viewer,
+        )
+        return [(r[0], r[1], r[2]) for r in rows]
+
     async def io_timed(
         self,
         hashes: list[str],
