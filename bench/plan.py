@@ -190,7 +190,7 @@ def roard_ms(target: str, cwd: Path, into: Path, rounds: int) -> tuple[float, li
         for _ in range(rounds + 1):
             t = time.perf_counter()
             reply = c.call(
-                GetPlan(target=target, cwd=os.fsencode(cwd), into=os.fsencode(into)),
+                GetPlan(target=os.fsencode(target), cwd=os.fsencode(cwd), into=os.fsencode(into)),
                 expect=PlanReply,
             )
             times.append((time.perf_counter() - t) * 1000)

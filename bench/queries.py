@@ -403,18 +403,20 @@ def cases(t: Targets, root: Path) -> list[Case]:
         Case("daemon status (CLI fixed cost)", ["daemon", "status"], None, Ping),
         Case("log", ["log"], 100, lambda: GetLog(cwd=cwd)),
         Case("log --json", ["log", "--json"], 100, lambda: GetLog(cwd=cwd)),
-        Case("show <job id>", ["show", t.job], 100, lambda: Show(target=t.job, cwd=cwd)),
+        Case(
+            "show <job id>", ["show", t.job], 100, lambda: Show(target=os.fsencode(t.job), cwd=cwd)
+        ),
         Case(
             "show <artifact prefix>",
             ["show", t.artifact_prefix],
             100,
-            lambda: Show(target=t.artifact_prefix, cwd=cwd),
+            lambda: Show(target=os.fsencode(t.artifact_prefix), cwd=cwd),
         ),
         Case(
             "show <path>",
             ["show", t.output_path],
             100,
-            lambda: Show(target=t.output_path, cwd=cwd),
+            lambda: Show(target=os.fsencode(t.output_path), cwd=cwd),
         ),
         Case("status", ["status"], 100, lambda: GetStatus(cwd=cwd)),
         Case("dag", ["dag"], 100, lambda: GetDag(cwd=cwd)),
@@ -423,32 +425,32 @@ def cases(t: Targets, root: Path) -> list[Case]:
             f"lineage <chain end> ({CHAIN} levels)",
             ["lineage", t.chain_end[:12]],
             200,
-            lambda: GetLineage(target=t.chain_end[:12], cwd=cwd),
+            lambda: GetLineage(target=os.fsencode(t.chain_end[:12]), cwd=cwd),
         ),
         Case(
             "lineage <chain start> --downstream",
             ["lineage", t.chain_start[:12], "--downstream"],
             200,
-            lambda: GetLineage(target=t.chain_start[:12], cwd=cwd, downstream=True),
+            lambda: GetLineage(target=os.fsencode(t.chain_start[:12]), cwd=cwd, downstream=True),
         ),
         Case(
             "inputs <chain end>",
             ["inputs", t.chain_end[:12]],
             200,
-            lambda: GetInputs(target=t.chain_end[:12], cwd=cwd),
+            lambda: GetInputs(target=os.fsencode(t.chain_end[:12]), cwd=cwd),
         ),
         # beyond the list: heavier but ordinary questions
         Case(
             f"show <config.yaml, {t.hot_readers} readers>",
             ["show", t.hot_prefix],
             100,
-            lambda: Show(target=t.hot_prefix, cwd=cwd),
+            lambda: Show(target=os.fsencode(t.hot_prefix), cwd=cwd),
         ),
         Case(
             f"lineage out/step{CURRENT_STEPS}.parquet",
             ["lineage", f"out/step{CURRENT_STEPS}.parquet"],
             200,
-            lambda: GetLineage(target=f"out/step{CURRENT_STEPS}.parquet", cwd=cwd),
+            lambda: GetLineage(target=os.fsencode(f"out/step{CURRENT_STEPS}.parquet"), cwd=cwd),
         ),
         Case("log (small project)", ["log"], 100, lambda: GetLog(cwd=other), t.other_root),
     ]

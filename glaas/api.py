@@ -15,12 +15,13 @@ from litestar.di import NamedDependency, Provide
 from litestar.handlers import BaseRouteHandler
 from litestar.params import JSONBody, Parameter
 
-from glaas import auth, graph, ingest, login, lookup
+from glaas import ancestry, auth, graph, ingest, login, lookup
 from glaas.problems import responses
 from glaas.store import ANONYMOUS, Account, Store
 from roar.errors import NotFound
 from roar.registry import (
     API,
+    Ancestry,
     ArtifactEntry,
     Batch,
     Direction,
@@ -92,6 +93,19 @@ async def artifact(ref: Ref, store: Store_, account: Account_) -> ArtifactEntry:
     return entry
 
 
+@get(
+    "/artifacts/{ref:str}/ancestry",
+    responses=READ,
+    summary="Every job upstream of an artifact, whole (what roarctl reproduce plans from)",
+)
+async def artifact_ancestry(ref: Ref, store: Store_, account: Account_) -> Ancestry:
+    viewer = _viewer(account)
+    digest = lookup.check(ref)
+    if len(digest) < 64:
+        digest = (await lookup.resolve(store, ("artifact",), ref, viewer)).id
+    return await ancestry.ancestry(store, "artifact", digest, viewer)
+
+
 @get("/jobs/{ref:str}", responses=READ, summary="A job by registry id or prefix")
 async def job(ref: Ref, store: Store_, account: Account_) -> JobEntry:
     viewer = _viewer(account)
@@ -102,6 +116,19 @@ async def job(ref: Ref, store: Store_, account: Account_) -> JobEntry:
     if entry is None:
         raise NotFound(f"no job {ref}")
     return entry
+
+
+@get(
+    "/jobs/{ref:str}/ancestry",
+    responses=READ,
+    summary="A job and every job upstream of it, whole (what roarctl reproduce plans from)",
+)
+async def job_ancestry(ref: Ref, store: Store_, account: Account_) -> Ancestry:
+    viewer = _viewer(account)
+    job_id = lookup.check(ref)
+    if len(job_id) < 64:
+        job_id = (await lookup.resolve(store, ("job",), ref, viewer)).id
+    return await ancestry.ancestry(store, "job", job_id, viewer)
 
 
 @get("/sessions/{ref:str}", responses=READ, summary="A session and its jobs")
@@ -188,7 +215,9 @@ router = Router(
     path=API,
     route_handlers=[
         artifact,
+        artifact_ancestry,
         job,
+        job_ancestry,
         session,
         session_dag,
         lineage,

@@ -117,9 +117,25 @@ def paths() -> Paths:
     )
 
 
+class private_umask:
+    """Inside `with private_umask():` every file and directory made is its owner's alone (umask
+    077: files 0600, directories 0700), from the moment it exists. The umask is the process's:
+    roarctl uses this only around its own writes, never while it starts a command."""
+
+    __slots__ = ("_old",)
+
+    def __enter__(self) -> None:
+        self._old = os.umask(0o077)
+
+    def __exit__(self, *exc: object) -> None:
+        os.umask(self._old)
+
+
 def private_dir(path: Path) -> Path:
-    """Create a directory only its owner can use; refuse one that belongs to someone else."""
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    """Create a directory only its owner can use (0700, its missing parents too); tighten one
+    that other users could read or enter; refuse one that belongs to someone else."""
+    with private_umask():
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
     st = path.stat()
     if st.st_uid != os.getuid():
         raise PermissionError(f"{path} belongs to uid {st.st_uid}, not to you")

@@ -3,12 +3,17 @@
 A frame is a 4-byte big-endian length followed by a msgpack body of that length. The length is
 checked against MAX_FRAME before the body is read. Every message is a tagged Struct; a connection
 starts with Hello/Welcome (version handshake), then carries requests and their replies in order.
-Paths, argv and environment entries travel as bytes because Linux paths need not be UTF-8; the
-views the CLI renders carry display strings (undecodable bytes shown as backslash escapes).
+Paths, argv, environment entries and targets (which may be paths) travel as bytes because Linux
+paths need not be UTF-8; the views the CLI renders carry display strings (undecodable bytes shown
+as backslash escapes: `frame` escapes any a display string still holds).
+
+Protocol 2: targets are bytes (they were str in 1, so a file whose name is not UTF-8 could not
+be named). roard answers a Hello of another version with a `version` error.
 """
 
 from __future__ import annotations
 
+import os
 import struct
 from typing import Annotated, Literal, get_args
 
@@ -28,8 +33,9 @@ from roar.model import (
     SystemPackages,
     TrackerRun,
 )
+from roar.registry import Ancestry
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 MAX_FRAME = 16 * 1024 * 1024
 HEADER = struct.Struct(">I")
 
@@ -43,7 +49,9 @@ class FrameError(Exception):
 Limit = Annotated[int, msgspec.Meta(ge=1, le=1_000_000)]
 Depth = Annotated[int, msgspec.Meta(ge=0, le=1_000_000)]
 Timestamp = Annotated[float, msgspec.Meta(ge=0, le=1e11)]  # seconds since the epoch; finite
-Target = Annotated[str, msgspec.Meta(min_length=1, max_length=8192, pattern=r"^[^\x00]+$")]
+# What the user named: a job id, @N, a hash or its prefix, or a path (no NUL: _check_paths).
+Target = Annotated[bytes, msgspec.Meta(min_length=1, max_length=8192)]
+StepRef = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[^\x00]+$")]
 Name = Annotated[str, msgspec.Meta(max_length=4096, pattern=r"^[^\x00]*$")]
 JobId = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{12}$")]
 Hash = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{64}$")]
@@ -152,7 +160,7 @@ class GetStep(msgspec.Struct, tag=True):
     """A recorded step's command, to run it again (`roarctl run @N --x=y`)."""
 
     cwd: bytes
-    ref: Target
+    ref: StepRef
 
 
 class GetDag(msgspec.Struct, tag=True):
@@ -234,6 +242,14 @@ class Register(msgspec.Struct, tag=True):
     agent: Name | None = None  # the client's SSH_AUTH_SOCK, for a roard that has none
 
 
+class RemoteLineage(msgspec.Struct):
+    """A target's lineage as the team registry answered it (`GET artifacts/{ref}/ancestry`,
+    fetched by roarctl): roard plans from these records as it does from its own store."""
+
+    url: str  # the registry's base URL
+    ancestry: Ancestry
+
+
 class GetPlan(msgspec.Struct, tag=True):
     """The plan to reproduce TARGET (`roarctl reproduce`): roard computes it, roarctl runs it."""
 
@@ -242,6 +258,9 @@ class GetPlan(msgspec.Struct, tag=True):
     into: bytes | None = None  # the reproduction directory (None: cwd/reproduce-<hash12>)
     inputs: list[bytes] = []  # directories to search for root inputs, by content hash
     env: list[Name] = []  # names set in the caller's environment (for redacted variables)
+    # Added in protocol 1 with a default, so a GetPlan without it still decodes (as all fields
+    # added after 1.0 are): the lineage from the registry (None: from the local store).
+    remote: RemoteLineage | None = None
 
 
 class HashFiles(msgspec.Struct, tag=True):
@@ -451,6 +470,7 @@ class PlanReply(msgspec.Struct, tag=True):
     notes: list[str] = []
     from_project: list[str] = []  # redacted variables the project's `roarctl env` supplies
     machine: list[str] = []  # differences of this machine, shared by every job
+    registry: str | None = None  # the lineage came from this registry (None: the local store)
 
 
 # ---------------------------------------------------------------- replies (roard -> roarctl)
@@ -660,10 +680,30 @@ reply_decoder = msgspec.msgpack.Decoder(Reply)
 
 def frame(message: msgspec.Struct) -> bytes:
     """Encode one message as a length-prefixed frame."""
-    body = _encoder.encode(message)
+    try:
+        body = _encoder.encode(message)
+    except UnicodeEncodeError:  # a display string holding a path's undecodable bytes
+        body = _encoder.encode(_escaped(msgspec.to_builtins(message, builtin_types=(bytes,))))
     if len(body) > MAX_FRAME:
         raise FrameError(f"message of {len(body)} bytes exceeds the {MAX_FRAME}-byte frame limit")
     return HEADER.pack(len(body)) + body
+
+
+def _escaped(value: object) -> object:
+    """`value` (builtins) with every str's surrogate-escaped bytes as backslash escapes."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    if isinstance(value, list):
+        return [_escaped(v) for v in value]
+    if isinstance(value, dict):
+        return {_escaped(k): _escaped(v) for k, v in value.items()}
+    return value
+
+
+def target_text(target: bytes) -> str:
+    """A target as roard's look-ups take it: a path's undecodable bytes surrogate-escaped, so
+    that os.fsencode gives them back (and `frame` shows them escaped)."""
+    return os.fsdecode(target)
 
 
 def body_length(header: bytes) -> int:
@@ -710,6 +750,12 @@ def _check_paths(request: Request) -> None:
                 f"invalid {type(request).__name__} request: a file path must be absolute"
                 f" - at `$.files[{i}].path`"
             )
+    for where, target in _targets(request):
+        if b"\0" in target:
+            raise Invalid(
+                f"invalid {type(request).__name__} request: a target holds no NUL byte"
+                f" - at `$.{where}`"
+            )
     paths: list[tuple[str, bytes]] = []
     if isinstance(request, HashFiles):
         paths = [(f"paths[{i}]", p) for i, p in enumerate(request.paths)]
@@ -723,6 +769,17 @@ def _check_paths(request: Request) -> None:
                 f"invalid {type(request).__name__} request: a path must be absolute"
                 f" - at `$.{where}`"
             )
+
+
+def _targets(request: Request) -> list[tuple[str, bytes]]:
+    match request:
+        case Show() | GetLineage() | GetInputs() | LabelOp() | GetPlan():
+            return [("target", request.target)]
+        case Diff():
+            return [("a", request.a), ("b", request.b)]
+        case CollectionOp() | Register():
+            return [(f"targets[{i}]", t) for i, t in enumerate(request.targets)]
+    return []
 
 
 def _tag(body: bytes) -> object:

@@ -115,6 +115,19 @@ class ArtifactEntry(msgspec.Struct):
     producer: str | None = None  # the one of them that made it (glaas.graph.producer)
 
 
+class Ancestry(msgspec.Struct):
+    """Every job upstream of an artifact, or of a job (with the job), that the reader may see
+    (`GET artifacts/{ref}/ancestry`, `GET jobs/{ref}/ancestry`), whole: what `roarctl reproduce`
+    plans from when the local store lacks the hash. The walk follows each input to the jobs that
+    wrote its content and had ended before the reader started; the build steps (kind "build")
+    of those jobs' sessions that ran before their last job come too. The client picks the
+    producer of each input (roard.plan)."""
+
+    root: str  # the artifact's hash, or the job's id (one of `jobs`)
+    jobs: list[JobEntry]
+    truncated: bool = False  # the walk stopped at its job limit: the lineage is incomplete
+
+
 class SessionEntry(msgspec.Struct):
     session: Session
     jobs: list[JobSummary]

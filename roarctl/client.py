@@ -38,6 +38,17 @@ class DaemonGone(RoarError):
     """The connection to roard broke (it died or was stopped)."""
 
 
+class OtherProtocol(RoarError):
+    """roard refused our Hello: it speaks another protocol (an upgrade left the old one
+    running). It closes the connection, so it cannot be asked to stop: `terminate` it."""
+
+    def __init__(self, pid: int, message: str) -> None:
+        super().__init__(
+            f"roard (pid {pid}) speaks another protocol: {message}", "roarctl daemon stop"
+        )
+        self.pid = pid
+
+
 @overload
 def checked(reply: Reply, expect: type[R], request: str) -> R: ...
 @overload
@@ -74,8 +85,13 @@ class Client:
         client = cls(sock, Welcome(protocol=0, server="", pid=0))
         client.send(Hello(protocol=PROTOCOL_VERSION, client=f"roarctl {__version__}"))
         reply = client.recv()
-        if isinstance(reply, Error) and reply.code == "version" and autostart and replace:
-            return cls._replace_daemon(client, where)
+        if isinstance(reply, Error) and reply.code == "version":
+            pid = _peer_pid(sock)
+            client.close()
+            if not (autostart and replace):
+                raise OtherProtocol(pid, reply.message)
+            terminate(pid, where)
+            return cls.connect(autostart=True, where=where, replace=False)  # once, never a loop
         client.welcome = reply = checked(reply, Welcome, "Hello")
         if reply.server != __version__ and autostart and replace:
             # An upgrade left the old daemon running: replace it (runs in flight are
@@ -176,6 +192,28 @@ def _try_connect(path: str) -> socket.socket | None:
 
 
 _PEERCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
+
+
+def _peer_pid(sock: socket.socket) -> int:
+    """The pid of the roard at the other end (checked to run as this user on connect)."""
+    creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _PEERCRED.size)
+    return int(_PEERCRED.unpack(creds)[0])
+
+
+def terminate(pid: int, where: Paths) -> None:
+    """Stop a roard that cannot be asked to (OtherProtocol) with SIGTERM, which it handles as
+    a Shutdown; wait until its socket is gone."""
+    import signal
+
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + START_TIMEOUT
+    while where.socket.exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
 _IMPOSTOR_HINT = (
     "another user may be impersonating roard; set XDG_RUNTIME_DIR to a directory of your own "
     "(mode 0700), or remove that directory if it is yours by mistake"

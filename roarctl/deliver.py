@@ -15,7 +15,7 @@ from typing import IO
 
 import msgspec
 
-from roar.paths import paths
+from roar.paths import paths, private_dir, private_umask
 from roar.protocol import (
     FileFact,
     Progress,
@@ -195,14 +195,14 @@ def _spool(finish: RunFinish, facts: list[FileFact], warn: Callable[[str], None]
 
     whole = msgspec.structs.replace(redact_run(finish), files=facts)
     try:
-        spool = paths().spool
-        spool.mkdir(parents=True, exist_ok=True, mode=0o700)
-        target = spool / f"{finish.job_id}.msgpack"
-        tmp = target.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(frame(whole)[4:])
-        os.replace(tmp, target)
+        with private_umask():  # the state directory too, when this makes it: 0700
+            spool = private_dir(paths().spool)
+            target = spool / f"{finish.job_id}.msgpack"
+            tmp = target.with_suffix(".tmp")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as f:
+                f.write(frame(whole)[4:])
+            os.replace(tmp, target)
     except OSError as exc:
         warn(
             f"could not save the record of job {finish.job_id} ({exc.strerror or exc}); it is lost"

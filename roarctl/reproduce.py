@@ -26,11 +26,13 @@ from roar.protocol import (
     DiffReply,
     EnvOp,
     EnvReply,
+    FrameError,
     GetPlan,
     LabelOp,
     LabelReply,
     PlanJob,
     PlanReply,
+    RemoteLineage,
     Reset,
     SessionInfo,
 )
@@ -73,8 +75,16 @@ class Report(msgspec.Struct):
     plan: PlanReply | None = None
 
 
-def plan(client: Client, target: str, into: str | None, inputs: list[str], cwd: bytes) -> PlanReply:
-    """roard's plan for TARGET (nothing runs)."""
+def plan(
+    client: Client,
+    target: str,
+    into: str | None,
+    inputs: list[str],
+    cwd: bytes,
+    remote: RemoteLineage | None = None,
+) -> PlanReply:
+    """roard's plan for TARGET (nothing runs), from the local store, or from the registry's
+    records in `remote` (`from_registry`)."""
     dirs = []
     for d in inputs:
         path = os.path.abspath(os.path.join(cwd, os.fsencode(d)))
@@ -82,13 +92,41 @@ def plan(client: Client, target: str, into: str | None, inputs: list[str], cwd: 
             raise RoarError(f"--inputs {d}: not a directory", exit_code=2)
         dirs.append(path)
     request = GetPlan(
-        target=target,
+        target=os.fsencode(target),
         cwd=cwd,
         into=None if into is None else os.path.abspath(os.path.join(cwd, os.fsencode(into))),
         inputs=dirs,
         env=sorted(k for k in os.environ if "\0" not in k),
+        remote=remote,
     )
-    return client.call(request, expect=PlanReply)
+    try:
+        return client.call(request, expect=PlanReply)
+    except FrameError:  # (only the registry's records can make a request this big)
+        if remote is None:
+            raise
+        n = len(remote.ancestry.jobs)
+        raise RoarError(
+            f"the registry's lineage of {target} ({n} jobs) is too large to plan at once",
+            "reproduce an artifact further upstream first",
+        ) from None
+
+
+def from_registry(target: str) -> RemoteLineage:
+    """The lineage of an artifact or job the local store does not have, from the team registry
+    (signed as `roarctl show` signs: your own and your teams' records too)."""
+    from roar.registry import Ancestry
+    from roarctl import remote
+
+    with remote.Remote.open() as reg:
+        kind, key = reg.find(target)
+        if kind == "session":
+            raise RoarError(
+                f"'{target}' is a session in the registry at {reg.url}: reproducing from the "
+                "registry starts at an artifact or a job",
+                f"give one of its jobs' ids (roarctl dag {key[:12]})",
+            )
+        found = reg.get(f"/{kind}s/{key}/ancestry", Ancestry)
+        return RemoteLineage(url=reg.url, ancestry=found)
 
 
 class Reproduction:
@@ -162,7 +200,7 @@ class Reproduction:
         new = run.job_id or None
         if new is not None and run.record == "stored":
             self.client.call(
-                LabelOp(cwd=ws.dir, op="set", target=new, pairs={"reproduces": job.id}),
+                LabelOp(cwd=ws.dir, op="set", target=new.encode(), pairs={"reproduces": job.id}),
                 expect=LabelReply,
             )
         found = ws.hashes(outputs)
@@ -183,8 +221,13 @@ class Reproduction:
                 if first.reproduced is None
                 else f"{first.path}: {first.reproduced[:12]}, recorded {first.recorded[:12]}"
             )
-        if result.verdict != "identical" and new is not None and run.record == "stored":
-            diff = self.client.call(Diff(a=job.id, b=new, cwd=ws.dir), expect=DiffReply)
+        stored = new is not None and run.record == "stored"
+        # (the original of a plan from the registry is not in roard's store: nothing to diff)
+        if result.verdict != "identical" and stored and self.plan.registry is None:
+            assert new is not None
+            diff = self.client.call(
+                Diff(a=job.id.encode(), b=new.encode(), cwd=ws.dir), expect=DiffReply
+            )
             result.diff = diff.entries
         return result
 
@@ -283,7 +326,7 @@ class Reproduction:
 
 
 def _line(r: JobResult) -> str:
-    name = f"{r.ref or '-'} {r.id}"
+    name = f"{r.ref or '-'} {r.id[:12]}"
     if r.verdict == "skipped":
         return f"{name} skipped: its outputs are already there with the recorded hashes"
     if r.verdict == "identical":

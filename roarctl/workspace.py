@@ -100,10 +100,12 @@ class Workspace:
             os.makedirs(os.path.join(self.dir, b".roar"), exist_ok=True)
         elif plan.checkout == "local":
             self.note(f"cloning {repo} (local, hard-linked) into {plan.into}")
-            self._git(["clone", "--quiet", "--no-checkout", "--local", repo, into], cwd=parent)
-        else:
+            self._git(
+                ["clone", "--quiet", "--no-checkout", "--local", "--", repo, into], cwd=parent
+            )
+        else:  # ("--": a remote from someone else's record is never taken as an option)
             self.note(f"cloning {repo} into {plan.into}")
-            self._git(["clone", "--quiet", "--no-checkout", repo, into], cwd=parent)
+            self._git(["clone", "--quiet", "--no-checkout", "--", repo, into], cwd=parent)
         with open(self.marker, "w") as f:
             f.write(f"roar reproduction of {plan.target} from {plan.base}\n")
         return False
@@ -112,7 +114,7 @@ class Workspace:
         commits = {j.commit for j in self.plan.jobs if j.commit}
         missing = [c for c in commits if not self._has(c)]
         if missing and self.plan.repository:
-            self._git(["fetch", "--quiet", self.plan.repository, *missing])
+            self._git(["fetch", "--quiet", "--", self.plan.repository, *missing])
 
     def _has(self, commit: str) -> bool:
         proc = subprocess.run(

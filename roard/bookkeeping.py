@@ -16,6 +16,7 @@ from roar.protocol import (
     LabelOp,
     LabelReply,
     show_path,
+    target_text,
 )
 from roard import queries
 from roard.prerun import PrerunFile
@@ -70,7 +71,7 @@ async def _target(store: Store, target: str, cwd: bytes) -> str:
 
 
 async def labels(store: Store, req: LabelOp) -> LabelReply:
-    target = await _target(store, req.target, req.cwd)
+    target = await _target(store, target_text(req.target), req.cwd)
     if req.op == "set":
         async with store.write() as tx:
             await rows.set_labels(tx, target, req.pairs)
@@ -84,7 +85,7 @@ async def collections(store: Store, req: CollectionOp) -> CollectionReply:
     if req.op == "add":
         if not req.name:
             raise Invalid("a collection needs a name")
-        for target in req.targets:
+        for target in map(target_text, req.targets):
             kind, key = await queries.resolve(store, target, req.cwd)
             if kind != "artifact":
                 raise Invalid(

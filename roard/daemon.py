@@ -47,8 +47,10 @@ async def run(
     on_ready: Callable[[], None] = lambda: None,
     task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Start roard: lock, logs, store (migrate, recover), socket, spool; serve until stopped."""
-    private_dir(paths.runtime)
+    """Start roard: its directories private, lock, logs, store (migrate, recover), socket,
+    spool; serve until stopped."""
+    for directory in (paths.runtime, paths.data, paths.state, paths.config_dir):
+        private_dir(directory)  # made 0700, or tightened to it (an older roar made them 0755)
     with _lock(paths.lock):
         cfg = _load_config(paths)
         with logs.setup(paths.log, cfg.log.level, echo=echo_logs):
@@ -97,7 +99,8 @@ async def run(
 
 def _lock(path: Path) -> IO[bytes]:
     """One daemon per user: an exclusive lock held for the daemon's lifetime."""
-    handle = open(path, "ab")  # noqa: SIM115 (held until shutdown)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+    handle = os.fdopen(fd, "ab")  # held until shutdown
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

@@ -51,6 +51,7 @@ from roar.protocol import (
     StepReply,
     frame,
     show_path,
+    target_text,
 )
 from roard import bookkeeping, diff, lineage, plan, queries, registration, runs, sessions
 from roard.capture import git
@@ -118,7 +119,7 @@ async def _dispatch(store: Store, state: State, conn: Connection, request: Reque
         case GetLog(cwd=cwd, limit=limit, all_projects=all_projects):
             await conn.send(LogReply(jobs=await queries.log(store, cwd, limit, all_projects)))
         case Show(target=target, cwd=cwd, verbose=verbose):
-            kind, key = await queries.resolve(store, target, cwd)
+            kind, key = await queries.resolve(store, target_text(target), cwd)
             if kind == "job":
                 await conn.send(ShowJob(detail=await queries.job_detail(store, key, verbose)))
             else:
@@ -154,16 +155,16 @@ async def _dispatch(store: Store, state: State, conn: Connection, request: Reque
         case GetDag(cwd=cwd):
             await conn.send(await sessions.graph(store, await _session(store, cwd)))
         case GetLineage(target=target, cwd=cwd, downstream=down, depth=depth):
-            kind, key, path = await queries.locate(store, target, cwd)
+            kind, key, path = await queries.locate(store, target_text(target), cwd)
             tree = await lineage.walk(store, kind, key, down, depth, path)
             await conn.send(LineageReply(root=tree, downstream=down))
         case GetInputs(target=target, cwd=cwd, unsourced=unsourced):
-            kind, key, path = await queries.locate(store, target, cwd)
+            kind, key, path = await queries.locate(store, target_text(target), cwd)
             tree = await lineage.walk(store, kind, key, False, 0, path)
             found = await lineage.with_sizes(store, lineage.root_inputs(tree, unsourced))
             await conn.send(InputsReply(inputs=found))
         case Diff(a=a, b=b, cwd=cwd):
-            await conn.send(await diff.compare(store, a, b, cwd))
+            await conn.send(await diff.compare(store, target_text(a), target_text(b), cwd))
         case EnvOp():
             await conn.send(await bookkeeping.env(store, request, state.prerun))
         case LabelOp():

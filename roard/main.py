@@ -25,6 +25,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.detach:
         report, ready = _detach()
 
+    # Every file roard makes (store, its WAL and shared memory, logs, lock, prerun file) is
+    # 0600 and every directory 0700 from the moment it exists, whatever umask started roard.
+    os.umask(0o077)
+
     import anyio
 
     from roar.errors import StoreError

@@ -3,8 +3,9 @@ inputs and environments, and what stands in the way. roard computes it; roarctl 
 
 Two halves. The lineage comes from a *source*, one function: `local_source` reads this
 machine's store (one recursive query walks the producers, by the rule in roard.store.plan);
-a registry-backed source (a hash not in the local store) returns the same `Ancestry` from the
-registry's lineage. Everything after that, `make`'s `_Planner`, is the same for any source:
+`registry_source` (a hash not in the local store: roarctl sends the registry's records in
+`GetPlan.remote`) returns the same `Ancestry`, its producers chosen by the same rule in Python.
+Everything after that, `make`'s `_Planner`, is the same for any source:
 it decides what this machine must do, and checks what it can before anything runs:
 
 - the base: the repository the target's job ran in (or its directory, outside git). Jobs that
@@ -30,6 +31,7 @@ from typing import Literal
 
 import anyio
 import blake3
+import msgspec
 
 from roar import project
 from roar.errors import NotFound
@@ -42,6 +44,7 @@ from roar.protocol import (
     PlanReply,
     RootInput,
     show_path,
+    target_text,
 )
 from roar.redact import REDACTED
 from roard import queries, sessions
@@ -66,14 +69,19 @@ class Ancestry:
     jobs: dict[str, Job]
     producer: dict[tuple[str, str], str] = field(default_factory=dict)  # (job, input) -> job
     wanted: list[tuple[str, IO]] = field(default_factory=list)  # (job id, output)
+    registry: str | None = None  # where the lineage came from (None: this machine's store)
+    problems: list[str] = field(default_factory=list)  # what the source found wrong
 
 
 Source = Callable[[Store, GetPlan], Awaitable[Ancestry]]
 
 
 async def make(store: Store, req: GetPlan, source: Source | None = None) -> PlanReply:
-    """The plan for `req.target`, its lineage from `source` (default: the local store)."""
-    ancestry = await (source or local_source)(store, req)
+    """The plan for `req.target`, its lineage from `source` (default: the registry's records
+    the request carries, else the local store)."""
+    if source is None:
+        source = registry_source if req.remote is not None else local_source
+    ancestry = await source(store, req)
     return await _Planner(store, req, ancestry).plan()
 
 
@@ -125,7 +133,7 @@ async def _target(
     store: Store, req: GetPlan
 ) -> tuple[TargetKind, str, str, list[int], bytes | None]:
     """(kind, key, label, the jobs that make it, the path it was named by)."""
-    text = req.target.strip()
+    text = target_text(req.target).strip()
     if text.lower() == "session" or text.lower().startswith("session:"):
         if ":" in text:
             number = text.split(":", 1)[1]
@@ -161,6 +169,148 @@ async def _target(
     return "artifact", key, label, [seq], named
 
 
+# ---------------------------------------------------------------- the registry as the source
+
+
+async def registry_source(store: Store, req: GetPlan) -> Ancestry:
+    """The target's lineage from the registry's records (`req.remote`): each job back in this
+    machine's terms, then the producers, the target's job and the build steps chosen as
+    `local_source` chooses them from the store."""
+    assert req.remote is not None
+    found = req.remote.ancestry
+    digest = found.root
+    home = os.path.expanduser("~")
+    sessions_seen: dict[str, int] = {}
+    jobs: dict[str, Job] = {}
+    for e in sorted(found.jobs, key=lambda e: (e.job.started, e.id)):
+        number = None
+        if e.session is not None:
+            number = sessions_seen.setdefault(e.session, len(sessions_seen) + 1)
+        jobs[e.id] = _here(msgspec.structs.replace(e.job, id=e.id, session=number), home)
+    kind: TargetKind = "job" if digest in jobs else "artifact"
+    makers = [j for j in jobs.values() if any(o.hash == digest for o in j.outputs)]
+    if kind == "job":
+        makers = [jobs[digest]]
+    if not makers:
+        raise NotFound(
+            f"the registry has no job that made {digest[:12]}: there is nothing to reproduce",
+            "`roarctl show` it to see where it was seen",
+        )
+    # an artifact's producer: the earliest job that wrote it without reading it (else the
+    # earliest)
+    makers.sort(key=lambda j: (any(i.hash == digest for i in j.inputs), j.started, j.id))
+    target = makers[0]
+    producer = _producers(list(jobs.values()))
+    made_for: dict[str, list[str]] = {}  # reader -> the jobs that made its inputs
+    for (reader, _), made_by in producer.items():
+        made_for.setdefault(reader, []).append(made_by)
+    needed: set[str] = set()
+    stack = [target.id]
+    while stack:
+        job_id = stack.pop()
+        if job_id not in needed:
+            needed.add(job_id)
+            stack += made_for.get(job_id, [])
+    last: dict[int, float] = {}
+    for job_id in needed:
+        job = jobs[job_id]
+        if job.session is not None:
+            last[job.session] = max(last.get(job.session, 0.0), job.started)
+    chosen: dict[tuple[int, int], Job] = {}  # per session and step, the last build before
+    for job in jobs.values():
+        if (
+            job.kind == "build"
+            and job.id not in needed
+            and job.session in last
+            and job.started < last[job.session]
+            and job.step is not None
+        ):
+            chosen[(job.session, job.step)] = job  # (in start order: the last one stays)
+    keep = needed | {j.id for j in chosen.values()}
+    wanted = [(target.id, o) for o in target.outputs if kind == "job" or o.hash == digest]
+    if kind == "artifact":
+        wanted = wanted[:1]
+    problems = []
+    if found.truncated:
+        problems.append(
+            f"the registry's lineage of {digest[:12]} is longer than it sends at once "
+            f"({len(found.jobs)} jobs): it cannot be planned whole"
+        )
+    label = target.command if kind == "job" else wanted[0][1].path if wanted else digest
+    return Ancestry(
+        target=digest,
+        kind=kind,
+        label=label,
+        jobs={job_id: jobs[job_id] for job_id in jobs if job_id in keep},
+        producer={k: m for k, m in producer.items() if k[0] in keep and m in keep},
+        wanted=wanted,
+        registry=req.remote.url,
+        problems=problems,
+    )
+
+
+def _producers(jobs: list[Job]) -> dict[tuple[str, str], str]:
+    """(reader, input path) -> the job that made it, by roard.store.plan's PRODUCER rule: of
+    the other jobs that wrote that content and had ended when the reader started, one that
+    wrote it at that path, the latest."""
+    writers: dict[str, list[tuple[Job, str]]] = {}
+    for job in jobs:
+        for o in job.outputs:
+            writers.setdefault(o.hash, []).append((job, o.path))
+    found: dict[tuple[str, str], str] = {}
+    for reader in jobs:
+        for i in reader.inputs:
+            candidates = [
+                (w, p)
+                for w, p in writers.get(i.hash, [])
+                if w.id != reader.id and _end(w) <= reader.started
+            ]
+            at_path = [c for c in candidates if c[1] == i.path]
+            if at_path or candidates:
+                made_by = max(at_path or candidates, key=lambda c: (_end(c[0]), c[0].started))
+                found[(reader.id, i.path)] = made_by[0].id
+    return found
+
+
+def _end(job: Job) -> float:
+    return job.ended if job.ended is not None else job.started
+
+
+def _here(job: Job, home: str) -> Job:
+    """A registry record (paths relative to its git root, `~` for $HOME) in this machine's
+    terms: absolute paths, the git root as recorded (with `~` as this user's home)."""
+
+    def tilde(path: str) -> str:
+        return home + path[1:] if path == "~" or path.startswith("~/") else path
+
+    ctx = job.context
+    git = ctx.git
+    root = tilde(git.root) if git is not None else None
+
+    def place(path: str) -> str:
+        path = tilde(path)
+        if os.path.isabs(path):
+            return path
+        return os.path.normpath(os.path.join(root or "/", path))
+
+    if git is not None and root is not None:
+        git = msgspec.structs.replace(git, root=root)
+    conda = ctx.conda
+    if conda is not None:
+        conda = msgspec.structs.replace(conda, prefix=tilde(conda.prefix))
+    context = msgspec.structs.replace(
+        ctx, git=git, conda=conda, packages={tilde(k): v for k, v in ctx.packages.items()}
+    )
+    return msgspec.structs.replace(
+        job,
+        cwd=place(job.cwd),
+        project=None,
+        inputs=[msgspec.structs.replace(io, path=place(io.path)) for io in job.inputs],
+        outputs=[msgspec.structs.replace(io, path=place(io.path)) for io in job.outputs],
+        context=context,
+    )
+
+
 # ---------------------------------------------------------------- the planner
 
 
@@ -182,7 +332,7 @@ class _Planner:
         self.store = store
         self.req = req
         self.a = a
-        self.problems: list[str] = []
+        self.problems: list[str] = list(a.problems)
         self.notes: list[str] = []
         first = a.jobs[a.wanted[0][0]] if a.wanted else next(iter(a.jobs.values()))
         self.target_job = first
@@ -234,6 +384,7 @@ class _Planner:
             notes=self.notes,
             from_project=from_project,
             machine=machine,
+            registry=self.a.registry,
         )
 
     # ------------------------------------------------------------ which jobs, in what order
@@ -629,10 +780,13 @@ class _Planner:
                 "recorded remote: the source cannot be checked out"
             )
             return "none", None
-        self.notes.append(
-            f"{show_path(self.git_root)} does not have commit "
-            f"{', '.join(c[:12] for c in commits)}: cloning {url}"
-        )
+        if os.path.isdir(self.git_root):
+            self.notes.append(
+                f"{show_path(self.git_root)} does not have commit "
+                f"{', '.join(c[:12] for c in commits)}: cloning {url}"
+            )
+        else:  # (a record from the registry: the repository was on another machine)
+            self.notes.append(f"{show_path(self.git_root)} is not on this machine: cloning {url}")
         return "remote", url
 
 

@@ -38,6 +38,7 @@ from roar.protocol import (
     Registered,
     RegisteredTarget,
     show_path,
+    target_text,
 )
 from roar.registry import MAX_BATCH, Batch, Ingested, Registration, Session, Visibility
 from roar.remote import Registry, timeout, visibility, web_url
@@ -348,7 +349,7 @@ async def register(
         raise Invalid("name what to register: TARGET..., --session or --all")
     wanted: dict[str, None] = {}  # job ids, in order
     named: list[tuple[str, str, str, list[str]]] = []  # target, kind, key, its jobs
-    for target in req.targets:
+    for target in map(target_text, req.targets):
         kind, key = await queries.resolve(store, target, req.cwd)
         tree = await lineage.walk(store, kind, key, False, 0)
         upstream = list(dict.fromkeys(_jobs(tree)))

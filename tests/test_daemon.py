@@ -249,3 +249,41 @@ def test_a_roard_of_another_version_is_replaced_by_the_next_run(roar: Roar) -> N
     job = roar.last_job()
     assert job["job"]["status"] == "complete"
     assert [os.path.basename(o["path"]) for o in job["outputs"]] == ["out.txt"]
+
+
+# A roard of the previous protocol (1: targets were text), as an upgrade leaves it running. It
+# answers a Hello of protocol 2 with `version` and closes: it cannot be asked to stop.
+OLD_PROTOCOL_ROARD = (
+    "import sys, roar.protocol as p; p.PROTOCOL_VERSION = 1; "
+    "from roard.main import main; sys.argv[0] = 'roard'; sys.exit(main())"
+)
+
+
+def _old_protocol_roard(roar: Roar) -> int:
+    roar.exec([sys.executable, "-c", OLD_PROTOCOL_ROARD, "--detach"])
+    holder = roar.exec(["fuser", str(roar.socket.parent / "roard.lock")])  # roard's lock
+    pid = int(holder.stdout.split()[0])
+    assert _alive(pid)
+    return pid
+
+
+def test_a_roard_of_another_protocol_is_replaced_by_the_next_run(roar: Roar) -> None:
+    old = _old_protocol_roard(roar)
+    out = roar("run", "sh", "-c", "echo hi > out.txt")
+    assert "job" in out.stderr and "spooled" not in out.stderr
+    assert wait_for(lambda: not _alive(old))
+    new = json.loads(roar("daemon", "status", "--json").stdout)
+    assert new["version"] == __version__ and new["pid"] != old
+    job = roar.last_job()
+    # The old roard's prerun file let the run start early; its announcement found no roard
+    # that could take it, so the new one got the whole record at the end: `recovered`.
+    assert job["job"]["status"] == "recovered"
+    assert [os.path.basename(o["path"]) for o in job["outputs"]] == ["out.txt"]
+
+
+def test_daemon_stop_stops_a_roard_of_another_protocol(roar: Roar) -> None:
+    old = _old_protocol_roard(roar)
+    out = roar("daemon", "stop")
+    assert out.stdout == f"roard stopped (pid {old})\n"
+    assert wait_for(lambda: not _alive(old))
+    assert not roar.socket.exists()

@@ -19,6 +19,7 @@ RAW_CLIENT = r"""
 import json, os, socket, struct, sys
 import msgspec
 from roar.paths import paths
+from roar.protocol import PROTOCOL_VERSION
 
 bodies = msgspec.msgpack.decode(bytes.fromhex(sys.argv[1]))
 hello = sys.argv[2] == "hello"
@@ -42,7 +43,7 @@ def recv():
     return msgspec.msgpack.decode(f.read(struct.unpack(">I", head)[0]))
 
 if hello:
-    send(msgspec.msgpack.encode({"type": "Hello", "protocol": 1, "client": "test"}))
+    send(msgspec.msgpack.encode({"type": "Hello", "protocol": PROTOCOL_VERSION, "client": "test"}))
     recv()
 for body in bodies:
     send(body)
@@ -68,8 +69,14 @@ START = {"argv": [b"true"], "cwd": b"/tmp", "env": [], "started": 1.0}
 BAD = {  # what each message is wrong about -> the field the error must name
     "limit of 2**64-1": (_msg("GetLog", cwd=b"/tmp", limit=2**64 - 1), "$.limit"),
     "negative limit": (_msg("GetStatus", cwd=b"/tmp", limit=-1), "$.limit"),
-    "NUL in a target": (_msg("Show", target="ab\x00cd", cwd=b"/tmp"), "$.target"),
-    "empty target": (_msg("GetLineage", target="", cwd=b"/tmp"), "$.target"),
+    "NUL in a target": (_msg("Show", target=b"ab\x00cd", cwd=b"/tmp"), "$.target"),
+    "NUL in a diff's b": (_msg("Diff", a=b"x", b=b"\x00", cwd=b"/tmp"), "$.b"),
+    "NUL in a target list": (
+        _msg("Register", cwd=b"/tmp", targets=[b"a", b"\x00"]),
+        "$.targets[1]",
+    ),
+    "empty target": (_msg("GetLineage", target=b"", cwd=b"/tmp"), "$.target"),
+    "a target as text (protocol 1)": (_msg("Show", target="x", cwd=b"/tmp"), "$.target"),
     "empty job id": (_msg("RunFiles", job_id="", files=[]), "$.job_id"),
     "empty cwd": (_msg("GetDag", cwd=b""), "$.cwd"),
     "relative cwd": (_msg("Init", cwd=b"some/dir"), "$.cwd"),
@@ -77,7 +84,7 @@ BAD = {  # what each message is wrong about -> the field the error must name
     "infinite start time": (_msg("RunStart", **{**START, "started": math.inf}), "$.started"),
     "empty argv": (_msg("RunStart", **{**START, "argv": []}), "$.argv"),
     "unknown kind": (_msg("RunStart", **{**START, "kind": "deploy"}), "$.kind"),
-    "huge depth": (_msg("GetLineage", target="x", cwd=b"/tmp", depth=2**40), "$.depth"),
+    "huge depth": (_msg("GetLineage", target=b"x", cwd=b"/tmp", depth=2**40), "$.depth"),
     "wait status of 2**40": (
         _msg(
             "RunFinish",

@@ -451,3 +451,27 @@ def test_rerun_step_in_a_non_utf8_directory(roar: Roar) -> None:
     assert again.returncode == 0
     job = roar.last_job(Path(os.fsdecode(odd)))
     assert job["job"]["step"] == "@1" and job["outputs"][0]["path"].endswith("out.txt")
+
+
+def test_a_file_named_with_invalid_utf8_is_found_by_its_path(roar: Roar) -> None:
+    repo = project(roar)
+    name = os.fsdecode(b"caf\xe9.csv")  # as the shell hands it to roarctl: undecodable bytes
+    made = step(roar, repo, "--in", "raw.csv", "--out", name)
+    shown = made["outputs"][0]
+    assert shown["path"].endswith("caf\\xe9.csv")  # shown escaped, looked up by the bytes
+    artifact = roar.json("show", name, cwd=repo)["artifact"]
+    assert artifact["hash"] == shown["hash"]
+    assert [j["id"] for j in artifact["produced_by"]] == [made["job"]["id"]]
+    assert any(p.endswith("caf\\xe9.csv") for p in artifact["paths"])
+    tree = roar.json("lineage", name, cwd=repo)["root"]
+    assert tree["id"] == shown["hash"] and tree["children"][0]["id"] == made["job"]["id"]
+    assert roar.json("inputs", name, cwd=repo)[0]["path"].endswith("raw.csv")
+    prov = json.loads(roar("export", name, "--format", "prov-json", cwd=repo).stdout)
+    assert set(prov["activity"]) == {f"job:{made['job']['id']}"}
+    assert roar.json("diff", name, "@1", cwd=repo)["entries"] == []  # the same job
+    roar("label", "set", name, "stage=raw", cwd=repo)
+    assert roar.json("label", "get", shown["hash"], cwd=repo)["labels"] == {"stage": "raw"}
+    # A path that names nothing is one error line that shows the name escaped.
+    missing = roar("show", os.fsdecode(b"gon\xe9.csv"), cwd=repo, check=False)
+    assert missing.returncode != 0 and "Traceback" not in missing.stderr
+    assert "gon\\xe9.csv" in missing.stderr.splitlines()[0]

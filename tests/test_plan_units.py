@@ -111,7 +111,9 @@ class Pipeline:
             )
 
     async def plan(self, target: str, **kw: object) -> PlanReply:
-        req = GetPlan(target=target, cwd=os.fsencode(self.root), into=b"/nonexistent/x", **kw)  # type: ignore[arg-type]
+        req = GetPlan(
+            target=os.fsencode(target), cwd=os.fsencode(self.root), into=b"/nonexistent/x", **kw
+        )  # type: ignore[arg-type]
         return await plan.make(self.store, req)
 
 
@@ -235,3 +237,88 @@ async def test_what_was_made_outside_the_base_is_used_where_it_is(
     await pipe.job("c00000000003", writes={"/tmp/roar-plan-elsewhere.log": h("log")})
     p = await pipe.plan("c00000000003")
     assert any("outside" in x and "overwrite" in x for x in p.problems)
+
+
+URL = "http://registry.test"
+
+
+async def registry_plan(pipe: Pipeline, target: str, truncated: bool = False) -> PlanReply:
+    """The plan from the registry's records of every job in the store (as `register` sends
+    them, then as the registry answers an ancestry), the local store not consulted for them."""
+    from roar import canonical
+    from roar.protocol import RemoteLineage
+    from roar.registry import Ancestry, JobEntry
+    from roard.store import records
+
+    seqs = [int(r[0]) for r in await pipe.store.rows("SELECT seq FROM jobs")]
+    entries = []
+    for job in (await records.read_jobs(pipe.store, seqs)).values():
+        record = canonical.for_registry(job, home="/nonexistent-home")
+        session = f"session-{job.session}" if job.session is not None else None
+        entries.append(JobEntry(record.id, record, "alice", "team", 0.0, None, session))
+        if target == job.id:  # a job: by its registry id
+            target = record.id
+    remote = RemoteLineage(URL, Ancestry(target, entries, truncated))
+    req = GetPlan(
+        target=target[:12].encode(),
+        cwd=os.fsencode(pipe.root),
+        into=b"/nonexistent/x",
+        remote=remote,
+    )
+    return await plan.make(pipe.store, req)
+
+
+def by_command(p: PlanReply) -> list[tuple[str, list[tuple[str, str | None]]]]:
+    """The plan's jobs, each with its inputs' producers, named by command (ids differ)."""
+    names = {j.id: j.command for j in p.jobs}
+    return [(j.command, [(i.path, names.get(i.producer or "")) for i in j.inputs]) for j in p.jobs]
+
+
+@pytest.mark.anyio
+async def test_the_registrys_records_are_planned_as_the_local_store_plans_them(
+    pipe: Pipeline,
+) -> None:
+    """The same producer rule from either source: a later re-run and a copy are never the
+    producer, a build step before the jobs comes first and one after does not."""
+    await pipe.job("f00000000000", writes={"unused": h("u")}, kind="build", step=1)
+    await pipe.job("a00000000001", reads={"raw": h("raw")}, writes={"x": h("x1")}, step=1)
+    await pipe.job("b00000000002", reads={"x": h("x1")}, writes={"y": h("y")}, step=2)
+    await pipe.job("c00000000003", reads={"x": h("x1")}, writes={"copy-of-x": h("x1")}, step=3)
+    await pipe.job("d00000000004", reads={"raw": h("raw")}, writes={"x": h("x1")}, step=1)
+    await pipe.job(
+        "e00000000005", reads={"y": h("y"), "copy-of-x": h("x1")}, writes={"z": h("z")}, step=4
+    )
+    await pipe.job("f00000000009", writes={"later": h("later")}, kind="build", step=2)
+    for target in (h("y"), h("z"), h("x1")):
+        local, remote = await pipe.plan(target), await registry_plan(pipe, target)
+        assert (local.registry, remote.registry) == (None, URL)
+        assert by_command(remote) == by_command(local), target
+        assert remote.target == target and remote.label == local.label
+        assert [(r.path, r.hash) for r in remote.roots] == [(r.path, r.hash) for r in local.roots]
+        assert [(w.path, w.hash) for w in remote.wanted] == [(w.path, w.hash) for w in local.wanted]
+    z = by_command(await registry_plan(pipe, h("z")))
+    assert [c for c, _ in z] == [
+        "tool f00000000000",
+        "tool a00000000001",
+        "tool b00000000002",
+        "tool c00000000003",
+        "tool e00000000005",
+    ]
+    assert z[-1][1] == [("copy-of-x", "tool c00000000003"), ("y", "tool b00000000002")]
+    # a job: itself and what made its inputs, every output of it the target
+    local, remote = await pipe.plan("e00000000005"), await registry_plan(pipe, "e00000000005")
+    assert (remote.kind, remote.label) == ("job", "tool e00000000005") and len(remote.target) == 64
+    assert by_command(remote) == by_command(local) and remote.wanted[0].path == "z"
+    # a lineage the registry cut short is planned, and said to be incomplete: nothing runs
+    cut = await registry_plan(pipe, h("z"), truncated=True)
+    assert [p for p in cut.problems if "longer than it sends at once" in p]
+
+
+def test_a_plan_request_from_before_remote_still_decodes() -> None:
+    """GetPlan gained `remote` after protocol 1.0, with a default: an older roarctl's request
+    (no such field; its target bytes, as since protocol 2) is the local plan it always was."""
+    import msgspec
+
+    old = msgspec.msgpack.encode({"type": "GetPlan", "target": b"abc123", "cwd": b"/w"})
+    req = msgspec.msgpack.decode(old, type=GetPlan)
+    assert req.remote is None and req.target == b"abc123"

@@ -154,7 +154,7 @@ async def test_a_run_is_recorded_from_its_frames(roard: Roard, tmp_path: Path) -
     assert (done.job.status, done.job.inputs, done.job.outputs) == ("complete", 2, 1)
     assert done.filtered == 1
 
-    shown = await conn.call(Show(target=started.job_id, cwd=os.fsencode(repo)))
+    shown = await conn.call(Show(target=started.job_id.encode(), cwd=os.fsencode(repo)))
     assert isinstance(shown, ShowJob)
     detail = shown.detail
     assert {os.path.basename(i.path): i.hash for i in detail.inputs} == {
@@ -166,7 +166,7 @@ async def test_a_run_is_recorded_from_its_frames(roard: Roard, tmp_path: Path) -
     ]
     assert detail.git is not None and detail.git.branch == "main" and detail.git.clean
     assert detail.env["MY_API_TOKEN"] == "<redacted>"
-    artifact = await conn.call(Show(target="out.txt", cwd=os.fsencode(repo)))
+    artifact = await conn.call(Show(target=b"out.txt", cwd=os.fsencode(repo)))
     assert isinstance(artifact, ShowArtifact)
     # the step copied in.txt (a committed file): out.txt's bytes have no producer, one copy
     assert artifact.detail.produced_by == []
@@ -231,7 +231,7 @@ async def test_streamed_and_single_finishes_write_the_same_rows(
         else:
             done = await conn.call(_finish(started.job_id, start, facts + written))
         assert isinstance(done, RunDone) and done.job.inputs == 30 and done.job.outputs == 2
-        shown = await conn.call(Show(target=started.job_id, cwd=os.fsencode(work)))
+        shown = await conn.call(Show(target=started.job_id.encode(), cwd=os.fsencode(work)))
         recorded.append(shown.detail)
     single, streamed_ = recorded
     assert [(i.path, i.hash, i.size) for i in single.inputs] == [
@@ -281,11 +281,11 @@ async def test_errors_carry_their_code(roard: Roard, tmp_path: Path) -> None:
     assert reply.message == "invalid variable name 'A=B'"
     reply = await conn.call(EnvOp(cwd=cwd, op="get", name="NOPE"))
     assert isinstance(reply, Error) and reply.code == "not-found"
-    reply = await conn.call(Show(target="@7", cwd=cwd))
+    reply = await conn.call(Show(target=b"@7", cwd=cwd))
     assert isinstance(reply, Error) and reply.code == "not-found" and "@7" in reply.message
-    reply = await conn.call(Show(target="@x", cwd=cwd))
+    reply = await conn.call(Show(target=b"@x", cwd=cwd))
     assert isinstance(reply, Error) and reply.code == "invalid"
-    reply = await conn.call(Show(target="nothing-like-this", cwd=cwd))
+    reply = await conn.call(Show(target=b"nothing-like-this", cwd=cwd))
     assert isinstance(reply, Error) and reply.code == "not-found" and reply.hint
     assert (await conn.call(GetLog(cwd=cwd))).jobs == []  # and it still answers
     await conn.stream.aclose()
@@ -304,6 +304,6 @@ async def test_a_finish_for_a_run_the_store_never_saw_is_rebuilt(
     assert isinstance(done, RunDone)
     assert (done.job.id, done.job.status, done.job.inputs) == ("0123456789ab", "recovered", 1)
     assert done.job.step == "@1"
-    shown = await conn.call(Show(target="0123456789ab", cwd=os.fsencode(tmp_path)))
+    shown = await conn.call(Show(target=b"0123456789ab", cwd=os.fsencode(tmp_path)))
     assert shown.detail.env["TOKEN"] == "<redacted>"
     await conn.stream.aclose()

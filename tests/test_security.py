@@ -8,6 +8,7 @@ import os
 import pwd
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -16,17 +17,19 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import Roar, wait_for
+from conftest import Roar, git_repo, wait_for
 
 pytestmark = pytest.mark.skipif(os.getuid() != 0, reason="needs root to create a second user")
 
 ATTACKER = "roar-e2e-other"
+DATA = Path(__file__).parent / "data"
 
 # A fake roard: listens at argv[1], answers a Hello with a Welcome (to tempt the client on) and
 # appends every byte it receives to argv[2].
 FAKE_ROARD = r"""
 import os, socket, struct, sys
 import msgspec
+from roar.protocol import PROTOCOL_VERSION
 path, log = sys.argv[1], sys.argv[2]
 s = socket.socket(socket.AF_UNIX)
 s.bind(path)
@@ -40,7 +43,7 @@ while True:
     with open(log, "ab") as f:
         f.write(data)
     welcome = msgspec.msgpack.encode(
-        {"type": "Welcome", "protocol": 1, "server": "0.1.0", "pid": 1}
+        {"type": "Welcome", "protocol": PROTOCOL_VERSION, "server": "0.1.0", "pid": 1}
     )
     try:
         c.sendall(struct.pack(">I", len(welcome)) + welcome)
@@ -209,3 +212,69 @@ def test_another_user_can_neither_read_the_store_nor_reach_the_socket(roar: Roar
     assert out == "13"  # EACCES: the socket's directory is 0700
     assert wait_for(lambda: roar.daemon_pid() is not None)
     time.sleep(0)  # nothing else to wait for
+
+
+def _entries(root: Path) -> list[Path]:
+    """`root` and everything under it (directories, files, sockets), symlinks not followed."""
+    return [root, *sorted(root.rglob("*"))]
+
+
+def test_every_file_roar_makes_is_the_users_alone_from_the_start(roar: Roar, fake_roard) -> None:
+    # A home others may enter (Debian's default was 0755), and directories an older roar made
+    # 0755: roar's own files must still be out of their reach.
+    roar.home.chmod(0o755)
+    data = roar.home / ".local/share/roar"
+    state = roar.home / ".local/state/roar"
+    config = roar.home / ".config/roar"
+    runtime = roar.socket.parent
+    roar.sh(f"umask 022 && mkdir -p '{data}' '{runtime}' && chmod 755 '{data}' '{runtime}'")
+    shutil.copy(DATA / "store-v3.db", data / "roar.db")  # and its store 0644
+    (data / "roar.db").chmod(0o644)
+    roar.chown(data)
+    # Before any roard ran: a run whose record is spooled (roarctl makes the state directory)
+    # and the user's config (roarctl makes the config directory).
+    shared = Path(tempfile.mkdtemp(prefix="roar-shared-run-", dir="/tmp"))
+    os.chmod(shared, 0o1777)
+    try:
+        _attacker_dir(shared / "roar")
+        fake_roard(shared / "roar" / "roard.sock")
+        proc = roar("run", "sh", "-c", "echo spooled", env={"XDG_RUNTIME_DIR": str(shared)})
+        assert "spooled" in proc.stderr
+    finally:
+        shutil.rmtree(shared, ignore_errors=True)
+    roar("config", "set", "--user", "log.level", "info")
+    # A few runs: roard starts, ingests the spool, hashes (the hash cache), writes the prerun.
+    repo = git_repo(roar, roar.work / "p", {"in.txt": "raw\n"})
+    roar.run("sh", "-c", "cat in.txt > mid.txt", cwd=repo)
+    roar.run("sh", "-c", "wc -c < mid.txt > out.txt", cwd=repo)
+    roar("env", "set", "MODE=fast", cwd=repo)
+    roar.run("sh", "-c", "cat out.txt", cwd=repo)
+    assert roar.daemon_pid() is not None  # listed while roard runs: its WAL is open
+
+    entries = [p for root in (data, state, config, runtime) for p in _entries(root)]
+    names = {p.name for p in entries}
+    made = {"roar.db", "roar.db-wal", "roar.db-shm", "roard.log", "spool", "config.toml"}
+    assert made | {"roard.sock", "roard.lock", "prerun"} <= names
+    loose = []
+    for p in entries:
+        st = p.lstat()
+        want = 0o700 if stat.S_ISDIR(st.st_mode) else 0o600
+        if stat.S_IMODE(st.st_mode) != want:
+            loose.append(f"{p} {stat.S_IMODE(st.st_mode):o}")
+    assert not loose, "\n".join(loose)
+
+    attacker = _as(_attacker())
+    for p in entries:
+        if p.is_socket():
+            continue
+        read = ["ls", str(p)] if p.is_dir() else ["cat", str(p)]
+        proc = subprocess.run([*attacker, *read], capture_output=True, check=False)
+        assert proc.returncode != 0 and proc.stdout == b"", p
+    probe = "import socket, sys; socket.socket(socket.AF_UNIX).connect(sys.argv[1])"
+    proc = subprocess.run(
+        [*attacker, sys.executable, "-c", probe, str(roar.socket)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode != 0 and "Permission denied" in proc.stderr

@@ -276,6 +276,21 @@ class Store(abc.ABC):
         job = msgspec.json.decode(row[0], type=Job)
         return JobEntry(job_id, job, row[1], row[2], row[3], row[4], row[5])
 
+    async def jobs(self, ids: list[str], viewer: int) -> list[JobEntry]:
+        """The records of these jobs that the viewer can read (the others are left out), in
+        start order."""
+        rows = await self.fetch(
+            "SELECT j.id, j.record, u.name, j.visibility, j.registered, t.name, j.session "
+            "FROM jobs j JOIN users u ON u.id = j.owner_id LEFT JOIN teams t ON t.id = j.team_id "
+            f"WHERE j.id {self._any(1)} AND {visible(2)} ORDER BY j.started, j.id",
+            self._array(ids),
+            viewer,
+        )
+        return [
+            JobEntry(r[0], msgspec.json.decode(r[1], type=Job), r[2], r[3], r[4], r[5], r[6])
+            for r in rows
+        ]
+
     async def artifact(self, digest: str, viewer: int) -> ArtifactEntry | None:
         rows = await self.fetch(
             "SELECT a.size, j.id, io.role, io.path FROM artifacts a "

@@ -95,9 +95,18 @@ def _write_toml(path: Path, data: dict) -> None:
     for section, values in data.items():
         lines.append(f"\n[{section}]")
         lines += [f"{k} = {json.dumps(v)}" for k, v in values.items()]
-    path.parent.mkdir(parents=True, exist_ok=True)
+    from roar.paths import paths, private_dir, private_umask
+
+    text = "\n".join(lines) + "\n"
     tmp = path.with_suffix(".tmp")
-    tmp.write_text("\n".join(lines) + "\n")
+    if path != paths().config:  # the project's .roar/config.toml: the project's modes
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(text)
+    else:  # the user's: 0600 in a 0700 directory, like everything of roar's in the home
+        with private_umask():
+            private_dir(path.parent)
+            tmp.write_text(text)
+            tmp.chmod(0o600)
     tmp.replace(path)
 
 

@@ -30,10 +30,14 @@ def daemon_stop() -> None:
 
     from roar.paths import paths
     from roar.protocol import Ok, Shutdown
-    from roarctl.client import Client
+    from roarctl.client import Client, OtherProtocol, terminate
 
     try:
         c = Client.connect(autostart=False)
+    except OtherProtocol as exc:  # an older roard, left running by an upgrade
+        terminate(exc.pid, paths())
+        click.echo(f"roard stopped (pid {exc.pid})")
+        return
     except RoarError:
         click.echo("roard is not running")
         return

@@ -92,7 +92,7 @@ def _label(
     from roar.protocol import LabelOp, LabelReply
 
     with client() as c:
-        request = LabelOp(cwd=os.getcwdb(), op=op, target=target, pairs=pairs)
+        request = LabelOp(cwd=os.getcwdb(), op=op, target=os.fsencode(target), pairs=pairs)
         reply = c.call(request, expect=LabelReply)
     if as_json:
         emit_json(reply)
@@ -151,7 +151,9 @@ def _collection(
     from roarctl import render
 
     with client() as c:
-        request = CollectionOp(cwd=os.getcwdb(), op=op, name=name, targets=targets)
+        request = CollectionOp(
+            cwd=os.getcwdb(), op=op, name=name, targets=[os.fsencode(t) for t in targets]
+        )
         reply = c.call(request, expect=CollectionReply)
     if as_json:
         emit_json(reply.collections)

@@ -168,7 +168,10 @@ def lineage(target: str, downstream: bool, depth: int, remote: bool, as_json: bo
         try:
             with client() as c:
                 request = GetLineage(
-                    target=target, cwd=os.getcwdb(), downstream=downstream, depth=depth
+                    target=os.fsencode(target),
+                    cwd=os.getcwdb(),
+                    downstream=downstream,
+                    depth=depth,
                 )
                 reply = c.call(request, expect=LineageReply)
         except RoarError as exc:
@@ -213,7 +216,7 @@ def inputs(target: str, unsourced: bool, as_json: bool) -> None:
     from roarctl import render
 
     with client() as c:
-        request = GetInputs(target=target, cwd=os.getcwdb(), unsourced=unsourced)
+        request = GetInputs(target=os.fsencode(target), cwd=os.getcwdb(), unsourced=unsourced)
         reply = c.call(request, expect=InputsReply)
     emit_json(reply.inputs) if as_json else render.records(reply.inputs)
 
@@ -236,7 +239,7 @@ def diff(a: str, b: str, as_json: bool) -> None:
     from roarctl import render
 
     with client() as c:
-        reply = c.call(Diff(a=a, b=b, cwd=os.getcwdb()), expect=DiffReply)
+        reply = c.call(Diff(a=os.fsencode(a), b=os.fsencode(b), cwd=os.getcwdb()), expect=DiffReply)
     emit_json(reply) if as_json else render.diff(reply)
 
 
@@ -262,10 +265,10 @@ def export(target: str, fmt: str) -> None:
 
     cwd = os.getcwdb()
     with client() as c:
-        reply = c.call(GetLineage(target=target, cwd=cwd), expect=LineageReply)
+        reply = c.call(GetLineage(target=os.fsencode(target), cwd=cwd), expect=LineageReply)
         details = {}
         for job_id in formats.job_ids(reply.root):
-            shown = c.call(Show(target=job_id, cwd=cwd), expect=ShowJob)
+            shown = c.call(Show(target=job_id.encode(), cwd=cwd), expect=ShowJob)
             details[job_id] = shown.detail
     click.echo(formats.render(fmt, reply.root, details), nl=False)
 

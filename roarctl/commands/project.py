@@ -109,7 +109,7 @@ def show(target: str, verbose: bool, remote: bool, as_json: bool) -> None:
         return
     try:
         with client() as c:
-            request = Show(target=target, cwd=os.getcwdb(), verbose=verbose)
+            request = Show(target=os.fsencode(target), cwd=os.getcwdb(), verbose=verbose)
             reply = c.call(request, expect=(ShowJob, ShowArtifact))
     except RoarError as exc:
         if not falls_back(exc, target):

@@ -96,9 +96,12 @@ def login(url: str | None, key_file: str | None, as_json: bool) -> None:
     if url:
         set_user_value("registry.url", base)
     if not setting:  # an agent key: keep which one, so that a reordered agent changes nothing
+        from roar.paths import private_dir, private_umask
+
         pinned = _pinned()
-        pinned.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        pinned.write_text(signing.key.openssh + "\n")
+        with private_umask():
+            private_dir(pinned.parent)
+            pinned.write_text(signing.key.openssh + "\n")
         setting = str(pinned)
     set_user_value("registry.key", setting)
     if as_json:
@@ -237,7 +240,7 @@ def register(
         raise RoarError("name what to register: TARGET..., --session or --all", exit_code=2)
     request = Register(
         cwd=os.getcwdb(),
-        targets=list(targets),
+        targets=[os.fsencode(t) for t in targets],
         session=session,
         all=all_jobs,
         visibility=visibility,  # type: ignore[arg-type]

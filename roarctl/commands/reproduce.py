@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import click
 
 from roarctl.commands.common import CONTEXT, client, emit_json, json_option
+from roarctl.commands.project import falls_back, not_here
 from roarctl.errors import RoarError
 
 if TYPE_CHECKING:
@@ -50,6 +51,8 @@ def reproduce(
     `roarctl env`). Each job runs under `roarctl run` in a new session; its outputs are
     compared with the recorded hashes as soon as it ends. Exit status 0 only when TARGET is
     identical. Your own repository, its HEAD, branch, index and stash, is never touched.
+    A hash (or a job's id) roar does not have is planned from its lineage in the team
+    registry (registry.url), the source cloned from the recorded remote.
 
     \b
     Examples:
@@ -62,7 +65,14 @@ def reproduce(
 
     cwd = os.getcwdb()
     with client() as c:
-        plan = repro.plan(c, target, into, list(inputs), cwd)
+        try:
+            plan = repro.plan(c, target, into, list(inputs), cwd)
+        except RoarError as exc:  # a hash roar does not have: the registry's lineage, if it has it
+            if not falls_back(exc, target):
+                raise
+            with not_here(target):
+                remote = repro.from_registry(target)
+            plan = repro.plan(c, target, into, list(inputs), cwd, remote)
         if dry_run or plan.problems:
             emit_json(plan) if as_json else show_plan(plan)
             if plan.problems:
@@ -112,6 +122,8 @@ def show_plan(p: PlanReply, brief: bool = False) -> None:
     """The plan as text: what runs, from where, with what; problems last."""
     what = f"{p.target[:12]} ({p.label})" if p.kind == "artifact" else f"{p.target} ({p.label})"
     out = [f"plan: reproduce {what} in {p.into}"]
+    if p.registry is not None:
+        out.append(f"registry: {p.registry} (the lineage as registered there)")
     if p.checkout == "local":
         out.append(f"source: {p.repository} (a local clone; the repository itself is untouched)")
     elif p.checkout == "remote":
@@ -121,7 +133,7 @@ def show_plan(p: PlanReply, brief: bool = False) -> None:
     out.append(f"jobs ({len(p.jobs)}), in order:")
     for j in p.jobs:
         at = f" @ {j.commit[:12]}" if j.commit else ""
-        out.append(f"  {j.ref or '-':<5} {j.id}  {j.command}  (in {j.cwd}{at})")
+        out.append(f"  {j.ref or '-':<5} {j.id[:12]}  {j.command}  (in {j.cwd}{at})")
         if brief:
             continue
         for i in (p.interpreters[n] for n in j.interpreters):
@@ -145,7 +157,7 @@ def show_plan(p: PlanReply, brief: bool = False) -> None:
             }[r.source]
             out.append(f"  {r.hash[:12]}  {_size(r.size):>9}  {r.path}  {where}")
     for w in p.wanted:
-        out.append(f"target: {w.path} {w.hash[:12]} (made by {w.producer})")
+        out.append(f"target: {w.path} {w.hash[:12]} (made by {(w.producer or '-')[:12]})")
     for line in p.machine if not brief else []:
         out.append(f"this machine: {line}")
     for line in p.notes:
@@ -160,7 +172,7 @@ def show_report(r: Report) -> None:
     lines = []
     for j in r.jobs:
         tail = f" -> job {j.job}" if j.job else ""
-        lines.append(f"{j.ref or '-':<5} {j.id}  {j.verdict}{tail}  {j.command}")
+        lines.append(f"{j.ref or '-':<5} {j.id[:12]}  {j.verdict}{tail}  {j.command}")
         if j.verdict in ("differs", "failed") and j.reason:
             lines.append(f"        {j.reason}")
         for e in j.diff:

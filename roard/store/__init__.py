@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import os
 import sqlite3
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
@@ -57,6 +58,7 @@ class Store:
     async def open(cls, path: Path, readers: int = READERS) -> Store:
         """Open (creating or migrating) the store at `path`; StoreError if it cannot be used."""
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        _private_files(path)
         writer = await _connect(path)
         opened = [writer]
         try:
@@ -80,7 +82,6 @@ class Store:
             if isinstance(exc, sqlite3.Error):
                 raise StoreError(f"cannot use the store {path}: {exc}") from exc
             raise
-        path.chmod(0o600)
         return store
 
     async def close(self) -> None:
@@ -168,6 +169,20 @@ class Tx:
     async def scalar(self, sql: str, params: Iterable[Any] = ()) -> Any:
         rows = await self.rows(sql, params)
         return rows[0][0] if rows else None
+
+
+def _private_files(path: Path) -> None:
+    """The store's file is 0600 before SQLite opens it: SQLite makes the WAL and shared-memory
+    files (`-wal`, `-shm`) with the database file's mode, and those hold argv and paths too.
+    A store an older roar left readable is tightened, with its WAL and shared memory."""
+    try:
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600))
+        for p in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+            with contextlib.suppress(FileNotFoundError):
+                if p.stat().st_mode & 0o077:
+                    p.chmod(0o600)
+    except OSError as exc:
+        raise StoreError(f"cannot open the store {path}: {exc.strerror or exc}") from exc
 
 
 async def _connect(path: Path) -> aiosqlite.Connection:

@@ -5,6 +5,7 @@ are problem details; every response carries the security headers."""
 from __future__ import annotations
 
 import msgspec
+import pytest
 from registry_support import Client, batch, hexdigest, make_job, new_session
 
 from roar import canonical, registry
@@ -158,3 +159,85 @@ def test_the_schema_is_served(client: Client) -> None:
     schema = r.json()
     assert schema["openapi"].startswith("3.1")
     assert "/api/v1/ingest" in schema["paths"] and "Job" in schema["components"]["schemas"]
+
+
+def test_an_artifacts_ancestry_is_every_job_upstream_whole_and_only_for_who_may_see(
+    client: Client,
+) -> None:
+    """A chain prep -> train -> score, a build step of their session, a later re-run of prep
+    (it wrote the same clean.csv after train had started: not upstream), a later build step and
+    an unrelated job: the ancestry of the metrics is the chain and the first build, as whole
+    records, in start order; a reader outside the team gets 404, as for any record."""
+    raw, clean, model_, metrics, other = (hexdigest() for _ in range(5))
+    session = new_session()
+
+    def at(job, started, kind="run"):  # type: ignore[no-untyped-def]
+        return msgspec.structs.replace(job, started=started, ended=started + 1.0, kind=kind)
+
+    build = at(make_job(command="pip install -e ."), 1.70e9, "build")
+    prep = at(make_job(inputs=[("raw.csv", raw)], outputs=[("clean.csv", clean)]), 1.70e9 + 10)
+    train = at(make_job(inputs=[("clean.csv", clean)], outputs=[("m.pt", model_)]), 1.70e9 + 20)
+    score = at(make_job(inputs=[("m.pt", model_)], outputs=[("s.json", metrics)]), 1.70e9 + 30)
+    rerun = at(make_job(inputs=[("raw.csv", raw)], outputs=[("clean.csv", clean)]), 1.70e9 + 40)
+    late_build = at(make_job(command="make"), 1.70e9 + 50, "build")
+    unrelated = at(make_job(outputs=[("x", other)]), 1.70e9 + 25)
+    ids = _decode(
+        client.ingest(
+            batch(
+                build,
+                prep,
+                train,
+                score,
+                rerun,
+                late_build,
+                unrelated,
+                session=session,
+                visibility="team",
+                team="ml",
+            )
+        ),
+        registry.Ingested,
+    ).ids
+    found = _decode(client.get(f"/artifacts/{metrics[:10]}/ancestry", "bob"), registry.Ancestry)
+    assert found.root == metrics and not found.truncated
+    assert [e.id for e in found.jobs] == ids[:4]  # build, prep, train, score
+    whole = found.jobs[3]
+    assert whole.job.inputs[0].path == "m.pt" and whole.job.context.git is not None
+    assert whole.session == session.hash and whole.owner == "alice"
+    # from a job: the job and what made its inputs
+    of_job = _decode(client.get(f"/jobs/{ids[2][:10]}/ancestry", "bob"), registry.Ancestry)
+    assert of_job.root == ids[2] and [e.id for e in of_job.jobs] == ids[:3]
+    # what is not yours reads as not found, as in every other look-up
+    assert client.get(f"/artifacts/{metrics}/ancestry", "carol").status_code == 404
+    assert client.get(f"/jobs/{ids[2]}/ancestry", "carol").status_code == 404
+    assert client.get(f"/artifacts/{metrics}/ancestry").status_code == 404
+    assert client.get(f"/artifacts/{hexdigest()}/ancestry", "alice").status_code == 404
+
+
+def test_an_ancestry_longer_than_the_limits_says_it_is_cut(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from glaas import ancestry
+
+    chain = [hexdigest() for _ in range(5)]
+    jobs = [
+        msgspec.structs.replace(
+            make_job(inputs=[(f"f{i}", chain[i])], outputs=[(f"f{i + 1}", chain[i + 1])]),
+            started=1.7e9 + 10 * i,
+            ended=1.7e9 + 10 * i + 1,
+        )
+        for i in range(4)
+    ]
+    client.ingest(batch(*jobs, visibility="public"))
+    whole = _decode(client.get(f"/artifacts/{chain[-1]}/ancestry"), registry.Ancestry)
+    assert len(whole.jobs) == 4 and not whole.truncated
+    monkeypatch.setattr(ancestry, "MAX_JOBS", 3)
+    cut = _decode(client.get(f"/artifacts/{chain[-1]}/ancestry"), registry.Ancestry)
+    assert len(cut.jobs) == 3 and cut.truncated
+    monkeypatch.setattr(ancestry, "MAX_JOBS", 1000)
+    monkeypatch.setattr(ancestry, "MAX_LEVELS", 4)  # exactly deep enough
+    exact = _decode(client.get(f"/artifacts/{chain[-1]}/ancestry"), registry.Ancestry)
+    assert len(exact.jobs) == 4 and not exact.truncated
+    monkeypatch.setattr(ancestry, "MAX_LEVELS", 2)
+    shallow = _decode(client.get(f"/artifacts/{chain[-1]}/ancestry"), registry.Ancestry)
+    assert len(shallow.jobs) == 2 and shallow.truncated

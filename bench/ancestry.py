@@ -1,0 +1,174 @@
+"""Reproducing from the registry: how long `GET artifacts/{ref}/ancestry` takes for an artifact
+whose lineage is a chain of N jobs (the deepest kind: one level per job), on a real `glaas serve`
+on each backend, and how long roard's planner takes on that answer (`registry_source`, the same
+`_Planner` as for the local store), with the size of the plan request that carries it.
+
+Each job reads the previous one's output and a config, writes one output, with 16 variables and
+a machine in its context (as bench/registry.py's jobs).
+
+    python bench/ancestry.py [--backend sqlite|postgres|both] [--jobs 1000] [--rounds 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import anyio
+import httpx
+import msgspec
+from registry import ENV, PG_USER, _free_port, _ingest, _pg
+
+from roar import canonical, model, registry, sshsig
+from roar.protocol import GetPlan, RemoteLineage
+
+BIN = Path(sys.executable).parent
+
+
+def _chain(n: int) -> list[model.Job]:
+    root = "/home/bench/proj"
+    hashes = [f"{i:064x}" for i in range(1, n + 2)]
+    config = "c" * 64
+    jobs = []
+    for i in range(n):
+        started = 1.7e9 + 10 * i
+        jobs.append(
+            model.Job(
+                id=f"{i:012x}",
+                command=f"python step.py --seed {i}",
+                argv=["python", "step.py", "--seed", str(i)],
+                cwd=root,
+                started=started,
+                ended=started + 2.0,
+                status="complete",
+                exit_code=0,
+                project=root,
+                session=1,
+                step=i + 1,
+                inputs=[
+                    model.IO(f"{root}/f{i}", hashes[i], 1000),
+                    model.IO(f"{root}/config.toml", config, 100),
+                ],
+                outputs=[model.IO(f"{root}/f{i + 1}", hashes[i + 1], 1000)],
+                context=model.RunContext(
+                    git=model.GitState(root=root, commit="a" * 40, branch="main"),
+                    env=ENV,
+                    hardware=model.Hardware("Linux", "6.1", "x86_64", "bench", "cpu", 2, 1 << 34),
+                ),
+            )
+        )
+    return jobs
+
+
+async def _plan(base: Path, ancestry: registry.Ancestry) -> tuple[float, int, int]:
+    from roard import plan
+    from roard.store import Store
+
+    store = await Store.open(base / "roar.db")
+    try:
+        req = GetPlan(
+            target=ancestry.root,
+            cwd=b"/tmp",
+            into=b"/nonexistent/x",
+            remote=RemoteLineage("http://registry", ancestry),
+        )
+        size = len(msgspec.msgpack.encode(req))
+        start = time.perf_counter()
+        reply = await plan.make(store, req)
+        return time.perf_counter() - start, len(reply.jobs), size
+    finally:
+        await store.close()
+
+
+def run(backend: str, args: argparse.Namespace, jobs: list[model.Job], base: Path) -> None:
+    name = None
+    db = f"sqlite://{base / f'bench-{uuid.uuid4().hex[:6]}.db'}"
+    if backend == "postgres":
+        name = f"glaas_bench_{uuid.uuid4().hex[:10]}"
+        _pg(f'CREATE DATABASE "{name}"')
+        db = f"postgresql://{PG_USER}@127.0.0.1/{name}"
+    key = base / "key"
+    if not key.exists():
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    glaas = str(BIN / "glaas")
+    env = {**os.environ, "HOME": str(base)}
+    pub = key.with_suffix(".pub").read_text()
+    for admin in (["user", "add", "bench", "--key", pub], ["visibility", "public"]):
+        subprocess.run(
+            [glaas, "admin", "--db", db, *admin], env=env, check=True, capture_output=True
+        )
+    port = _free_port()
+    server = subprocess.Popen(
+        [glaas, "serve", "--db", db, "--port", str(port)], env=env, stderr=subprocess.DEVNULL
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{url}/api/v1/health").status_code == 200:
+                    break
+            except httpx.TransportError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise SystemExit("glaas serve did not start") from None
+                time.sleep(0.1)
+        _, sign = sshsig.key_file_signer(registry.NAMESPACE, str(key))
+        bodies = []
+        for i in range(0, len(jobs), 500):
+            regs = [
+                registry.Registration(canonical.for_registry(j, home="/home/bench"))
+                for j in jobs[i : i + 500]
+            ]
+            bodies.append((msgspec.json.encode(registry.Batch(jobs=regs)), len(regs)))
+        asyncio.run(_ingest(url, bodies, sign))
+        target = jobs[-1].outputs[0].hash
+        times, body = [], b""
+        for _ in range(args.rounds):
+            start = time.perf_counter()
+            r = httpx.get(f"{url}/api/v1/artifacts/{target}/ancestry", timeout=600)
+            times.append(time.perf_counter() - start)
+            if r.status_code != 200:
+                raise SystemExit(f"ancestry failed: {r.status_code} {r.text[:300]}")
+            body = r.content
+        found = msgspec.json.decode(body, type=registry.Ancestry)
+        ms = statistics.median(times) * 1000
+        print(f"{backend:9} ancestry of a {len(jobs):,}-job chain: {len(found.jobs):,} jobs "
+              f"({len(body) / 1e6:.1f} MB{', truncated' if found.truncated else ''}) "
+              f"in {ms:,.0f} ms (median of {args.rounds})")  # fmt: skip
+        seconds, planned, size = anyio.run(_plan, base, found)
+        print(f"{backend:9} plan from it: {planned:,} jobs in {seconds * 1000:,.0f} ms "
+              f"(request {size / 1e6:.1f} MB)")  # fmt: skip
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(60)
+        if name is not None:
+            _pg(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
+    parser.add_argument("--jobs", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    jobs = _chain(args.jobs)
+    base = Path(tempfile.mkdtemp(prefix="glaas-bench-"))
+    try:
+        for backend in ("sqlite", "postgres") if args.backend == "both" else (args.backend,):
+            run(backend, args, jobs, base)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
