@@ -110,8 +110,9 @@ class ArtifactEntry(msgspec.Struct):
     hash: str
     size: int
     paths: list[str]  # the names it was seen under, in jobs you can read
-    made_by: list[str]  # job ids that wrote it
+    made_by: list[str]  # job ids that wrote it, in start order
     read_by: list[str]  # job ids that read it
+    producer: str | None = None  # the one of them that made it (glaas.graph.producer)
 
 
 class Ancestry(msgspec.Struct):
@@ -142,6 +143,10 @@ class Edge(msgspec.Struct):
     job: str
     artifact: str
     role: Role
+    # an input's source: the job its content came from by the producer rule (glaas.graph;
+    # any job, in this graph or not), None when no recorded job made it (or, from a registry
+    # older than this field, unknown)
+    source: str | None = None
 
 
 class Graph(msgspec.Struct):

@@ -297,11 +297,25 @@ def tree(graph: Graph, downstream: bool) -> LineageNode:
     # upstream: artifact -> the jobs that wrote it -> their inputs; downstream the other way
     to_jobs: dict[str, list[str]] = {}
     to_artifacts: dict[str, list[str]] = {}
+    # the job an input came from (a registry's `source`): upstream, the one writer of that
+    # input to follow; downstream, the readers of an output that came from its job
+    linked: dict[tuple[str, str], str] = {}
     for e in graph.edges:
+        if e.role == "input" and e.source is not None:
+            linked[(e.job, e.artifact)] = e.source
         if (e.role == "output") != downstream:
             to_jobs.setdefault(e.artifact, []).append(e.job)
         else:
             to_artifacts.setdefault(e.job, []).append(e.artifact)
+
+    def jobs_of(artifact: str, parent: str | None) -> list[str]:
+        found = to_jobs.get(artifact, [])
+        if parent is None:  # the root
+            return found
+        if not downstream:
+            src = linked.get((parent, artifact))
+            return [src] if src in found else []
+        return [j for j in found if linked.get((j, artifact)) == parent]
 
     def node(kind: str, key: str) -> LineageNode:
         if kind == "job":
@@ -311,23 +325,27 @@ def tree(graph: Graph, downstream: bool) -> LineageNode:
 
     root_kind = "job" if graph.root in jobs else "artifact"
     root = node(root_kind, graph.root)
-    seen = {(root_kind, graph.root)}
-    frontier = [root]
+    seen: set[tuple[str, ...]] = {(root_kind, graph.root)}
+    frontier: list[tuple[LineageNode, str | None]] = [(root, None)]  # (node, its parent job)
     while frontier:
         nxt = []
-        for parent in frontier:
+        for parent, above in frontier:
             if parent.kind == "artifact":
-                children = [("job", j) for j in to_jobs.get(parent.id, [])]
+                children = [("job", j) for j in jobs_of(parent.id, above)]
             else:
                 children = [("artifact", a) for a in to_artifacts.get(parent.id, [])]
             for kind, key in children:
                 child = node(kind, key)
                 parent.children.append(child)
-                if (kind, key) in seen:
+                # a content is met again under another job: walked again (it may link
+                # elsewhere there); a job met again is shown once more, marked
+                if (kind, key) in seen and (kind == "job" or (kind, key, parent.id) in seen):
                     child.truncated = True
                 else:
                     seen.add((kind, key))
-                    nxt.append(child)
+                    if kind == "artifact":
+                        seen.add((kind, key, parent.id))
+                    nxt.append((child, parent.id if parent.kind == "job" else None))
         frontier = nxt
     return root
 
@@ -336,13 +354,14 @@ def dag(graph: Graph, project: str | None) -> DagReply:
     """A session's graph as the steps `roarctl dag` prints (the registry keeps no stale marks)."""
     order = sorted(graph.jobs, key=lambda j: (j.step is None, j.step or 0, j.started))
     ref = {j.id: _step(j.kind, j.step) or j.id[:12] for j in order}
-    made_by = {e.artifact: e.job for e in graph.edges if e.role == "output"}
+    came = {(e.job, e.artifact): e.source for e in graph.edges if e.role == "input"}
     sizes = {a.hash: (a.path, a.size) for a in graph.artifacts}
     steps = []
     for j in order:
         ins = [e.artifact for e in graph.edges if e.job == j.id and e.role == "input"]
         outs = [e.artifact for e in graph.edges if e.job == j.id and e.role == "output"]
-        deps = dict.fromkeys(ref[made_by[a]] for a in ins if a in made_by and made_by[a] != j.id)
+        up = [came[(j.id, a)] for a in ins]  # the job each input came from (glaas.graph)
+        deps = dict.fromkeys(ref[u] for u in up if u is not None and u != j.id and u in ref)
         steps.append(
             DagStep(
                 ref=ref[j.id],

@@ -354,7 +354,9 @@ class Store(abc.ABC):
         paths = list(dict.fromkeys(r[3] for r in rows))
         made = list(dict.fromkeys(r[1] for r in rows if r[2] == 1))
         read = list(dict.fromkeys(r[1] for r in rows if r[2] == 0))
-        return ArtifactEntry(digest, int(rows[0][0]), paths, made, read)
+        # the earliest writer that did not read it (a job that did copied it: glaas.graph)
+        producer = next((j for j in made if j not in read), None)
+        return ArtifactEntry(digest, int(rows[0][0]), paths, made, read, producer)
 
     async def session(self, digest: str, viewer: int) -> tuple[Session, list[JobSummary]] | None:
         jobs = await self.session_jobs(digest, viewer)
@@ -394,6 +396,37 @@ class Store(abc.ABC):
             viewer,
         )
         return [(r[0], r[1], r[2]) for r in rows]
+
+    async def io_timed(
+        self,
+        hashes: list[str],
+        role: int,
+        viewer: int,
+        limit: int,
+        until: float | None = None,
+        copies: bool = True,
+    ) -> list[tuple[str, float, str, str, bool]]:
+        """(job, started, hash, path, copy): the visible jobs that read (role 0) or wrote (1)
+        these artifacts (`until`: only jobs started then or before), with each job's start;
+        `copy` (with `copies`): the job also did the other (a job that read and wrote the same
+        content copied it). What glaas.graph links by."""
+        copy = (
+            "EXISTS (SELECT 1 FROM io c WHERE c.job = io.job AND c.hash = io.hash "
+            f"AND c.role = {1 - int(role)})"
+            if copies
+            else "0"
+        )
+        rows = await self.fetch(
+            f"SELECT j.id, j.started, io.hash, io.path, {copy} FROM io "
+            f"JOIN jobs j ON j.seq = io.job WHERE io.hash {self._any(1)} AND io.role = $2 "
+            f"AND {visible(3)} AND j.started <= $4 "
+            f"ORDER BY j.started, j.id, io.path LIMIT {int(limit)}",
+            self._array(hashes),
+            role,
+            viewer,
+            float("inf") if until is None else until,
+        )
+        return [(r[0], float(r[1]), r[2], r[3], bool(r[4])) for r in rows]
 
     async def io_of_jobs(self, ids: list[str], role: int | None = None) -> list[tuple[Any, ...]]:
         """(job, role, hash, path, size) of these jobs' inputs and/or outputs."""

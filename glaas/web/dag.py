@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple, TypeVar
 
+from glaas import graph
 from glaas.web.layout import Box, layout
 from roar.registry import Graph, JobSummary
 
@@ -90,6 +91,7 @@ class Step:
     ref: str  # @3, @B1 (or "" for a job without a step)
     inputs: list[tuple[str, str]] = field(default_factory=list)  # (hash, path)
     outputs: list[tuple[str, str]] = field(default_factory=list)
+    sources: list[str | None] = field(default_factory=list)  # each input's (glaas.graph.source)
     superseded: bool = False
     stale: str | None = None  # why
 
@@ -112,12 +114,18 @@ def _step_ref(job: JobSummary) -> str:
 
 def steps(jobs: list[JobSummary], io: Iterable[tuple[Any, ...]]) -> list[Step]:
     """A session's jobs with their files, superseded jobs (an earlier run of the same step) and
-    stale steps (a step they read from re-ran and changed what they read, or is stale itself):
-    the same rules as `roarctl dag`."""
+    stale steps: the same rules as `roarctl dag` (roard/sessions.py). A step depends on the
+    steps of the jobs its inputs came from (glaas.graph.source: always jobs that started before
+    it); it is stale when such a step re-ran since and its current job wrote other bytes where
+    that input was written, or when a step it depends on is stale."""
     found = {j.id: Step(j, _step_ref(j)) for j in jobs}  # jobs come in start order
-    for job, role, digest, path, _ in io:
-        if job in found:
-            (found[job].outputs if role == 1 else found[job].inputs).append((digest, path))
+    rows = io if isinstance(io, list) else list(io)
+    for job, role, digest, path, _ in rows:
+        if role == 1 and job in found:
+            found[job].outputs.append((digest, path))
+    for job, digest, path, src in graph.session_links(jobs, rows):
+        found[job].inputs.append((digest, path))
+        found[job].sources.append(src)
     by_step: dict[str, list[Step]] = {}
     for s in found.values():
         if s.ref:
@@ -126,38 +134,38 @@ def steps(jobs: list[JobSummary], io: Iterable[tuple[Any, ...]]) -> list[Step]:
     for group in by_step.values():
         for s in group[:-1]:
             s.superseded = True
-    producer: dict[str, str] = {}  # hash -> step of a job (any) that wrote it
-    for ref, group in by_step.items():
-        for s in group:
-            for digest, _ in s.outputs:
-                producer[digest] = ref
-    writer: dict[str, tuple[float, str, str]] = {}  # path -> (started, step, hash), newest
-    for ref, s in current.items():
-        for digest, path in s.outputs:
-            if path not in writer or writer[path][0] < s.job.started:
-                writer[path] = (s.job.started, ref, digest)
 
     def order(ref: str) -> tuple[bool, int]:  # builds first, then by number
         return not ref.startswith("@B"), int(ref.lstrip("@B"))
 
+    depends: dict[str, list[str]] = {}
     stale: dict[str, str] = {}
     for ref in sorted(current, key=order):
         s = current[ref]
-        depends: list[str] = []
-        reason = None
-        for digest, path in s.inputs:
-            w = writer.get(path)
-            if w is not None and w[1] != ref and w[2] != digest and reason is None:
-                reason = f"{w[1]} re-ran and changed {path}"
-            for d in (producer.get(digest), w[1] if w else None):
-                if d is not None and d != ref and d not in depends:
-                    depends.append(d)
-        for d in depends:
-            if reason is None and d in stale:
-                reason = f"upstream {d} is stale"
-        if reason is not None:
-            stale[ref] = reason
-            s.stale = reason
+        deps: list[str] = []
+        for (digest, _), src in zip(s.inputs, s.sources, strict=True):
+            made = found.get(src) if src is not None else None
+            if made is None or not made.ref or made.ref == ref:
+                continue
+            up = made.ref
+            if up not in deps:
+                deps.append(up)
+            if ref not in stale and made is not current[up]:
+                where = next((p for h, p in made.outputs if h == digest), None)
+                now = next((h for h, p in current[up].outputs if p == where), None)
+                if now is not None and now != digest:
+                    stale[ref] = f"{up} re-ran and changed {where}"
+        depends[ref] = deps
+    changed = True
+    while changed:  # staleness flows downstream, however the steps are numbered
+        changed = False
+        for ref in sorted(current, key=order):
+            bad = next((d for d in depends[ref] if d in stale), None)
+            if ref not in stale and bad is not None:
+                stale[ref] = f"upstream {bad} is stale"
+                changed = True
+    for ref, reason in stale.items():
+        current[ref].stale = reason
     return list(found.values())
 
 
@@ -175,11 +183,23 @@ def _artifact_node(digest: str, path: str) -> Node:
 
 
 class Builder:
-    """Nodes and edges (job -> output, input -> job), then folds, layout and drawing."""
+    """Nodes and edges (job -> output, input -> job), then folds, layout and drawing.
 
-    def __init__(self) -> None:
+    A content is one node per job it came from: the same bytes written by a later job (a `cp`
+    of them, a re-run that made them again) are another node, read by the jobs whose inputs
+    link to that job (glaas.graph.source), so no edge runs from a later job to an earlier one
+    and a copy is never drawn in a loop. The node of a content's maker (its earliest writer
+    here that did not read it) and of its reads that no job made is keyed `a<hash>`."""
+
+    def __init__(self, makers: dict[str, str] | None = None) -> None:
         self.nodes: dict[str, Node] = {}
         self.edges: dict[tuple[str, str], None] = {}
+        self.makers = makers  # hash -> the job whose node of it is `a<hash>` (None: any job)
+
+    def key(self, digest: str, made_by: str | None) -> str:
+        if made_by is None or self.makers is None or self.makers.get(digest) == made_by:
+            return "a" + digest
+        return f"a{digest}.{made_by[:16]}"
 
     def job(self, job: JobSummary, ref: str = "") -> Node:
         key = "j" + job.id
@@ -187,14 +207,17 @@ class Builder:
             self.nodes[key] = _job_node(job, ref)
         return self.nodes[key]
 
-    def artifact(self, digest: str, path: str) -> Node:
-        key = "a" + digest
+    def artifact(self, digest: str, path: str, made_by: str | None = None) -> Node:
+        key = self.key(digest, made_by)
         if key not in self.nodes:
-            self.nodes[key] = _artifact_node(digest, path)
+            node = _artifact_node(digest, path)
+            node.key = key
+            self.nodes[key] = node
         return self.nodes[key]
 
-    def edge(self, job: str, digest: str, output: bool) -> None:
-        j, a = "j" + job, "a" + digest
+    def edge(self, job: str, digest: str, output: bool, made_by: str | None = None) -> None:
+        """job -> its output, or its input -> job (`made_by`: the job the input came from)."""
+        j, a = "j" + job, self.key(digest, job if output else made_by)
         if j in self.nodes and a in self.nodes:
             self.edges[(j, a) if output else (a, j)] = None
 
@@ -302,13 +325,26 @@ def _path(points: list[tuple[float, float]]) -> str:
     return "".join(out)
 
 
+def makers(writes: Iterable[tuple[JobSummary, str]], reads: set[tuple[str, str]]) -> dict[str, str]:
+    """hash -> the earliest of its writers (job, hash) that did not also read it (job, hash)."""
+    found: dict[str, JobSummary] = {}
+    for job, digest in writes:
+        if (job.id, digest) in reads:
+            continue
+        best = found.get(digest)
+        if best is None or (job.started, job.id) < (best.started, best.id):
+            found[digest] = job
+    return {digest: job.id for digest, job in found.items()}
+
+
 def session_drawing(
     steps_: list[Step],
     href: Callable[[Node], str],
     expand_href: Callable[[str], str],
     expanded: Iterable[str],
 ) -> Drawing:
-    b = Builder()
+    reads = {(s.job.id, digest) for s in steps_ for digest, _ in s.inputs}
+    b = Builder(makers(((s.job, d) for s in steps_ for d, _ in s.outputs), reads))
     for s in steps_:
         node = b.job(s.job, s.ref)
         if s.superseded:
@@ -316,11 +352,11 @@ def session_drawing(
         if s.stale:
             node.marks.append("stale")
             node.title += f"\nstale: {s.stale}"
-        for digest, path in s.inputs:
-            b.artifact(digest, path)
-            b.edge(s.job.id, digest, output=False)
+        for (digest, path), src in zip(s.inputs, s.sources, strict=True):
+            b.artifact(digest, path, src)
+            b.edge(s.job.id, digest, output=False, made_by=src)
         for digest, path in s.outputs:
-            b.artifact(digest, path)
+            b.artifact(digest, path, s.job.id)
             b.edge(s.job.id, digest, output=True)
     return b.draw(href, expand_href, expanded)
 
@@ -333,14 +369,20 @@ def neighbourhood_drawing(
     expanded: Iterable[str],
 ) -> Drawing:
     """Lineage walks (up and down from one record) drawn as one graph around `focus`."""
-    b = Builder()
-    for g in graphs:
-        for job in g.jobs:
-            b.job(job)
-        for art in g.artifacts:
-            b.artifact(art.hash, art.path)
-        for e in g.edges:
-            b.edge(e.job, e.artifact, output=e.role == "output")
+    jobs = {j.id: j for g in graphs for j in g.jobs}
+    paths = {a.hash: a.path for g in graphs for a in g.artifacts}
+    edges = {(e.job, e.artifact, e.role): e.source for g in graphs for e in g.edges}
+    reads = {(j, h) for j, h, role in edges if role == "input"}
+    writes = [(jobs[j], h) for j, h, role in edges if role == "output" and j in jobs]
+    b = Builder(makers(writes, reads))
+    for job in jobs.values():
+        b.job(job)
+    for (job_id, digest, role), src in sorted(edges.items()):
+        output = role == "output"
+        b.artifact(digest, paths.get(digest, digest), job_id if output else src)
+        b.edge(job_id, digest, output, made_by=src)
+    if focus.startswith("a") and focus not in b.nodes and focus[1:] in paths:
+        b.artifact(focus[1:], paths[focus[1:]])  # a content no job here made or read
     return b.draw(href, expand_href, expanded, focus)
 
 

@@ -147,19 +147,14 @@ async def artifact(request: Req, ref: FromPath[str]) -> Response[Any]:
     entry = await store.artifact(digest, viewer)
     if entry is None:
         raise NotFound(f"no artifact {digest}")
-    made = await store.summaries(entry.made_by[:READERS])
+    made = await store.summaries([entry.producer] if entry.producer else [])
+    copies = await store.summaries([j for j in entry.made_by if j != entry.producer][:READERS])
     readers = await store.summaries(entry.read_by[:READERS])
     up = await graph.lineage(store, "artifact", digest, "up", graph.MAX_DEPTH, viewer, SOURCES_JOBS)
-    written = {e.artifact for e in up.edges if e.role == "output"}
-    candidates = [a for a in up.artifacts if a.hash not in written]
-    have_writer = {
-        h
-        for _, h, _ in await store.io_of_artifacts(
-            [a.hash for a in candidates], 1, viewer, len(candidates) * 4 + 4
-        )
-    }
-    sources = [a for a in candidates if a.hash not in have_writer and a.hash != digest]
-    partial = up.truncated or bool(have_writer)
+    # the inputs upstream that no recorded job made (glaas.graph.source: None)
+    unsourced = {e.artifact for e in up.edges if e.role == "input" and e.source is None}
+    sources = [a for a in up.artifacts if a.hash in unsourced and a.hash != digest]
+    partial = up.truncated
     depth = _depth(request)
     drawing, cut = await _around(request, "artifact", digest, depth)
     return page(
@@ -167,6 +162,7 @@ async def artifact(request: Req, ref: FromPath[str]) -> Response[Any]:
         "artifact.html",
         entry=entry,
         made=made,
+        copies=copies,
         readers=readers,
         more_readers=max(0, len(entry.read_by) - READERS),
         sources=sources,
@@ -187,11 +183,9 @@ async def job(request: Req, ref: FromPath[str]) -> Response[Any]:
     entry = await store.job(job_id, viewer)
     if entry is None:
         raise NotFound(f"no job {job_id}")
-    inputs = [io.hash for io in entry.job.inputs]
-    makers: dict[str, list[str]] = {}
-    for maker, digest, _ in await store.io_of_artifacts(inputs, 1, viewer, len(inputs) * 4 + 4):
-        if maker != job_id:
-            makers.setdefault(digest, []).append(maker)
+    reads = [(job_id, entry.job.started, io.hash, io.path, io.size) for io in entry.job.inputs]
+    found, _ = await graph.sources(store, reads, viewer, len(reads) * 4 + 4)
+    makers = {(h, p): src for (_, h, p), src in found.items() if src is not None}
     depth = _depth(request)
     drawing, cut = await _around(request, "job", job_id, depth)
     return page(

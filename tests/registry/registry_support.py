@@ -7,6 +7,7 @@ test client, and accounts made with the real `glaas admin` command."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import os
 import random
@@ -215,14 +216,19 @@ def _size(digest: str) -> int:
     return int(digest[:6], 16) if all(c in "0123456789abcdef" for c in digest[:6]) else 1
 
 
+_CLOCK = itertools.count(random.randrange(170_000_000, 180_000_000))
+
+
 def make_job(
     inputs: list[tuple[str, str]] = (),  # type: ignore[assignment]
     outputs: list[tuple[str, str]] = (),  # type: ignore[assignment]
     command: str = "python train.py",
     root: str = f"{HOME}/proj",
+    started: float | None = None,
     **context: Any,
 ) -> model.Job:
-    started = random.uniform(1.7e9, 1.8e9)
+    if started is None:  # jobs made one after another start one after another (lineage)
+        started = next(_CLOCK) * 10.0
     return model.Job(
         id=uuid.uuid4().hex[:12],
         command=command,

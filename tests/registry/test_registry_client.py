@@ -477,6 +477,44 @@ def test_register_sends_a_targets_whole_upstream_and_prints_its_url(
     assert "@1" in dag and "@2" in dag and "@3" in dag and "out.csv" in dag
 
 
+def test_the_registrys_lineage_and_dag_follow_roards_producer_rule(
+    roar: Roar, people: People, any_glaas: Glaas
+) -> None:
+    """`wc -c < a.txt > n.txt`, then `cp a.txt b.txt`, then `sort b.txt > s.txt`, registered:
+    read back from the registry, the cp is no maker of what wc read (lineage up and down), the
+    session's first step depends on nothing later, and s.txt comes through the cp."""
+    people.join(roar, any_glaas, "alice")
+    roar("auth", "login")
+    # sort changes a.txt's bytes: s.txt is a content of its own
+    repo = git_repo(roar, roar.work / f"proj-{uuid.uuid4().hex[:6]}", {"a.txt": "b\na\n"})
+    roar("run", "--", "sh", "-c", "wc -c < a.txt > n.txt", cwd=repo)
+    roar("run", "cp", "a.txt", "b.txt", cwd=repo)
+    roar("run", "--", "sh", "-c", "sort b.txt > s.txt", cwd=repo)
+    done = roar.json("register", "--session", cwd=repo)
+    assert done["jobs"] == 3
+    [target] = done["targets"]
+    n, a, s = (
+        roar.json("show", f, cwd=repo)["artifact"]["hash"] for f in ("n.txt", "a.txt", "s.txt")
+    )
+
+    up = roar("lineage", n, "--remote", cwd=repo).stdout
+    assert "wc -c < a.txt > n.txt" in up and "cp a.txt b.txt" not in up
+    up = roar("lineage", s, "--remote", cwd=repo).stdout
+    assert "sort b.txt > s.txt" in up and "cp a.txt b.txt" in up and "wc -c" not in up
+    wc = roar.json("show", n, "--remote")["artifact"]["produced_by"][0]["id"]
+    down = roar("lineage", wc[:12], "--downstream", "--remote", cwd=repo).stdout
+    assert "wc -c" in down and "cp a.txt b.txt" not in down and "sort" not in down
+    down = roar("lineage", a, "--downstream", "--remote", cwd=repo).stdout
+    assert "wc -c" in down and "cp a.txt b.txt" in down and "sort b.txt" in down
+    lines = roar("dag", target["id"][:10], cwd=repo).stdout.splitlines()
+    steps = {x.split()[0]: x for x in lines if x.strip().startswith("@")}
+    assert "<-" not in steps["@1"] and "<-" not in steps["@2"], lines
+    assert steps["@3"].endswith("<- @2"), lines
+    # the same as roard says here
+    local = {x.split()[0]: x for x in roar("dag", cwd=repo).stdout.splitlines() if "@" in x}
+    assert "<-" not in local["@1"] and local["@3"].endswith("<- @2")
+
+
 def test_a_store_from_before_registration_registers(
     roar: Roar, people: People, glaas: Glaas
 ) -> None:
