@@ -1,7 +1,7 @@
 """Webhooks: each state change of a training request is POSTed to every configured URL
-(`glaas serve --webhook URL`, repeatable), as Slack-compatible JSON (`text`, plus the request
-itself), signed with HMAC-SHA256 over the body when a secret is set (`--webhook-secret`, header
-`X-Glaas-Signature: sha256=<hex>`).
+(`glaas serve --webhook URL`, repeatable), as Slack-compatible JSON (`text`, with &, <, >
+escaped as Slack requires, plus the request itself), signed with HMAC-SHA256 over the body when
+a secret is set (`--webhook-secret`, header `X-Glaas-Signature: sha256=<hex>`).
 
 Deliveries are rows of the registry's database (`webhook_deliveries`), written when the change
 is made, so a server that stops or restarts delivers them when it is back. Each worker runs a
@@ -46,7 +46,13 @@ def text(change: Change) -> str:
     last = r.events[-1] if r.events else None
     if last is not None and last.comment and last.action == change.action:
         line += f": {last.comment}"
-    return line
+    return slack_escape(line)
+
+
+def slack_escape(words: str) -> str:
+    """Slack's escaping for `text`: what people wrote never becomes a mention (`<!channel>`)
+    or a link (`<http://x|label>`)."""
+    return words.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def body(change: Change) -> bytes:

@@ -418,7 +418,7 @@ def test_webhooks_are_signed_and_a_failing_receiver_is_retried(
         if mark in e["request"]["spec"]["rationale"] and e["action"] == "approved"
     )
     assert approved["text"].startswith(f"{new['id']} approved by bob: 8xH100")
-    assert approved["text"].endswith("api_key=<redacted> and <redacted>")
+    assert approved["text"].endswith("api_key=&lt;redacted&gt; and &lt;redacted&gt;")
     # a secret pasted into a rationale or comment is neither stored nor sent
     assert not any(b"PlantedSecret" in body or b"sk-live" in body for _, body in good.bodies)
     dump = db.raw_dump()
@@ -468,3 +468,43 @@ def test_a_webhook_delivery_survives_a_restart_of_the_server(
         if receiver is not None:
             receiver.close()
         drop_database(db)
+
+
+def test_a_webhook_text_escapes_slack_mentions_and_links(
+    api: tuple[Api, Database], receivers: tuple[Receiver, Receiver]
+) -> None:
+    """Slack reads `<!channel>` and `<http://x|label>` in `text` as a mention and a link: what a
+    requester or commenter wrote is escaped there (&, <, > as &amp; &lt; &gt;, Slack's rule)."""
+    a, _ = api
+    good, _ = receivers
+    data, model, _ = _artifacts(a)
+    mark = f"slack {uuid.uuid4().int % 10**6}"
+    spec = _spec(data, model, compute="8xH100 <!channel>", rationale=mark)
+    new = a.ok("alice", "POST", "/requests", spec)
+    said = "fine <http://evil.example|click here> & <@U024BE7LH>"
+    a.ok("carol", "POST", f"/requests/{new['id']}/comment", {"comment": said})
+
+    def texts() -> dict[str, str]:
+        return {
+            e["action"]: e["text"]
+            for e in good.events()
+            if e["request"]["spec"]["rationale"] == mark
+        }
+
+    deadline = time.monotonic() + 60
+    while set(texts()) != {"filed", "commented"}:
+        assert time.monotonic() < deadline, texts()
+        time.sleep(0.1)
+    told = texts()
+    assert "8xH100 &lt;!channel&gt; for 3.2 h" in told["filed"]
+    assert told["commented"].endswith(
+        ": fine &lt;http://evil.example|click here&gt; &amp; &lt;@U024BE7LH&gt;"
+    )
+    for text in told.values():
+        assert "<" not in text and ">" not in text
+    assert (
+        next(e for e in good.events() if e["request"]["spec"]["rationale"] == mark)["request"][
+            "spec"
+        ]["compute"]
+        == "8xH100 <!channel>"
+    )  # the data itself is kept as written
