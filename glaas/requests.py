@@ -14,6 +14,7 @@ a new revision and puts an approved request back to pending); an approval lapses
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -71,14 +72,26 @@ def spec_hash(spec: RequestSpec) -> str:
     return hashlib.sha256(_ENCODER.encode(spec)).hexdigest()
 
 
+# C0 and C1 controls (tab and newline aside), DEL, and the bidi embeddings, overrides and
+# isolates: a terminal escape in `roarctl request show`, or text shown reversed on the pages
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def _plain(value: str, what: str, lines: bool = True) -> None:
+    found = _CONTROL.search(value) or (None if lines else re.search("[\t\n]", value))
+    if found is not None:
+        raise Invalid(f"the {what} has a control character (U+{ord(found[0]):04X})")
+
+
 def _text(value: str | None, what: str) -> str | None:
-    """Free text as it is kept: at most MAX_TEXT characters, secrets redacted (a token pasted
-    into a comment is not stored, nor sent to a webhook)."""
-    if value is not None and len(value) > MAX_TEXT:
+    """Free text as it is kept: at most MAX_TEXT characters, no control characters, secrets
+    redacted (a token pasted into a comment is not stored, nor sent to a webhook)."""
+    if value is None:
+        return None
+    if len(value) > MAX_TEXT:
         raise Invalid(f"the {what} is {len(value)} characters; at most {MAX_TEXT}")
-    if value is not None and "\x00" in value:
-        raise Invalid(f"the {what} has a NUL character")
-    return None if value is None else redact_text(value)
+    _plain(value, what)
+    return redact_text(value)
 
 
 async def _artifact(store: Store, ref: str, what: str, viewer: int) -> str:
@@ -96,8 +109,9 @@ async def _artifact(store: Store, ref: str, what: str, viewer: int) -> str:
 async def _resolve(store: Store, account: Account, spec: RequestSpec) -> tuple[RequestSpec, int]:
     """The spec with full artifact hashes, and the reviewer's user id."""
     rationale = _text(spec.rationale, "rationale") or ""
-    if not spec.compute.strip() or len(spec.compute) > 200 or "\x00" in spec.compute:
+    if not spec.compute.strip() or len(spec.compute) > 200:
         raise Invalid("compute must say what the run needs, e.g. 8xH100")
+    _plain(spec.compute, "compute field", lines=False)
     if "\x00" in spec.reviewer or len(spec.reviewer) > 200:
         raise Invalid(f"not a user name: {spec.reviewer[:40]!r}")
     dataset = await _artifact(store, spec.dataset, "dataset", account.id)

@@ -508,3 +508,27 @@ def test_a_webhook_text_escapes_slack_mentions_and_links(
         ]["compute"]
         == "8xH100 <!channel>"
     )  # the data itself is kept as written
+
+
+def test_control_and_bidi_characters_are_refused_in_what_people_write(
+    api: tuple[Api, Database],
+) -> None:
+    """A terminal escape (`request show` prints the text to the reviewer's terminal) or a
+    right-to-left override (the queue shows `budget 984` after the compute field, reversed)
+    is refused; newlines and tabs in a rationale or comment are fine."""
+    a, _ = api
+    data, model, _ = _artifacts(a)
+    hostile = ["\x1b[2J\x1b[1;1Happroved by bob", "x\u202e489 tegdub", "a\u2066b", "\x9b31m", "\r"]
+    for text in hostile:
+        for field in ("compute", "rationale"):
+            r = a.call("alice", "POST", "/requests", _spec(data, model, **{field: f"8x {text}"}))
+            assert r.status_code == 400 and "control character" in r.json()["detail"], r.text
+    r = a.call("alice", "POST", "/requests", _spec(data, model, compute="8xH100\nreviewer: x"))
+    assert r.status_code == 400, r.text
+    new = a.ok("alice", "POST", "/requests", _spec(data, model, rationale="why:\n\t- because"))
+    assert new["spec"]["rationale"] == "why:\n\t- because"
+    for text in hostile:
+        assert "control character" in a.refused(
+            400, "carol", f"/requests/{new['id']}/comment", {"comment": text}
+        )
+    a.ok("carol", "POST", f"/requests/{new['id']}/comment", {"comment": "two\nlines"})
