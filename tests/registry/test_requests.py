@@ -532,3 +532,33 @@ def test_control_and_bidi_characters_are_refused_in_what_people_write(
             400, "carol", f"/requests/{new['id']}/comment", {"comment": text}
         )
     a.ok("carol", "POST", f"/requests/{new['id']}/comment", {"comment": "two\nlines"})
+
+
+def test_a_webhook_does_not_carry_the_actors_private_runs(
+    api: tuple[Api, Database], receivers: tuple[Receiver, Receiver]
+) -> None:
+    """The request the API answers is read as its actor (their private runs included); what
+    goes to the team's channel must not be: a private run's command stays private."""
+    a, _ = api
+    good, _ = receivers
+    data, model, _ = _artifacts(a)
+    mark = f"private runs {uuid.uuid4().int % 10**6}"
+    new = a.ok("alice", "POST", "/requests", _spec(data, model, rationale=mark))
+    a.ok("bob", "POST", f"/requests/{new['id']}/approve", {"spec_hash": new["spec_hash"]})
+    a.ok("alice", "POST", f"/requests/{new['id']}/claim", {})
+    secret = f"python train.py --data /mnt/hidden-{uuid.uuid4().int % 10**6}"
+    run = make_job(inputs=[("data.csv", data), ("base.pt", model)], command=secret)
+    run = msgspec.structs.replace(run, request=new["id"])
+    assert a.call("alice", "POST", "/ingest", batch(run)).status_code == 200  # private
+    done = a.ok("alice", "POST", f"/requests/{new['id']}/complete", {"comment": "done"})
+    assert [r["command"] for r in done["runs"]] == [secret]  # alice sees her own run
+    assert a.ok("carol", "GET", f"/requests/{new['id']}")["runs"] == []  # carol does not
+
+    def actions() -> list[str]:
+        return [e["action"] for e in good.events() if e["request"]["spec"]["rationale"] == mark]
+
+    deadline = time.monotonic() + 60
+    while "completed" not in actions():
+        assert time.monotonic() < deadline, actions()
+        time.sleep(0.1)
+    assert not any(secret.encode() in content for _, content in good.bodies)
