@@ -468,13 +468,22 @@ async def listing(
 
 
 async def link_runs(store: Store, jobs: list[tuple[str, str]]) -> None:
-    """Registered jobs that name a request (job id, request ref) are linked to it; a ref that
-    names no request is ignored (the run was refused nothing: roarctl asked before it ran)."""
+    """Registered jobs that name a request (job id, request ref) are linked to it if the
+    request allowed the run (what roarctl checked before it ran, which a hand-made batch
+    skips): it was approved, and nobody but the job's owner claimed it. Otherwise, as for a
+    ref that names no request, the job is registered but not linked."""
     for job_id, ref in jobs:
         rid = request_ref(ref)
         if rid is None:
             continue
-        if await store.fetchone("SELECT 1 FROM requests WHERE id = $1", rid) is None:
+        allowed = await store.fetchone(
+            "SELECT 1 FROM requests r JOIN jobs j ON j.id = $2 WHERE r.id = $1 "
+            "AND (r.claimed_by IS NULL OR r.claimed_by = j.owner_id) AND EXISTS "
+            "(SELECT 1 FROM request_events e WHERE e.request_id = r.id AND e.action = 'approved')",
+            rid,
+            job_id,
+        )
+        if allowed is None:
             continue
         await store.execute(
             "INSERT INTO request_runs (request_id, job_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",

@@ -562,3 +562,31 @@ def test_a_webhook_does_not_carry_the_actors_private_runs(
         assert time.monotonic() < deadline, actions()
         time.sleep(0.1)
     assert not any(secret.encode() in content for _, content in good.bodies)
+
+
+def test_only_a_run_the_request_allows_is_linked_to_it(api: tuple[Api, Database]) -> None:
+    """`run --request` is checked by roarctl, but anyone can send the registry a job that names
+    a request: one naming a request never approved, or claimed by someone else, is registered
+    but not linked (its cost and lineage are not the request's)."""
+    a, _ = api
+    data, model, _ = _artifacts(a)
+    new = a.ok("alice", "POST", "/requests", _spec(data, model))
+    rid = new["id"]
+
+    def run(user: str, command: str) -> None:
+        job = make_job(inputs=[("data.csv", data), ("base.pt", model)], command=command)
+        job = msgspec.structs.replace(job, request=rid)
+        sent = a.call(user, "POST", "/ingest", batch(job, visibility="public"))
+        assert sent.status_code == 200, sent.text
+
+    run("carol", "python early.py")  # still pending
+    a.ok("bob", "POST", f"/requests/{rid}/approve", {"spec_hash": new["spec_hash"]})
+    run("carol", "python meanwhile.py")  # approved, nobody claimed it: anyone may run for it
+    a.ok("alice", "POST", f"/requests/{rid}/claim", {})
+    run("carol", "python hijack.py")  # claimed by alice
+    run("alice", "python train.py --for-it")
+    runs = a.ok("bob", "GET", f"/requests/{rid}")["runs"]
+    assert [(r["owner"], r["command"]) for r in runs] == [
+        ("carol", "python meanwhile.py"),
+        ("alice", "python train.py --for-it"),
+    ], runs
