@@ -6,7 +6,7 @@ a secret is set (`--webhook-secret`, header `X-Glaas-Signature: sha256=<hex>`).
 Deliveries are rows of the registry's database (`webhook_deliveries`), written when the change
 is made, so a server that stops or restarts delivers them when it is back. Each worker runs a
 deliverer that takes due rows (one worker per row: a compare-and-set on `taken_until`) and
-POSTs them; a connection error, TIMEOUT seconds without an answer, or a non-2xx answer is tried
+POSTs them; a connection error, no whole answer in TIMEOUT seconds, or a non-2xx answer is tried
 again after FIRST_DELAY seconds, doubling, ATTEMPTS tries in all; then it is given up, with
 its last error kept."""
 
@@ -165,11 +165,15 @@ class Webhooks:
         }
         if self.secret:
             headers[SIGNATURE] = signature(self.secret, data)
-        try:
-            answer = await http.post(url, content=data, headers=headers)
+        try:  # one deadline for the whole try: httpx's timeout is per read, so an answer
+            # trickled byte by byte would hold this batch (and every delivery after it) forever
+            async with asyncio.timeout(TIMEOUT):
+                answer = await http.post(url, content=data, headers=headers)
             error = None if 200 <= answer.status_code < 300 else f"HTTP {answer.status_code}"
         except httpx.HTTPError as e:
             error = f"{type(e).__name__}: {e}"[:300]
+        except TimeoutError:
+            error = f"no whole answer in {TIMEOUT:g} s"
         tries = attempts + 1
         now = time.time()
         try:

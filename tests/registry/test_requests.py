@@ -590,3 +590,73 @@ def test_only_a_run_the_request_allows_is_linked_to_it(api: tuple[Api, Database]
         ("carol", "python meanwhile.py"),
         ("alice", "python train.py --for-it"),
     ], runs
+
+
+class Trickler:
+    """A receiver that answers 200 with a long body, one byte a second, until closed: each read
+    comes well within a read timeout, the answer never ends."""
+
+    def __init__(self) -> None:
+        self.got: list[bytes] = []
+        self.stop = threading.Event()
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                owner.got.append(self.rfile.read(int(self.headers["Content-Length"])))
+                self.send_response(200)
+                self.send_header("Content-Length", "100000")
+                self.end_headers()
+                while not owner.stop.wait(1.0):
+                    try:
+                        self.wfile.write(b".")
+                        self.wfile.flush()
+                    except OSError:
+                        return
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/slow"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.stop.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_receiver_that_never_finishes_does_not_hold_up_the_others(
+    tmp_path: Path, keys: dict[str, Key]
+) -> None:
+    """A try has one deadline for the whole answer (10 s), not only between its bytes: a
+    receiver trickling an endless answer is given up on and the other deliveries go on."""
+    db = make_database("sqlite", tmp_path)
+    for name in ("alice", "bob"):
+        subprocess.run(
+            [GLAAS, "admin", "--db", db.url, "user", "add", name, "--key", keys[name].public_line],
+            check=True,
+            capture_output=True,
+        )
+    slow, good = Trickler(), Receiver()
+    server = Server(db, tmp_path / "glaas.log", "--webhook", slow.url, "--webhook", good.url)
+    try:
+        a = Api(server, keys)
+        data, model, _ = _artifacts(a)
+        new = a.ok("alice", "POST", "/requests", _spec(data, model))
+        deadline = time.monotonic() + 60
+        while not slow.got:  # the slow receiver is answering, byte by byte
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        a.ok("alice", "POST", f"/requests/{new['id']}/comment", {"comment": "still there?"})
+        deadline = time.monotonic() + 90
+        while "commented" not in [e["action"] for e in good.events()]:
+            assert time.monotonic() < deadline, (tmp_path / "glaas.log").read_text()
+            time.sleep(0.2)
+    finally:
+        slow.close()
+        good.close()
+        assert server.stop() == 0
+        drop_database(db)
