@@ -243,14 +243,30 @@ _comment = click.option("-m", "--comment", help="A comment, kept with the event.
 
 @request.command("approve", context_settings=CONTEXT)
 @click.argument("ref")
-@click.option("--spec", "spec_hash", help="The spec hash you reviewed (default: the current).")
+@click.option(
+    "--spec",
+    "spec_hash",
+    help="The spec hash (or its first 12 digits, as `show` prints) you reviewed; needed once "
+    "the request was edited.",
+)
 @_comment
 @json_option
 def approve(ref: str, spec_hash: str | None, comment: str | None, as_json: bool) -> None:
-    """Approve a request you are the reviewer of (it binds to the spec as it is now)."""
+    """Approve a request you are the reviewer of (it binds to the spec you reviewed).
+
+    An unedited request has one spec, the one you read; once it was edited, name the one you
+    reviewed (`--spec`, from `roarctl request show`): the requester may have changed it since.
+    """
     ref = _ref(ref)
-    if spec_hash is None:
-        spec_hash = _call("GET", f"/requests/{ref}").spec_hash
+    current = _call("GET", f"/requests/{ref}")
+    if spec_hash is None and current.revision > 1:
+        raise RoarError(
+            f"{ref} was edited (revision {current.revision}): say which spec you reviewed",
+            f"roarctl request show {ref}, then roarctl request approve {ref} --spec HASH",
+            exit_code=2,
+        )
+    if spec_hash is None or (len(spec_hash) >= 12 and current.spec_hash.startswith(spec_hash)):
+        spec_hash = current.spec_hash  # the server still refuses it if it changed meanwhile
     _action("approve", ref, comment, as_json, spec_hash=spec_hash)
 
 
