@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from roarctl.commands.common import CONTEXT, emit_json, json_option
+from roarctl.commands.common import CONTEXT, emit_json, json_option, printable
 from roarctl.errors import RoarError
 
 if TYPE_CHECKING:
@@ -137,15 +137,15 @@ def _out(entry: RequestEntry, as_json: bool, whole: bool = False) -> None:
     click.echo(f"reviewer:   {entry.reviewer}")
     click.echo(f"dataset:    {s.dataset}")
     click.echo(f"base model: {s.base_model}")
-    click.echo(f"compute:    {s.compute} for {s.hours:g} h, budget {s.budget:g}")
+    click.echo(f"compute:    {printable(s.compute)} for {s.hours:g} h, budget {s.budget:g}")
     if entry.expires is not None and entry.state == "approved":
         click.echo(f"approval expires: {_when(entry.expires)}")
     if s.rationale:
-        click.echo(f"rationale:  {s.rationale}")
+        click.echo(f"rationale:  {printable(s.rationale, lines=True)}")
     click.echo("events:")
     for e in entry.events:
         who = (e.actor or "registry") + (" (agent)" if e.agent else "")
-        note = f": {e.comment}" if e.comment else ""
+        note = f": {printable(e.comment, lines=True)}" if e.comment else ""
         click.echo(f"  {_when(e.at)}  {e.action:<10} {who}  rev {e.revision}{note}")
     if entry.runs:
         click.echo("runs:")
@@ -153,7 +153,7 @@ def _out(entry: RequestEntry, as_json: bool, whole: bool = False) -> None:
             flag = (
                 f"  FLAG: inputs lack {', '.join(h[:12] for h in r.missing)}" if r.missing else ""
             )
-            click.echo(f"  {r.job[:12]}  {r.owner}  {r.status}  {r.command}{flag}")
+            click.echo(f"  {r.job[:12]}  {r.owner}  {r.status}  {printable(r.command)}{flag}")
 
 
 @request.command("new", context_settings=CONTEXT)
@@ -217,7 +217,7 @@ def list_(states: tuple[str, ...], mine: bool, as_json: bool) -> None:
         s = r.spec
         click.echo(
             f"{r.id:<7} {r.state:<10} {r.requester:<12} -> {r.reviewer:<12} "
-            f"{s.compute} {s.hours:g} h  budget {s.budget:g}"
+            f"{printable(s.compute)} {s.hours:g} h  budget {s.budget:g}"
         )
 
 
