@@ -24,6 +24,7 @@ import msgspec
 from glaas.requests import Change
 from glaas.store import Store
 from roar.errors import RoarFailure
+from roar.redact import redact_text
 
 ATTEMPTS = 6  # tries per delivery
 FIRST_DELAY = 1.0  # seconds before the first retry; then 2, 4, 8, 16
@@ -176,6 +177,7 @@ class Webhooks:
             error = f"no whole answer in {TIMEOUT:g} s"
         tries = attempts + 1
         now = time.time()
+        shown = redact_text(url)  # a Slack or Discord hook's URL ends in its secret
         try:
             if error is None:
                 await self.store.execute(
@@ -186,7 +188,7 @@ class Webhooks:
                     did,
                 )
             elif tries >= self.attempts:
-                log.error("webhook %s failed %d times, given up: %s", url, tries, error)
+                log.error("webhook %s failed %d times, given up: %s", shown, tries, error)
                 await self.store.execute(
                     "UPDATE webhook_deliveries SET done = $1, attempts = $2, error = $3, "
                     "taken_until = NULL WHERE id = $4",
@@ -197,7 +199,7 @@ class Webhooks:
                 )
             else:
                 delay = self.first_delay * 2 ** (tries - 1)
-                log.warning("webhook %s failed (%s), tried again in %.0f s", url, error, delay)
+                log.warning("webhook %s failed (%s), tried again in %.0f s", shown, error, delay)
                 await self.store.execute(
                     "UPDATE webhook_deliveries SET attempts = $1, error = $2, next_at = $3, "
                     "taken_until = NULL WHERE id = $4",

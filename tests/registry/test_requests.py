@@ -660,3 +660,33 @@ def test_a_receiver_that_never_finishes_does_not_hold_up_the_others(
         good.close()
         assert server.stop() == 0
         drop_database(db)
+
+
+def test_a_failing_webhook_is_logged_without_its_secret_url(
+    tmp_path: Path, keys: dict[str, Key]
+) -> None:
+    """A Slack-style webhook URL's last segment is its secret: the log says which hook failed
+    without writing that down."""
+    db = make_database("sqlite", tmp_path)
+    for name in ("alice", "bob"):
+        subprocess.run(
+            [GLAAS, "admin", "--db", db.url, "user", "add", name, "--key", keys[name].public_line],
+            check=True,
+            capture_output=True,
+        )
+    token = "Zq8mW3vLp0sRt7YxKc2NbF5h"
+    hook = f"http://127.0.0.1:{_free_port()}/services/T0AB12CD3/B0EF45GH6/{token}"  # no one there
+    log = tmp_path / "glaas.log"
+    server = Server(db, log, "--webhook", hook)
+    try:
+        a = Api(server, keys)
+        data, model, _ = _artifacts(a)
+        a.ok("alice", "POST", "/requests", _spec(data, model))
+        deadline = time.monotonic() + 60
+        while "tried again" not in log.read_text():  # a failed try, logged
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+    finally:
+        assert server.stop() == 0
+        drop_database(db)
+    assert token not in log.read_text()
