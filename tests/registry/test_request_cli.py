@@ -37,7 +37,7 @@ def _request(roar: Roar, *args: str, cwd: Path | None = None) -> dict[str, Any]:
 def test_an_agent_files_waits_claims_runs_and_completes(
     roar: Roar, people: People, any_glaas: Glaas
 ) -> None:
-    bot = _join(people, roar, any_glaas, "bot", "--kind", "agent")
+    bot = _join(people, roar, any_glaas, "bot", "--agent")
     chris = people.home()
     reviewer = _join(people, chris, any_glaas, "chris")
     repo = git_repo(roar, roar.work / f"proj-{uuid.uuid4().hex[:6]}", {"prep.sh": "true\n"})
