@@ -40,11 +40,11 @@ def text(change: Change) -> str:
     who = change.actor or "the registry"
     spec = r.spec
     if change.action == "over_budget":  # glaas.requests.link_runs, once per request
+        marks = [e.comment for e in r.events if e.action == "over_budget" and e.comment]
+        said = marks[-1] if marks else f"spent {r.spent:.2f} of budget {spec.budget:g}"
         return (
-            f"{r.id} is over budget: spent {r.spent:.2f} of {spec.budget:g} "
-            f"({spec.compute} for {spec.hours:g} h); requested by {r.requester}, "
-            f"reviewer {r.reviewer}; now {r.state}"
-            + next((f": {e.comment}" for e in reversed(r.events) if e.action == "over_budget"), "")
+            f"{r.id} went over budget: {said} ({spec.compute} for {spec.hours:g} h); "
+            f"requested by {r.requester}, reviewer {r.reviewer}; now {r.state}"
         )
     line = (
         f"{r.id} {change.action} by {who}: {spec.compute} for {spec.hours:g} h, "
