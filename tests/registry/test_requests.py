@@ -600,3 +600,59 @@ def test_a_run_that_takes_a_request_over_budget_flags_it_and_tells_the_webhook_o
         )
         == 2
     )
+
+
+def test_two_registrations_at_once_that_together_go_over_budget_mark_it_once(
+    api: tuple[Api, Database],
+) -> None:
+    """Each run costs 6 (1.5 GPU-h at gpu:H100 4/h) of a budget of 10: alone neither is over,
+    together they are. Registered from two threads at once (by two people), into the two
+    workers: the request is marked exactly once, and one over_budget delivery is kept per URL."""
+    a, db = api
+    subprocess.run(
+        [GLAAS, "admin", "--db", db.url, "price", "set", "gpu:H100", "4/h"],
+        check=True,
+        capture_output=True,
+    )
+    data, model, _ = _artifacts(a)
+    for attempt in range(3):  # three races, each on a request of its own
+        new = a.ok("alice", "POST", "/requests", _spec(data, model, budget=10))
+        rid = new["id"]
+        runs = []
+        for who in ("alice", "carol"):
+            job = make_job(inputs=[("data.csv", data)], started=time.time() - 60)
+            usage = registry_model.Usage(
+                cpu_seconds=0.0,
+                max_rss_bytes=1 << 20,
+                wall_seconds=2700.0,
+                gpus=2,
+                gpu_model="NVIDIA H100 SXM",
+                gpu_seconds=5400.0,
+            )
+            runs.append((who, msgspec.structs.replace(job, request=rid, usage=usage)))
+        answers: list[httpx.Response] = []
+        start = threading.Barrier(2)
+
+        def register(
+            who: str, job: Any, start: threading.Barrier, answers: list[httpx.Response]
+        ) -> None:
+            body = batch(job, visibility="public")
+            start.wait()
+            answers.append(a.call(who, "POST", "/ingest", body))
+
+        threads = [threading.Thread(target=register, args=(*run, start, answers)) for run in runs]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert [r.status_code for r in answers] == [200, 200], [r.text for r in answers]
+        shown = a.ok("bob", "GET", f"/requests/{rid}")
+        assert shown["spent"] == pytest.approx(12.0) and shown["over_budget"] is True
+        marks = [e for e in shown["events"] if e["action"] == "over_budget"]
+        assert len(marks) == 1, (attempt, shown["events"])
+        kept = _count_sql(
+            db,
+            "SELECT COUNT(*) FROM webhook_deliveries WHERE event = 'request.over_budget' "
+            f'AND body LIKE \'%"id":"{rid}"%\'',
+        )
+        assert kept == 2, attempt  # one per URL
