@@ -302,6 +302,15 @@ def test_a_request_has_spent_its_runs_cost_and_is_flagged_over_budget(
         assert f"{want:.2f} of {entry.spec.budget:g}" in shown
         assert ("over budget" in shown) is over
     assert report["-"].jobs == sum(1 for s in filled[:N] if s.request is None)
+    # the compute page by request: a row per request, linked to its page, and "-"
+    page = get(client, "/compute", sign_in(client, "alice"), params={"by": "request"})
+    assert page.status_code == 200
+    for rid, runs in by_request.items():
+        cells = re.search(rf'<tr><td><a href="/requests/{rid}">{rid}</a></td>(.*?)</tr>', page.text)
+        assert cells is not None, page.text
+        numbers = re.findall(r'<td class="num"[^>]*>([^<]*)</td>', cells.group(1))
+        assert numbers[0] == str(len(runs)) and numbers[3] == f"{report[rid].cost:.2f}"
+    assert "<tr><td>-</td>" in page.text
 
 
 def test_by_hand_for_one_job_and_the_window(client: Client, filled: list[Synthetic]) -> None:
