@@ -13,7 +13,8 @@ a new revision and puts an approved request back to pending); an approval lapses
 Budgets: a request has spent the cost of every run linked to it, at the current prices (the
 compute report's rule, glaas.compute.cost). When the registration of a run first takes that over
 the spec's budget, the request is marked (once: a compare-and-set) with an `over_budget` event
-by the registry, which the webhooks send as `request.over_budget`.
+by the registry, which the webhooks send as `request.over_budget`. A new revision (a new budget)
+clears the mark: crossing its budget is told again.
 """
 
 from __future__ import annotations
@@ -194,7 +195,8 @@ async def revise(
     async with store.transaction() as tx:
         changed = await tx.execute(
             "UPDATE requests SET state = 'pending', revision = $1, spec_hash = $2, "
-            "reviewer_id = $3, updated = $4, expires = NULL WHERE id = $5 AND revision = $6 "
+            "reviewer_id = $3, updated = $4, expires = NULL, over_budget = NULL, "
+            "over_budget_job = NULL WHERE id = $5 AND revision = $6 "
             "AND state IN ('pending', 'approved')",
             revision,
             digest,

@@ -656,3 +656,15 @@ def test_two_registrations_at_once_that_together_go_over_budget_mark_it_once(
             f'AND body LIKE \'%"id":"{rid}"%\'',
         )
         assert kept == 2, attempt  # one per URL
+    # a new revision with a larger budget clears the mark: going over that one is told again
+    revised = a.ok("alice", "POST", f"/requests/{rid}/revisions", _spec(data, model, budget=20))
+    assert (revised["spent"], revised["over_budget"]) == (pytest.approx(12.0), False)
+    for expected, told in ((18.0, 1), (24.0, 2)):
+        job = make_job(inputs=[("data.csv", data)], started=time.time() - 60)
+        job = msgspec.structs.replace(job, request=rid, usage=runs[0][1].usage)
+        r = a.call("alice", "POST", "/ingest", batch(job, visibility="public"))
+        assert r.status_code == 200, r.text
+        shown = a.ok("bob", "GET", f"/requests/{rid}")
+        assert shown["spent"] == pytest.approx(expected)
+        assert [e["action"] for e in shown["events"]].count("over_budget") == told
+    assert shown["events"][-1]["comment"].startswith("spent 24.00 of budget 20: run ")
