@@ -523,28 +523,31 @@ async def _over_budget(store: Store, rid: int, job_id: str) -> bool:
     the links are written, so of two registrations at once the later one sees both runs; the
     compare-and-set on `over_budget` lets exactly one of them mark it."""
     row = await store.fetchone(
-        "SELECT r.state, r.revision, r.spec_hash, s.spec FROM requests r "
+        "SELECT r.revision, r.spec_hash, s.spec FROM requests r "
         "JOIN request_revisions s ON s.request_id = r.id AND s.revision = r.revision "
         "WHERE r.id = $1 AND r.over_budget IS NULL",
         rid,
     )
     if row is None:  # marked before
         return False
-    budget = msgspec.json.decode(row[3], type=RequestSpec).budget
+    budget = msgspec.json.decode(row[2], type=RequestSpec).budget
     cost = (await spent(store, [rid]))[rid]
     if cost <= budget:
         return False
     now = time.time()
     note = f"spent {cost:.2f} of budget {budget:g}: run {job_id[:12]} took it over"
     async with store.transaction() as tx:
-        changed = await tx.execute(
+        # the revision read (an edit meanwhile brought another budget) and its state now
+        changed = await tx.fetch(
             "UPDATE requests SET over_budget = $1, over_budget_job = $2 "
-            "WHERE id = $3 AND over_budget IS NULL",
+            "WHERE id = $3 AND over_budget IS NULL AND revision = $4 RETURNING state",
             now,
             job_id,
             rid,
+            int(row[0]),
         )
         if not changed:
             return False
-        await _event(tx, rid, "over_budget", row[0], None, now, int(row[1]), row[2], note)
+        state = changed[0][0]
+        await _event(tx, rid, "over_budget", state, None, now, int(row[0]), row[1], note)
     return True
