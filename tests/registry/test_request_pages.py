@@ -125,6 +125,9 @@ def test_the_reviewer_approves_in_the_browser_and_the_requester_is_refused(
     assert alice.locator("#approve").count() == 0
     assert "This is your request: bob must review it" in alice.inner_text("#review-note")
     assert "inputs lack the approved base model" in alice.inner_text("#runs")
+    # spent vs budget: its one run recorded no usage, so it cost nothing; not over budget
+    assert alice.inner_text("#spent").startswith("0.00 of 984")
+    assert alice.locator("#over-budget").count() == 0
     _shot(alice, "request-requester", shots)
     token = alice.get_attribute("header input[name=csrf]", "value")
     forged = alice.context.request.post(
