@@ -205,8 +205,11 @@ async def web_link(store: Store_, account: Account_, request: Request[Any, Any, 
     responses=responses(400, 401, 413, 503),
     summary="Register a batch of jobs and sessions (idempotent)",
 )
-async def ingest_batch(data: JSONBody[Batch], store: Store_, account: Account_) -> Ingested:
-    return await ingest.ingest(store, auth.required(account), data)
+async def ingest_batch(
+    data: JSONBody[Batch], store: Store_, account: Account_, request: Request[Any, Any, Any]
+) -> Ingested:
+    notify = request.app.state.webhooks.send  # a run that takes a request over its budget
+    return await ingest.ingest(store, auth.required(account), data, notify)
 
 
 # ---------------------------------------------------------------- training requests
@@ -299,9 +302,9 @@ async def request_act(
 async def compute_report(
     store: Store_,
     account: Account_,
-    by: Annotated[ComputeBy, Parameter(description="rows: one per person, agent or project")] = (
-        "person"
-    ),
+    by: Annotated[
+        ComputeBy, Parameter(description="rows: one per person, agent, project or request")
+    ] = ("person"),
     since: Annotated[str, Parameter(pattern=SINCE, description="the window: 12h, 30d, 8w")] = "30d",
 ) -> ComputeReport:
     start, until = compute.window(since)

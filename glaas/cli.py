@@ -208,7 +208,15 @@ def _keys(key: tuple[str, ...], key_file: tuple[str, ...], agent: bool) -> list[
 @click.argument("name")
 @click.option("--key", multiple=True, help="a public key: 'ssh-ed25519 AAAA... comment'")
 @click.option("--key-file", multiple=True, help="a .pub or authorized_keys file")
-@click.option("--agent", is_flag=True, help="add the keys of the running ssh-agent")
+@click.option(
+    "--ssh-agent", "ssh_agent", is_flag=True, help="add the keys of the running ssh-agent"
+)
+@click.option(
+    "--agent",
+    "kind",
+    flag_value="agent",
+    help="an automated account: files, claims, completes requests, never approves (--kind agent)",
+)
 @click.option(
     "--kind",
     type=click.Choice(["human", "agent"]),
@@ -222,25 +230,25 @@ def user_add(
     name: str,
     key: tuple[str, ...],
     key_file: tuple[str, ...],
-    agent: bool,
+    ssh_agent: bool,
     kind: str,
 ) -> None:
     """Create user NAME with one or more SSH public keys.
 
     \b
     glaas admin user add alice --key "$(cat ~/.ssh/id_ed25519.pub)"
-    glaas admin user add bob --agent
-    glaas admin user add trainer-bot --kind agent --key-file bot.pub
+    glaas admin user add bob --ssh-agent
+    glaas admin user add trainer-bot --agent --key-file bot.pub
     """
     # ASCII only: a reviewer named with a look-alike letter (Cyrillic o in "bob") reads as another
     if not (name.isascii() and name.replace("-", "").replace("_", "").replace(".", "").isalnum()):
         _fail(Invalid(f"not a user name: {name!r}", "ASCII letters, digits, '-', '_' and '.'"))
     try:
-        keys = _keys(key, key_file, agent)
+        keys = _keys(key, key_file, ssh_agent)
     except RoarFailure as e:
         _fail(e)
     if not keys:
-        _fail(Invalid("a user needs a key", "give --key, --key-file or --agent"))
+        _fail(Invalid("a user needs a key", "give --key, --key-file or --ssh-agent"))
 
     async def work(store: Any) -> None:
         await store.add_user(name, agent=kind == "agent")

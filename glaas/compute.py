@@ -70,14 +70,18 @@ class Used:
     gpu_seconds: float
     gpu_model: str | None
     outputs: int  # READ, UNREAD or NO_OUTPUTS
+    request: str | None = None  # R-12: the request the job is linked to (it named it)
+
+
+NO_REQUEST = "-"  # the row of jobs linked to no request, in a report by request
 
 
 def key_of(job: Used, by: ComputeBy) -> str | None:
-    """The row a job counts in (None: not in this report: a person's job in `--by agent`).
-    `--by request` belongs here once a job carries its request (issue 14's requests work):
-    `Used` gains the request and ComputeBy the value; nothing else changes."""
+    """The row a job counts in (None: not in this report: a person's job in `--by agent`)."""
     if by == "project":
         return job.project or "(no project)"
+    if by == "request":
+        return job.request or NO_REQUEST
     if job.agent != (by == "agent"):
         return None
     return job.owner
@@ -96,11 +100,22 @@ def _add(row: ComputeRow, job: Used, cost: float) -> None:
         row.unread_cost += cost
 
 
+def cost(
+    cpu_seconds: float, gpu_seconds: float, gpu_model: str | None, table: dict[str, float]
+) -> tuple[float, float]:
+    """(cost, unpriced GPU-hours) of that much use at the prices in `table` (resource: per
+    hour). Linear in the seconds: the sum of several jobs' seconds costs the sum of their costs."""
+    gpu = gpu_price(gpu_model, table) if gpu_seconds else 0.0
+    unpriced = 0.0
+    if gpu is None:
+        unpriced, gpu = gpu_seconds / 3600, 0.0
+    return cpu_seconds / 3600 * table.get("cpu", 0.0) + gpu_seconds / 3600 * gpu, unpriced
+
+
 def report(
     jobs: list[Used], prices: list[Price], by: ComputeBy, since: float, until: float
 ) -> ComputeReport:
     table = {p.resource: p.per_hour for p in prices}
-    cpu = table.get("cpu", 0.0)
     rows: dict[str, ComputeRow] = {}
     total = ComputeRow("total")
     daily: dict[tuple[str, str], float] = defaultdict(float)
@@ -109,15 +124,12 @@ def report(
         key = key_of(job, by)
         if key is None:
             continue
-        gpu = gpu_price(job.gpu_model, table) if job.gpu_seconds else 0.0
-        if gpu is None:
-            unpriced += job.gpu_seconds / 3600
-            gpu = 0.0
-        cost = job.cpu_seconds / 3600 * cpu + job.gpu_seconds / 3600 * gpu
-        _add(rows.setdefault(key, ComputeRow(key)), job, cost)
-        _add(total, job, cost)
+        spent, not_priced = cost(job.cpu_seconds, job.gpu_seconds, job.gpu_model, table)
+        unpriced += not_priced
+        _add(rows.setdefault(key, ComputeRow(key)), job, spent)
+        _add(total, job, spent)
         day = datetime.fromtimestamp(job.started, UTC).strftime("%Y-%m-%d")
-        daily[(day, key)] += cost
+        daily[(day, key)] += spent
     ordered = sorted(rows.values(), key=lambda r: (-r.cost, r.key))
     series = [ComputePoint(day, key, cost) for (day, key), cost in sorted(daily.items())]
     return ComputeReport(by, since, until, ordered, total, series, prices, unpriced)

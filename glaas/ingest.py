@@ -56,7 +56,10 @@ def _check_usage(job: Job, n: int) -> None:
         raise Invalid(f"job {n} of the batch has a usage out of range (negative or too large)")
 
 
-async def ingest(store: Store, account: Account, batch: Batch) -> Ingested:
+async def ingest(
+    store: Store, account: Account, batch: Batch, notify: requests.Notify | None = None
+) -> Ingested:
+    """`notify`: told of each request a linked run took over its budget (the webhooks)."""
     if len(batch.jobs) > MAX_BATCH:
         raise Invalid(f"{len(batch.jobs)} jobs in one batch; at most {MAX_BATCH}")
     visibility = batch.visibility or await store.default_visibility()
@@ -106,9 +109,9 @@ async def ingest(store: Store, account: Account, batch: Batch) -> Ingested:
     written = await store.write_batch(
         account.id, visibility, team, list(prepared.values()), list(sessions.values()), artifacts
     )
-    linked = [(p.id, p.job.request) for p in prepared.values() if p.job.request]
-    if linked:
-        await requests.link_runs(store, linked)
+    runs = sorted((p for p in prepared.values() if p.job.request), key=lambda p: p.job.started)
+    if runs:
+        await requests.link_runs(store, [(p.id, p.job.request or "") for p in runs], notify)
     known = len(ids) - len(prepared)  # the same job twice in one batch
     written.jobs.known += known
     return Ingested(ids, written.jobs, written.sessions, written.artifacts)

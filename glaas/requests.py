@@ -9,6 +9,12 @@ Rules, checked here and nowhere else: nobody approves (or rejects) their own req
 named reviewer does; agent accounts never do; an approval binds to the spec's hash (an edit makes
 a new revision and puts an approved request back to pending); an approval lapses after
 `approval_ttl` seconds unless claimed; the dataset and base model are artifacts the registry has.
+
+Budgets: a request has spent the cost of every run linked to it, at the current prices (the
+compute report's rule, glaas.compute.cost). When the registration of a run first takes that over
+the spec's budget, the request is marked (once: a compare-and-set) with an `over_budget` event
+by the registry, which the webhooks send as `request.over_budget`. A new revision (a new budget)
+clears the mark: crossing its budget is told again.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from typing import Any
 
 import msgspec
 
-from glaas import lookup
+from glaas import compute, lookup
 from glaas.store import ANONYMOUS, Account, Store
 from glaas.store.base import Tx
 from roar.errors import Conflict, Forbidden, Invalid, NotFound, RoarFailure
@@ -203,7 +209,8 @@ async def revise(
     async with store.transaction() as tx:
         changed = await tx.execute(
             "UPDATE requests SET state = 'pending', revision = $1, spec_hash = $2, "
-            "reviewer_id = $3, updated = $4, expires = NULL WHERE id = $5 AND revision = $6 "
+            "reviewer_id = $3, updated = $4, expires = NULL, over_budget = NULL, "
+            "over_budget_job = NULL WHERE id = $5 AND revision = $6 "
             "AND state IN ('pending', 'approved')",
             revision,
             digest,
@@ -412,7 +419,34 @@ async def _read(store: Store, rid: int, viewer: int) -> RequestEntry:
         for r in events
     ]
     entry.runs = await runs(store, rid, entry.spec, viewer)
+    await _with_spent(store, [entry])
     return entry
+
+
+async def spent(store: Store, rids: list[int]) -> dict[int, float]:
+    """What each request has spent: the cost of all the runs linked to it (also those a viewer
+    cannot read: the budget is the request's, whoever ran them), at the current prices."""
+    if not rids:
+        return {}
+    marks = ", ".join(f"${i + 1}" for i in range(len(rids)))
+    rows = await store.fetch(
+        "SELECT rr.request_id, g.gpu_model, SUM(g.cpu_seconds), SUM(g.gpu_seconds) "
+        "FROM request_runs rr JOIN jobs j ON j.id = rr.job_id JOIN job_usage g ON g.job = j.seq "
+        f"WHERE rr.request_id IN ({marks}) GROUP BY rr.request_id, g.gpu_model",
+        *rids,
+    )
+    table = {p.resource: p.per_hour for p in await store.prices()} if rows else {}
+    out = dict.fromkeys(rids, 0.0)
+    for rid, model, cpu_seconds, gpu_seconds in rows:
+        out[int(rid)] += compute.cost(float(cpu_seconds), float(gpu_seconds), model, table)[0]
+    return out
+
+
+async def _with_spent(store: Store, entries: list[RequestEntry]) -> None:
+    found = await spent(store, [number(e.id) for e in entries])
+    for e in entries:
+        e.spent = found[number(e.id)]
+        e.over_budget = e.spent > e.spec.budget
 
 
 async def runs(store: Store, rid: int, spec: RequestSpec, viewer: int) -> list[LinkedRun]:
@@ -464,14 +498,21 @@ async def listing(
         args.append(mine.id)
     sql = _ENTRY + (" WHERE " + " AND ".join(where) if where else "")
     rows = await store.fetch(f"{sql} ORDER BY r.id DESC LIMIT {int(limit)}", *args)
-    return [_entry(r) for r in rows]
+    found = [_entry(r) for r in rows]
+    await _with_spent(store, found)
+    return found
 
 
-async def link_runs(store: Store, jobs: list[tuple[str, str]]) -> None:
-    """Registered jobs that name a request (job id, request ref) are linked to it if the
-    request allowed the run (what roarctl checked before it ran, which a hand-made batch
-    skips): it was approved, and nobody but the job's owner claimed it. Otherwise, as for a
-    ref that names no request, the job is registered but not linked."""
+async def link_runs(
+    store: Store, jobs: list[tuple[str, str]], notify: Notify | None = None
+) -> list[int]:
+    """Registered jobs that name a request (job id, request ref; in the order they started) are
+    linked to it if the request allowed the run (what roarctl checked before it ran, which a
+    hand-made batch skips): it was approved, and nobody but the job's owner claimed it.
+    Otherwise, as for a ref that names no request, the job is registered but not linked. Then
+    each request they took over its budget is marked (and `notify` told). Returns the requests
+    marked over budget now."""
+    last: dict[int, str] = {}  # request: the latest of its runs in this registration
     for job_id, ref in jobs:
         rid = request_ref(ref)
         if rid is None:
@@ -490,3 +531,46 @@ async def link_runs(store: Store, jobs: list[tuple[str, str]]) -> None:
             rid,
             job_id,
         )
+        last[rid] = job_id
+    over = []
+    for rid, job_id in last.items():
+        if await _over_budget(store, rid, job_id):
+            over.append(rid)
+            if notify is not None:
+                await notify(Change(await _read(store, rid, ANONYMOUS), "over_budget", None))
+    return over
+
+
+async def _over_budget(store: Store, rid: int, job_id: str) -> bool:
+    """Mark the request over budget if it is and was not yet (True: marked now). Checked after
+    the links are written, so of two registrations at once the later one sees both runs; the
+    compare-and-set on `over_budget` lets exactly one of them mark it."""
+    row = await store.fetchone(
+        "SELECT r.revision, r.spec_hash, s.spec FROM requests r "
+        "JOIN request_revisions s ON s.request_id = r.id AND s.revision = r.revision "
+        "WHERE r.id = $1 AND r.over_budget IS NULL",
+        rid,
+    )
+    if row is None:  # marked before
+        return False
+    budget = msgspec.json.decode(row[2], type=RequestSpec).budget
+    cost = (await spent(store, [rid]))[rid]
+    if cost <= budget:
+        return False
+    now = time.time()
+    note = f"spent {cost:.2f} of budget {budget:g}: run {job_id[:12]} took it over"
+    async with store.transaction() as tx:
+        # the revision read (an edit meanwhile brought another budget) and its state now
+        changed = await tx.fetch(
+            "UPDATE requests SET over_budget = $1, over_budget_job = $2 "
+            "WHERE id = $3 AND over_budget IS NULL AND revision = $4 RETURNING state",
+            now,
+            job_id,
+            rid,
+            int(row[0]),
+        )
+        if not changed:
+            return False
+        state = changed[0][0]
+        await _event(tx, rid, "over_budget", state, None, now, int(row[0]), row[1], note)
+    return True

@@ -1,7 +1,8 @@
-"""Webhooks: each state change of a training request is POSTed to every configured URL
-(`glaas serve --webhook URL`, repeatable), as Slack-compatible JSON (`text`, with &, <, >
-escaped as Slack requires, plus the request itself), signed with HMAC-SHA256 over the body when
-a secret is set (`--webhook-secret`, header `X-Glaas-Signature: sha256=<hex>`).
+"""Webhooks: each state change of a training request (and its going over budget) is POSTed to
+every configured URL (`glaas serve --webhook URL`, repeatable), as Slack-compatible JSON
+(`text`, with &, <, > escaped as Slack requires, plus the request itself), signed with
+HMAC-SHA256 over the body when a secret is set (`--webhook-secret`, header
+`X-Glaas-Signature: sha256=<hex>`).
 
 Deliveries are rows of the registry's database (`webhook_deliveries`), written when the change
 is made, so a server that stops or restarts delivers them when it is back. Each worker runs a
@@ -40,6 +41,13 @@ def text(change: Change) -> str:
     r = change.request
     who = change.actor or "the registry"
     spec = r.spec
+    if change.action == "over_budget":  # glaas.requests.link_runs, once per request
+        marks = [e.comment for e in r.events if e.action == "over_budget" and e.comment]
+        said = marks[-1] if marks else f"spent {r.spent:.2f} of budget {spec.budget:g}"
+        return (
+            f"{r.id} went over budget: {said} ({spec.compute} for {spec.hours:g} h); "
+            f"requested by {r.requester}, reviewer {r.reviewer}; now {r.state}"
+        )
     line = (
         f"{r.id} {change.action} by {who}: {spec.compute} for {spec.hours:g} h, "
         f"budget {spec.budget:g}; requested by {r.requester}, reviewer {r.reviewer}; now {r.state}"

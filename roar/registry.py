@@ -265,6 +265,10 @@ class RequestEntry(msgspec.Struct):
     claimed_by: str | None = None
     events: list[RequestEvent] = []
     runs: list[LinkedRun] = []
+    # the cost of every run linked to it at the current prices (glaas.compute's rule), and
+    # whether that is over the spec's budget
+    spent: float = 0.0
+    over_budget: bool = False
 
 
 class RequestList(msgspec.Struct):
@@ -279,7 +283,7 @@ def request_ref(value: str) -> int | None:
 
 # ---------------------------------------------------------------- compute accounting
 
-ComputeBy = Literal["person", "agent", "project"]
+ComputeBy = Literal["person", "agent", "project", "request"]
 SINCE = r"^[1-9][0-9]{0,4}[hdw]$"  # 12h, 30d, 8w
 _UNIT = {"h": 3600, "d": 86400, "w": 7 * 86400}
 
@@ -297,7 +301,7 @@ class Price(msgspec.Struct):
 
 
 class ComputeRow(msgspec.Struct):
-    """What one person, agent or project spent in the window (cost at the current prices)."""
+    """What one person, agent, project or request spent in the window (at the current prices)."""
 
     key: str
     jobs: int = 0

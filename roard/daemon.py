@@ -33,7 +33,7 @@ from roar.protocol import (
 from roard import bookkeeping, handlers, limits, logs, registration, runs
 from roard.logs import log
 from roard.prerun import PrerunFile
-from roard.state import State, filters
+from roard.state import State, config_stamp, filters
 from roard.store import Store, StoreError
 
 
@@ -54,6 +54,7 @@ async def run(
     for directory in (paths.runtime, paths.data, paths.state, paths.config_dir):
         private_dir(directory)  # made 0700, or tightened to it (an older roar made them 0755)
     with _lock(paths.lock):
+        stamp = config_stamp(paths.config)  # before the load: a change after it is seen
         cfg = _load_config(paths)
         with logs.setup(paths.log, cfg.log.level, echo=echo_logs):
             reason = "stopped"
@@ -61,6 +62,7 @@ async def run(
                 caps = _limits()
                 store, recovered, note = await _open_store(paths.db)
                 state = State(paths, cfg, filters(cfg, paths), PrerunFile(paths.prerun))
+                state.config_stamp = stamp
                 state.store_note = note
                 await _serve(paths, caps, store, state, recovered, on_ready, task_status)
                 reason = state.stop_reason or reason
@@ -180,7 +182,8 @@ async def _serve(
                 # after the socket is up: clients never wait for the spool
                 tg.start_soon(_ingest_spool, store, state, caps.spool_retry)
                 tg.start_soon(_stop_on_signal, state)
-                tg.start_soon(_watch_config, state)
+                if os.environ.get("ROARD_WATCH_CONFIG", "1") != "0":  # 0: where inotify is short
+                    tg.start_soon(_watch_config, state)
                 tg.start_soon(state.outbox.run, store)  # registration, in the background
                 tg.start_soon(
                     _accept, listener, caps, lambda s: _connection(store, state, caps, budget, s)
@@ -304,14 +307,7 @@ async def _watch_config(state: State) -> None:
 
     private_dir(state.paths.config_dir)
     async for _changes in watchfiles.awatch(state.paths.config_dir, stop_event=state.stop):
-        try:
-            cfg = config.load(state.paths.config)
-        except config.ConfigError as exc:
-            log.warning("config.invalid", error=str(exc), kept="previous")
-            continue
-        state.configure(cfg)
-        logs.set_level(cfg.log.level)
-        log.info("config.reloaded", path=str(state.paths.config))
+        state.refresh_config()  # unless a request has taken the change already
 
 
 async def _ingest_spool(store: Store, state: State, every: float) -> None:

@@ -99,6 +99,8 @@ async def handle(store: Store, state: State, conn: Connection, request: Request)
 
 
 async def _dispatch(store: Store, state: State, conn: Connection, request: Request) -> None:
+    if not isinstance(request, (Ping, RunFiles)):
+        state.refresh_config()  # a command right after `config set` sees the new value
     if not isinstance(request, (Ping, Shutdown, RunStart, RunFiles, RunFinish)):
         await state.spool_done.wait()  # queries see spooled runs; runs themselves never wait
     match request:

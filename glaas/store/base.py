@@ -497,7 +497,8 @@ class Store(abc.ABC):
             "WHEN NOT EXISTS (SELECT 1 FROM io o WHERE o.job = j.seq AND o.role = 1) THEN 0 "
             "WHEN EXISTS (SELECT 1 FROM io o JOIN io i ON i.hash = o.hash AND i.role = 0 "
             "JOIN jobs r ON r.seq = i.job WHERE o.job = j.seq AND o.role = 1 "
-            f"AND r.started > j.started AND {reader}) THEN 1 ELSE 2 END "
+            f"AND r.started > j.started AND {reader}) THEN 1 ELSE 2 END, "
+            "(SELECT MIN(rr.request_id) FROM request_runs rr WHERE rr.job_id = j.id) "
             "FROM jobs j JOIN job_usage g ON g.job = j.seq JOIN users u ON u.id = j.owner_id "
             f"WHERE j.started >= $1 AND j.started < $2 AND {visible(3)}",
             since,
@@ -506,7 +507,15 @@ class Store(abc.ABC):
         )
         return [
             Used(
-                float(r[0]), str(r[1]), bool(r[2]), r[3], float(r[4]), float(r[5]), r[6], int(r[7])
+                float(r[0]),
+                str(r[1]),
+                bool(r[2]),
+                r[3],
+                float(r[4]),
+                float(r[5]),
+                r[6],
+                int(r[7]),
+                None if r[8] is None else f"R-{int(r[8])}",
             )
             for r in rows
         ]

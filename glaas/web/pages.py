@@ -292,8 +292,10 @@ async def compute_page(
     request: Req, by: FromQuery[str] = "person", since: FromQuery[str] = "30d"
 ) -> Response[Any]:
     """The compute report (as `roarctl compute report`), with its cost per day as a chart."""
-    if by not in ("person", "agent", "project"):
-        return error_page(request, 400, f"no report by {by[:40]!r}", "by person, agent or project")
+    if by not in ("person", "agent", "project", "request"):
+        return error_page(
+            request, 400, f"no report by {by[:40]!r}", "by person, agent, project or request"
+        )
     try:
         start, until = compute.window(since)
     except Invalid as e:

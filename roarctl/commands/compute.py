@@ -21,16 +21,17 @@ def compute() -> None:
     Examples:
       roarctl compute report                    # by person, the last 30 days
       roarctl compute report --by project --since 8w
+      roarctl compute report --by request       # R-12, ...; jobs for no request under -
     """
 
 
 @compute.command(context_settings=CONTEXT)
 @click.option(
     "--by",
-    type=click.Choice(["person", "agent", "project"]),
+    type=click.Choice(["person", "agent", "project", "request"]),
     default="person",
     show_default=True,
-    help="One row per person, agent account or project.",
+    help="One row per person, agent account, project or training request (-: none).",
 )
 @click.option("--since", default="30d", show_default=True, help="The window: 12h, 30d, 8w.")
 @json_option

@@ -138,6 +138,8 @@ def _out(entry: RequestEntry, as_json: bool, whole: bool = False) -> None:
     click.echo(f"dataset:    {s.dataset}")
     click.echo(f"base model: {s.base_model}")
     click.echo(f"compute:    {printable(s.compute)} for {s.hours:g} h, budget {s.budget:g}")
+    over = "  OVER BUDGET" if entry.over_budget else ""
+    click.echo(f"spent:      {entry.spent:.2f} of {s.budget:g} (its runs, at current prices){over}")
     if entry.expires is not None and entry.state == "approved":
         click.echo(f"approval expires: {_when(entry.expires)}")
     if s.rationale:
@@ -217,7 +219,8 @@ def list_(states: tuple[str, ...], mine: bool, as_json: bool) -> None:
         s = r.spec
         click.echo(
             f"{r.id:<7} {r.state:<10} {r.requester:<12} -> {r.reviewer:<12} "
-            f"{printable(s.compute)} {s.hours:g} h  budget {s.budget:g}"
+            f"{printable(s.compute)} {s.hours:g} h  budget {s.budget:g}  spent {r.spent:.2f}"
+            + ("  OVER BUDGET" if r.over_budget else "")
         )
 
 

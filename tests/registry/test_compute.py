@@ -2,11 +2,14 @@
 table turns it into cost, and the report (`GET /api/v1/compute`) over a few hundred synthetic
 jobs from three accounts (two people and an agent) is checked against arithmetic done here,
 for readers who see different parts of it. `roarctl compute report` against a real
-`glaas serve` is in test_compute_client.py; the page in test_web_browser.py."""
+`glaas serve` is in test_compute_client.py; the page in test_web_browser.py. Some of the jobs
+are runs for two training requests: the report by request, and each request's spent vs budget
+(one of them over it), are checked by hand too."""
 
 from __future__ import annotations
 
 import asyncio
+import re
 import sqlite3
 import time
 import uuid
@@ -23,8 +26,10 @@ from registry_support import (
     Client,
     Database,
     Key,
+    batch,
     glaas_admin,
     hexdigest,
+    make_job,
 )
 
 from roar import canonical, model, registry
@@ -37,6 +42,14 @@ OWNERS = ("alice", "bob", "mallory")  # mallory: the agent account
 VISIBILITY = {"alice": "private", "bob": "team", "mallory": "public"}
 PROJECTS = ("vision", "nlp")
 N = 300
+BUDGETS = {"small": 1.0, "large": 1e6}  # the requests' budgets: the small one is overspent
+
+
+def _linked(i: int) -> str | None:
+    """Which request job i is a run for (only jobs in the 30-day window)."""
+    if i >= N:
+        return None
+    return {0: "small", 5: "large"}.get(i % 11)
 
 
 def _sql(db: Database, statement: str) -> None:
@@ -67,6 +80,7 @@ class Synthetic(msgspec.Struct):
     gpu_model: str | None
     output: str | None  # hash
     reads: str | None  # hash of an earlier job's output
+    request: str | None = None  # "small" or "large" (_linked), then the request's id
 
 
 def _synthetic(now: float) -> list[Synthetic]:
@@ -96,6 +110,7 @@ def _synthetic(now: float) -> list[Synthetic]:
                 output=output,
                 # every even job's output (if any) is read by the next job
                 reads=outputs[i - 1] if i % 2 == 1 and not old else None,
+                request=_linked(i),
             )
         )
         outputs.append(output)
@@ -117,6 +132,7 @@ def _record(s: Synthetic) -> model.Job:
         project=root,
         inputs=[model.IO(f"{root}/in.bin", s.reads, 10)] if s.reads else [],
         outputs=[model.IO(f"{root}/out.bin", s.output, 10)] if s.output else [],
+        request=s.request,
         usage=model.Usage(
             cpu_seconds=s.cpu_seconds,
             user_seconds=s.cpu_seconds,
@@ -152,6 +168,8 @@ def _expected(jobs: list[Synthetic], can_read: set[str], by: str, since: float) 
             continue
         if by == "project":
             key = s.project
+        elif by == "request":
+            key = s.request or "-"
         elif (s.owner == "mallory") != (by == "agent"):
             continue
         else:
@@ -179,6 +197,18 @@ def filled(database: Database, keys: dict[str, Key], client: Client) -> Iterator
     for resource, per_hour in PRICES.items():
         glaas_admin(database, "price", "set", resource, f"{per_hour}/h")
     jobs = _synthetic(time.time())
+    # two training requests (alice's, bob reviews) on a dataset and base model alice made
+    data, base = hexdigest(), hexdigest()
+    prep = make_job(outputs=[("data.csv", data), ("base.pt", base)])  # no usage: not counted
+    assert client.ingest(batch(prep, visibility="public")).status_code == 200
+    ids = {}
+    for name, budget in BUDGETS.items():
+        spec = {"dataset": data, "base_model": base, "compute": "2xH100", "hours": 1.0,
+                "budget": budget, "reviewer": "bob"}  # fmt: skip
+        r = client.request("POST", f"{registry.API}/requests", "alice", msgspec.json.encode(spec))
+        assert r.status_code == 201, r.text
+        ids[name] = r.json()["id"]
+    jobs = [msgspec.structs.replace(s, request=s.request and ids[s.request]) for s in jobs]
     for owner in OWNERS:
         mine = [_record(s) for s in jobs if s.owner == owner]
         body = registry.Batch(
@@ -211,7 +241,7 @@ def _check(report: registry.ComputeReport, expected: dict[str, Any]) -> None:
     assert [r.cost for r in report.rows] == sorted((r.cost for r in report.rows), reverse=True)
 
 
-@pytest.mark.parametrize("by", ["person", "agent", "project"])
+@pytest.mark.parametrize("by", ["person", "agent", "project", "request"])
 def test_the_report_adds_up_by_hand(client: Client, filled: list[Synthetic], by: str) -> None:
     """alice reads her own (private), bob's (team ml) and mallory's (public) jobs."""
     report = _report(client, "alice", by=by, since="30d")
@@ -231,6 +261,56 @@ def test_a_reader_sees_only_what_is_shared_with_them(
         report = _report(client, user, by="agent", since="30d")
         _check(report, _expected(filled, {"mallory"}, "agent", report.since))
         assert _report(client, user, by="person").rows == []
+
+
+def test_a_request_has_spent_its_runs_cost_and_is_flagged_over_budget(
+    client: Client, filled: list[Synthetic]
+) -> None:
+    """Spent is the cost of the request's runs (every one, also those carol cannot read) at the
+    current prices, by hand; the small budget is overspent: flagged, with one event by the
+    registry; the report's row of the request is the same sum; the page shows it."""
+    from test_web_pages import get, sign_in
+
+    by_request: dict[str, list[Synthetic]] = defaultdict(list)
+    for s in filled:
+        if s.request is not None:
+            by_request[s.request].append(s)
+    assert len(by_request) == 2
+    report = {r.key: r for r in _report(client, "alice", by="request", since="30d").rows}
+    for rid, runs in by_request.items():
+        want = sum(_cost(s) for s in runs)
+        assert want > 1.0  # the small budget is overspent, the large one is not
+        for reader in ("alice", "carol"):
+            r = client.get(f"/requests/{rid}", reader)
+            assert r.status_code == 200, r.text
+            entry = msgspec.json.decode(r.content, type=registry.RequestEntry)
+            assert entry.spent == pytest.approx(want, abs=1e-9)
+        assert report[rid].cost == pytest.approx(want, abs=1e-9)
+        assert report[rid].jobs == len(runs)
+        over = entry.spec.budget == BUDGETS["small"]
+        assert entry.over_budget is over
+        marks = [e for e in entry.events if e.action == "over_budget"]
+        assert len(marks) == (1 if over else 0), entry.events
+        if over:
+            assert marks[0].actor is None and marks[0].state == "pending"
+            assert marks[0].comment is not None and "took it over" in marks[0].comment
+        listed = client.get("/requests", "bob").json()["requests"]
+        assert {x["id"]: x["over_budget"] for x in listed}[rid] is over
+        page = get(client, f"/requests/{rid}", sign_in(client, "bob"))
+        assert page.status_code == 200
+        shown = re.sub(r"<[^>]+>", "", page.text)
+        assert f"{want:.2f} of {entry.spec.budget:g}" in shown
+        assert ("over budget" in shown) is over
+    assert report["-"].jobs == sum(1 for s in filled[:N] if s.request is None)
+    # the compute page by request: a row per request, linked to its page, and "-"
+    page = get(client, "/compute", sign_in(client, "alice"), params={"by": "request"})
+    assert page.status_code == 200
+    for rid, runs in by_request.items():
+        cells = re.search(rf'<tr><td><a href="/requests/{rid}">{rid}</a></td>(.*?)</tr>', page.text)
+        assert cells is not None, page.text
+        numbers = re.findall(r'<td class="num"[^>]*>([^<]*)</td>', cells.group(1))
+        assert numbers[0] == str(len(runs)) and numbers[3] == f"{report[rid].cost:.2f}"
+    assert "<tr><td>-</td>" in page.text
 
 
 def test_by_hand_for_one_job_and_the_window(client: Client, filled: list[Synthetic]) -> None:

@@ -477,6 +477,24 @@ def test_register_sends_a_targets_whole_upstream_and_prints_its_url(
     assert "@1" in dag and "@2" in dag and "@3" in dag and "out.csv" in dag
 
 
+def test_a_register_right_after_config_set_uses_the_new_registry(
+    roar: Roar, people: People, glaas: Glaas
+) -> None:
+    # roard's file watcher hears of a config change a moment late (or never, without inotify:
+    # ROARD_WATCH_CONFIG=0 here, which makes the race certain): each request checks first
+    roar("daemon", "start", env={"ROARD_WATCH_CONFIG": "0"})
+    people.join(roar, glaas, "alice")
+    repo, out = _pipeline(roar, "s3cr3t-" + uuid.uuid4().hex[:6], "b\na\n")
+    nowhere = f"http://127.0.0.1:{_free_port()}"
+    for _ in range(3):
+        roar("config", "set", "registry.url", nowhere)
+        refused = roar("register", "out.csv", cwd=repo, check=False)
+        assert refused.returncode != 0 and nowhere in refused.stderr, refused.stderr
+        roar("config", "set", "registry.url", glaas.url)
+        sent = roar("register", "out.csv", cwd=repo)
+        assert f"out.csv  {glaas.url}/artifacts/{out['hash']}" in sent.stdout, sent.stderr
+
+
 def test_the_registrys_lineage_and_dag_follow_roards_producer_rule(
     roar: Roar, people: People, any_glaas: Glaas
 ) -> None:

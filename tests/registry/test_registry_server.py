@@ -109,7 +109,7 @@ def served(
     env = _env(tmp_path, module_agent)
     try:
         subprocess.run(["ssh-add", "-q", str(keys["alice"].path)], env=env, check=True)
-        added = _run("admin", "--db", db.url, "user", "add", "alice", "--agent", env=env)
+        added = _run("admin", "--db", db.url, "user", "add", "alice", "--ssh-agent", env=env)
         assert added.returncode == 0 and keys["alice"].public.fingerprint in added.stdout
         bob = f"{keys['bob'].path}.pub"
         ok = _run("admin", "--db", db.url, "user", "add", "bob", "--key-file", bob, env=env)

@@ -2,8 +2,9 @@
 PostgreSQL), an agent account and a human reviewer, each with a key made by ssh-keygen in their
 own ssh-agent; the agent files from JSON, its `roarctl run --request` is refused until a human
 approves, it claims, runs under the real tracer (the job records the request), registers, and
-completes; a run whose inputs lack the approved base model is flagged. As root and as an
-ordinary user (the `roar` fixture)."""
+completes; a run whose inputs lack the approved base model is flagged. Its budget (edited to
+0) is overspent by the runs' CPU at the registry's price: `show` says so, and the compute report
+by request has the same sum. As root and as an ordinary user (the `roar` fixture)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import pytest
 from conftest import Roar, git_repo
 from test_registry_client import Glaas, People, _one_line_error, any_glaas, people
 
@@ -37,7 +39,8 @@ def _request(roar: Roar, *args: str, cwd: Path | None = None) -> dict[str, Any]:
 def test_an_agent_files_waits_claims_runs_and_completes(
     roar: Roar, people: People, any_glaas: Glaas
 ) -> None:
-    bot = _join(people, roar, any_glaas, "bot", "--kind", "agent")
+    bot = _join(people, roar, any_glaas, "bot", "--agent")
+    any_glaas.admin("price", "set", "cpu", "3600/h")  # one per CPU-second: cost = CPU-seconds
     chris = people.home()
     reviewer = _join(people, chris, any_glaas, "chris")
     repo = git_repo(roar, roar.work / f"proj-{uuid.uuid4().hex[:6]}", {"prep.sh": "true\n"})
@@ -81,8 +84,9 @@ def test_an_agent_files_waits_claims_runs_and_completes(
     # the agent cannot approve (its own, and an agent's); the reviewer can
     _one_line_error(roar("request", "approve", rid, check=False), "own request")
     # the agent edits it: a new revision; an approval of the one chris read is refused
-    edited = _request(roar, "edit", rid, "--hours", "4")
+    edited = _request(roar, "edit", rid, "--hours", "4", "--budget", "0")
     assert edited["revision"] == 2 and edited["spec"]["hours"] == 4
+    assert (edited["spent"], edited["over_budget"]) == (0.0, False)
     stale = chris("request", "approve", rid, "--spec", filed["spec_hash"], check=False)
     _one_line_error(stale, "changed since you read it")
     # approving "whatever it is now" is refused once it was edited: chris names what he read
@@ -98,10 +102,23 @@ def test_an_agent_files_waits_claims_runs_and_completes(
     assert job["request"] == rid
     # a second run for it that does not read the base model is flagged at the registry
     roar("run", "--request", rid, "--", "sh", "-c", "wc -c < data.csv > small.out", cwd=repo)
+    second = roar.last_job(repo)
     roar("register", "model.out", "small.out", cwd=repo)
     shown = _request(roar, "show", rid)
     flags = sorted(tuple(r["missing"]) for r in shown["runs"])
     assert flags == [(), (model,)], shown["runs"]
+    # what they cost (their CPU-seconds at 3600/h) is over the budget of 0
+    cpu = job["usage"]["cpu_seconds"] + second["usage"]["cpu_seconds"]
+    assert cpu > 0 and shown["spent"] == pytest.approx(cpu) and shown["over_budget"] is True
+    assert [e["action"] for e in shown["events"]].count("over_budget") == 1
+    text = roar("request", "show", rid).stdout
+    assert f"spent:      {cpu:.2f} of 0 (its runs, at current prices)  OVER BUDGET" in text
+    report = roar.json("compute", "report", "--by", "request", "--since", "1d")
+    [row] = [r for r in report["rows"] if r["key"] == rid]
+    assert row["jobs"] == 2 and row["cost"] == pytest.approx(cpu)
+    table = roar("compute", "report", "--by", "request", "--since", "1d").stdout
+    assert table.startswith("compute by request, last 1d")
+    assert any(line.split()[:2] == [rid, "2"] for line in table.splitlines())
     done = _request(roar, "complete", rid, "-m", "loss 0.41")
     assert done["state"] == "completed"
     text = roar("request", "show", rid).stdout

@@ -121,6 +121,9 @@ def test_the_reviewer_approves_in_the_browser_and_the_requester_is_refused(
     assert alice.goto(f"{site.url}/requests/{rid}").status == 200
     assert alice.locator("#approve").count() == 0
     assert "This is your request: bob must review it" in alice.inner_text("#review-note")
+    # spent vs budget: no run is linked before it is approved, so nothing spent; not over budget
+    assert alice.inner_text("#spent").startswith("0.00 of 984")
+    assert alice.locator("#over-budget").count() == 0
     _shot(alice, "request-requester", shots)
     token = alice.get_attribute("header input[name=csrf]", "value")
     forged = alice.context.request.post(

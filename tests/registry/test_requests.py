@@ -36,6 +36,7 @@ from registry_support import (
     make_job,
 )
 
+from roar import model as registry_model
 from roar import registry
 
 pytest_plugins = ["registry_support"]
@@ -690,3 +691,202 @@ def test_a_failing_webhook_is_logged_without_its_secret_url(
         assert server.stop() == 0
         drop_database(db)
     assert token not in log.read_text()
+
+
+def _count_sql(db: Database, statement: str) -> int:
+    """One number from the registry's database, behind the server's back."""
+    if db.backend == "sqlite":
+        import sqlite3
+
+        with sqlite3.connect(db.url.removeprefix("sqlite://")) as conn:
+            return int(conn.execute(statement).fetchone()[0])
+    import asyncio
+
+    import asyncpg
+    from registry_support import PG_HOST, PG_USER
+
+    async def run() -> int:
+        conn = await asyncpg.connect(host=PG_HOST, user=PG_USER, database=db.name)
+        try:
+            return int(await conn.fetchval(statement))
+        finally:
+            await conn.close()
+
+    return asyncio.run(run())
+
+
+def test_a_run_that_takes_a_request_over_budget_flags_it_and_tells_the_webhook_once(
+    api: tuple[Api, Database], receivers: tuple[Receiver, Receiver]
+) -> None:
+    """Prices cpu 1/h and gpu:H100 4/h; budget 10. Run 1: 0.5 CPU-h + 2 GPU-h = 8.50 spent;
+    run 2: + 1 CPU-h = 9.50, still within; run 3: + 0.25 GPU-h = 10.50, over: flagged, one
+    over_budget event and one request.over_budget delivery per URL; run 4 and run 3 again
+    (already registered) flag nothing more. The report by request has the same sum."""
+    a, db = api
+    good, flaky = receivers
+    for resource, per_hour in (("cpu", "1/h"), ("gpu:H100", "4/h"), ("gpu", "100/h")):
+        subprocess.run(
+            [GLAAS, "admin", "--db", db.url, "price", "set", resource, per_hour],
+            check=True,
+            capture_output=True,
+        )
+    data, model, _ = _artifacts(a)
+    mark = f"budget test {uuid.uuid4().int % 10**6}"  # both backends tell the same receivers
+    new = a.ok("alice", "POST", "/requests", _spec(data, model, budget=10, rationale=mark))
+    rid, path = new["id"], f"/requests/{new['id']}"
+    assert (new["spent"], new["over_budget"]) == (0.0, False)
+    a.ok("bob", "POST", f"{path}/approve", {"spec_hash": new["spec_hash"]})
+    a.ok("alice", "POST", f"{path}/claim", {})
+
+    def run(cpu_seconds: float, gpu_seconds: float) -> Any:
+        started = time.time() - 3600  # in the report's window; each run later than the last
+        job = make_job(inputs=[("data.csv", data), ("base.pt", model)], started=started)
+        usage = registry_model.Usage(
+            cpu_seconds=float(cpu_seconds),
+            user_seconds=float(cpu_seconds),
+            max_rss_bytes=1 << 20,
+            wall_seconds=3600.0,
+            gpus=2 if gpu_seconds else 0,
+            gpu_model="NVIDIA H100 80GB HBM3" if gpu_seconds else None,
+            gpu_seconds=float(gpu_seconds),
+        )
+        return msgspec.structs.replace(job, request=rid, usage=usage)
+
+    def register(*jobs: Any) -> dict[str, Any]:
+        r = a.call("alice", "POST", "/ingest", batch(*jobs, visibility="public"))
+        assert r.status_code == 200, r.text
+        return a.ok("carol", "GET", path)
+
+    def over_events(entry: dict[str, Any]) -> list[dict[str, Any]]:
+        return [e for e in entry["events"] if e["action"] == "over_budget"]
+
+    shown = register(run(1800, 7200))
+    assert shown["spent"] == pytest.approx(0.5 * 1 + 2 * 4) and shown["over_budget"] is False
+    shown = register(run(3600, 0))
+    assert shown["spent"] == pytest.approx(9.5) and not over_events(shown)
+    third = run(0, 900)
+    shown = register(third)
+    assert shown["spent"] == pytest.approx(10.5) and shown["over_budget"] is True
+    [over] = over_events(shown)
+    assert over["actor"] is None and over["state"] == "claimed"
+    assert (
+        over["comment"]
+        == f"spent 10.50 of budget 10: run {shown['runs'][-1]['job'][:12]} took it over"
+    )
+    shown = register(run(36, 0), third)  # more, and the one that crossed again: no new mark
+    assert shown["spent"] == pytest.approx(10.51) and len(over_events(shown)) == 1
+    assert shown["state"] == "claimed"  # the flag moves nothing
+    listed = a.ok("bob", "GET", "/requests?state=claimed")["requests"]
+    assert next(r for r in listed if r["id"] == rid)["over_budget"] is True
+    report = a.ok("alice", "GET", "/compute?by=request&since=30d")
+    row = next(r for r in report["rows"] if r["key"] == rid)
+    assert row["jobs"] == 4 and row["cost"] == pytest.approx(10.51)
+
+    # the webhook: one request.over_budget per URL, kept once in the database, delivered once
+    kept = _count_sql(
+        db,
+        "SELECT COUNT(*) FROM webhook_deliveries WHERE event = 'request.over_budget' "
+        f'AND body LIKE \'%"id":"{rid}"%\'',
+    )
+    assert kept == 2  # good and flaky
+
+    def told(receiver: Receiver) -> list[tuple[dict[str, str], dict[str, Any]]]:
+        return [
+            (h, json.loads(b))
+            for h, b in receiver.bodies
+            if mark in b.decode() and json.loads(b)["action"] == "over_budget"
+        ]
+
+    deadline = time.monotonic() + 60
+    while len(told(good)) < 1 or len(told(flaky)) < 1:
+        assert time.monotonic() < deadline, (
+            [(e["action"], e["request"]["id"]) for e in good.events()],
+            [(e["action"], e["request"]["id"]) for e in flaky.events()],
+            _count_sql(db, "SELECT COUNT(*) FROM webhook_deliveries WHERE done IS NULL"),
+        )
+        time.sleep(0.1)
+    for receiver in (good, flaky):
+        [(headers, body)] = told(receiver)
+        assert headers["X-Glaas-Event"] == "request.over_budget"
+        assert body["text"] == (
+            f"{rid} went over budget: {over['comment']} (8xH100 for 3.2 h); "
+            "requested by alice, reviewer bob; now claimed"
+        )
+        assert body["request"]["over_budget"] is True
+        assert body["request"]["spent"] == pytest.approx(10.5)
+    assert (
+        _count_sql(
+            db,
+            "SELECT COUNT(*) FROM webhook_deliveries WHERE event = 'request.over_budget' "
+            f'AND body LIKE \'%"id":"{rid}"%\' AND done IS NOT NULL AND error IS NULL',
+        )
+        == 2
+    )
+
+
+def test_two_registrations_at_once_that_together_go_over_budget_mark_it_once(
+    api: tuple[Api, Database],
+) -> None:
+    """Each run costs 6 (1.5 GPU-h at gpu:H100 4/h) of a budget of 10: alone neither is over,
+    together they are. Registered from two threads at once (by two people), into the two
+    workers: the request is marked exactly once, and one over_budget delivery is kept per URL."""
+    a, db = api
+    subprocess.run(
+        [GLAAS, "admin", "--db", db.url, "price", "set", "gpu:H100", "4/h"],
+        check=True,
+        capture_output=True,
+    )
+    data, model, _ = _artifacts(a)
+    for attempt in range(3):  # three races, each on a request of its own
+        new = a.ok("alice", "POST", "/requests", _spec(data, model, budget=10))
+        rid = new["id"]
+        runs = []
+        for who in ("alice", "carol"):
+            job = make_job(inputs=[("data.csv", data)], started=time.time() - 60)
+            usage = registry_model.Usage(
+                cpu_seconds=0.0,
+                max_rss_bytes=1 << 20,
+                wall_seconds=2700.0,
+                gpus=2,
+                gpu_model="NVIDIA H100 SXM",
+                gpu_seconds=5400.0,
+            )
+            runs.append((who, msgspec.structs.replace(job, request=rid, usage=usage)))
+        answers: list[httpx.Response] = []
+        start = threading.Barrier(2)
+
+        def register(
+            who: str, job: Any, start: threading.Barrier, answers: list[httpx.Response]
+        ) -> None:
+            body = batch(job, visibility="public")
+            start.wait()
+            answers.append(a.call(who, "POST", "/ingest", body))
+
+        threads = [threading.Thread(target=register, args=(*run, start, answers)) for run in runs]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert [r.status_code for r in answers] == [200, 200], [r.text for r in answers]
+        shown = a.ok("bob", "GET", f"/requests/{rid}")
+        assert shown["spent"] == pytest.approx(12.0) and shown["over_budget"] is True
+        marks = [e for e in shown["events"] if e["action"] == "over_budget"]
+        assert len(marks) == 1, (attempt, shown["events"])
+        kept = _count_sql(
+            db,
+            "SELECT COUNT(*) FROM webhook_deliveries WHERE event = 'request.over_budget' "
+            f'AND body LIKE \'%"id":"{rid}"%\'',
+        )
+        assert kept == 2, attempt  # one per URL
+    # a new revision with a larger budget clears the mark: going over that one is told again
+    revised = a.ok("alice", "POST", f"/requests/{rid}/revisions", _spec(data, model, budget=20))
+    assert (revised["spent"], revised["over_budget"]) == (pytest.approx(12.0), False)
+    for expected, told in ((18.0, 1), (24.0, 2)):
+        job = make_job(inputs=[("data.csv", data)], started=time.time() - 60)
+        job = msgspec.structs.replace(job, request=rid, usage=runs[0][1].usage)
+        r = a.call("alice", "POST", "/ingest", batch(job, visibility="public"))
+        assert r.status_code == 200, r.text
+        shown = a.ok("bob", "GET", f"/requests/{rid}")
+        assert shown["spent"] == pytest.approx(expected)
+        assert [e["action"] for e in shown["events"]].count("over_budget") == told
+    assert shown["events"][-1]["comment"].startswith("spent 24.00 of budget 20: run ")
