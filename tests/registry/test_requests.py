@@ -840,6 +840,8 @@ def test_two_registrations_at_once_that_together_go_over_budget_mark_it_once(
     for attempt in range(3):  # three races, each on a request of its own
         new = a.ok("alice", "POST", "/requests", _spec(data, model, budget=10))
         rid = new["id"]
+        # approved, claimed by nobody: anyone's run for it is linked
+        a.ok("bob", "POST", f"/requests/{rid}/approve", {"spec_hash": new["spec_hash"]})
         runs = []
         for who in ("alice", "carol"):
             job = make_job(inputs=[("data.csv", data)], started=time.time() - 60)
