@@ -44,7 +44,7 @@ def text(change: Change) -> str:
     if change.action == "over_budget":  # glaas.requests.link_runs, once per request
         marks = [e.comment for e in r.events if e.action == "over_budget" and e.comment]
         said = marks[-1] if marks else f"spent {r.spent:.2f} of budget {spec.budget:g}"
-        return (
+        return slack_escape(
             f"{r.id} went over budget: {said} ({spec.compute} for {spec.hours:g} h); "
             f"requested by {r.requester}, reviewer {r.reviewer}; now {r.state}"
         )

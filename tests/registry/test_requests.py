@@ -732,7 +732,8 @@ def test_a_run_that_takes_a_request_over_budget_flags_it_and_tells_the_webhook_o
         )
     data, model, _ = _artifacts(a)
     mark = f"budget test {uuid.uuid4().int % 10**6}"  # both backends tell the same receivers
-    new = a.ok("alice", "POST", "/requests", _spec(data, model, budget=10, rationale=mark))
+    spec = _spec(data, model, budget=10, rationale=mark, compute="8xH100 <!channel>")
+    new = a.ok("alice", "POST", "/requests", spec)
     rid, path = new["id"], f"/requests/{new['id']}"
     assert (new["spent"], new["over_budget"]) == (0.0, False)
     a.ok("bob", "POST", f"{path}/approve", {"spec_hash": new["spec_hash"]})
@@ -809,7 +810,7 @@ def test_a_run_that_takes_a_request_over_budget_flags_it_and_tells_the_webhook_o
         [(headers, body)] = told(receiver)
         assert headers["X-Glaas-Event"] == "request.over_budget"
         assert body["text"] == (
-            f"{rid} went over budget: {over['comment']} (8xH100 for 3.2 h); "
+            f"{rid} went over budget: {over['comment']} (8xH100 &lt;!channel&gt; for 3.2 h); "
             "requested by alice, reviewer bob; now claimed"
         )
         assert body["request"]["over_budget"] is True
