@@ -1,6 +1,6 @@
 """Who signed a request. Unsigned requests read as anonymous (public records only); a signed one
-must verify, be fresh (within SKEW seconds), come from a registered key and be new (each
-signature is accepted once). Otherwise 401, with the reason."""
+must verify, be fresh (within SKEW seconds), come from a registered key and be new (each signed
+message is accepted once, however its signature is wrapped). Otherwise 401, with the reason."""
 
 from __future__ import annotations
 
@@ -39,8 +39,9 @@ async def authenticate(
             f"(±{SKEW} s allowed)",
             "check the clock, and sign each request when it is sent",
         )
+    message = request_message(method, path, query, timestamp, nonce, body)
     try:
-        key = verify(blob, request_message(method, path, query, timestamp, nonce, body), NAMESPACE)
+        key = verify(blob, message, NAMESPACE)
     except BadSignature as e:
         raise Unauthorized(f"bad signature: {e}") from e
     account = await store.account(key.fingerprint)
@@ -48,7 +49,10 @@ async def authenticate(
         raise Unauthorized(
             f"unknown key {key.fingerprint}", "ask the registry's admin: glaas admin user add"
         )
-    digest = hashlib.sha256(blob).hexdigest()
+    # what counts once is the signed message, by this key, not the blob: the same signature
+    # wrapped in another SSHSIG envelope (its unsigned `reserved` field, an ECDSA signature's
+    # other valid form) is the same request
+    digest = hashlib.sha256(key.fingerprint.encode() + b"\n" + message).hexdigest()
     if not await store.remember_signature(digest, timestamp + SKEW + 1, now):
         raise Unauthorized("replayed signature: this request was already accepted once")
     return dataclasses.replace(account, key=key.fingerprint)

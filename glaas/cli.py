@@ -240,8 +240,9 @@ def user_add(
     glaas admin user add bob --ssh-agent
     glaas admin user add trainer-bot --agent --key-file bot.pub
     """
-    if not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
-        _fail(Invalid(f"not a user name: {name!r}", "letters, digits, '-', '_' and '.'"))
+    # ASCII only: a reviewer named with a look-alike letter (Cyrillic o in "bob") reads as another
+    if not (name.isascii() and name.replace("-", "").replace("_", "").replace(".", "").isalnum()):
+        _fail(Invalid(f"not a user name: {name!r}", "ASCII letters, digits, '-', '_' and '.'"))
     try:
         keys = _keys(key, key_file, ssh_agent)
     except RoarFailure as e:

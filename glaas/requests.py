@@ -20,6 +20,7 @@ clears the mark: crossing its budget is told again.
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -77,14 +78,26 @@ def spec_hash(spec: RequestSpec) -> str:
     return hashlib.sha256(_ENCODER.encode(spec)).hexdigest()
 
 
+# C0 and C1 controls (tab and newline aside), DEL, and the bidi embeddings, overrides and
+# isolates: a terminal escape in `roarctl request show`, or text shown reversed on the pages
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def _plain(value: str, what: str, lines: bool = True) -> None:
+    found = _CONTROL.search(value) or (None if lines else re.search("[\t\n]", value))
+    if found is not None:
+        raise Invalid(f"the {what} has a control character (U+{ord(found[0]):04X})")
+
+
 def _text(value: str | None, what: str) -> str | None:
-    """Free text as it is kept: at most MAX_TEXT characters, secrets redacted (a token pasted
-    into a comment is not stored, nor sent to a webhook)."""
-    if value is not None and len(value) > MAX_TEXT:
+    """Free text as it is kept: at most MAX_TEXT characters, no control characters, secrets
+    redacted (a token pasted into a comment is not stored, nor sent to a webhook)."""
+    if value is None:
+        return None
+    if len(value) > MAX_TEXT:
         raise Invalid(f"the {what} is {len(value)} characters; at most {MAX_TEXT}")
-    if value is not None and "\x00" in value:
-        raise Invalid(f"the {what} has a NUL character")
-    return None if value is None else redact_text(value)
+    _plain(value, what)
+    return redact_text(value)
 
 
 async def _artifact(store: Store, ref: str, what: str, viewer: int) -> str:
@@ -102,8 +115,9 @@ async def _artifact(store: Store, ref: str, what: str, viewer: int) -> str:
 async def _resolve(store: Store, account: Account, spec: RequestSpec) -> tuple[RequestSpec, int]:
     """The spec with full artifact hashes, and the reviewer's user id."""
     rationale = _text(spec.rationale, "rationale") or ""
-    if not spec.compute.strip() or len(spec.compute) > 200 or "\x00" in spec.compute:
+    if not spec.compute.strip() or len(spec.compute) > 200:
         raise Invalid("compute must say what the run needs, e.g. 8xH100")
+    _plain(spec.compute, "compute field", lines=False)
     if "\x00" in spec.reviewer or len(spec.reviewer) > 200:
         raise Invalid(f"not a user name: {spec.reviewer[:40]!r}")
     dataset = await _artifact(store, spec.dataset, "dataset", account.id)
@@ -493,15 +507,24 @@ async def link_runs(
     store: Store, jobs: list[tuple[str, str]], notify: Notify | None = None
 ) -> list[int]:
     """Registered jobs that name a request (job id, request ref; in the order they started) are
-    linked to it; a ref that names no request is ignored (the run was refused nothing: roarctl
-    asked before it ran). Then each request they took over its budget is marked (and `notify`
-    told). Returns the requests marked over budget now."""
+    linked to it if the request allowed the run (what roarctl checked before it ran, which a
+    hand-made batch skips): it was approved, and nobody but the job's owner claimed it.
+    Otherwise, as for a ref that names no request, the job is registered but not linked. Then
+    each request they took over its budget is marked (and `notify` told). Returns the requests
+    marked over budget now."""
     last: dict[int, str] = {}  # request: the latest of its runs in this registration
     for job_id, ref in jobs:
         rid = request_ref(ref)
         if rid is None:
             continue
-        if await store.fetchone("SELECT 1 FROM requests WHERE id = $1", rid) is None:
+        allowed = await store.fetchone(
+            "SELECT 1 FROM requests r JOIN jobs j ON j.id = $2 WHERE r.id = $1 "
+            "AND (r.claimed_by IS NULL OR r.claimed_by = j.owner_id) AND EXISTS "
+            "(SELECT 1 FROM request_events e WHERE e.request_id = r.id AND e.action = 'approved')",
+            rid,
+            job_id,
+        )
+        if allowed is None:
             continue
         await store.execute(
             "INSERT INTO request_runs (request_id, job_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",

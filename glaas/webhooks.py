@@ -1,12 +1,13 @@
 """Webhooks: each state change of a training request (and its going over budget) is POSTed to
 every configured URL (`glaas serve --webhook URL`, repeatable), as Slack-compatible JSON
-(`text`, plus the request itself), signed with HMAC-SHA256 over the body when a secret is set
-(`--webhook-secret`, header `X-Glaas-Signature: sha256=<hex>`).
+(`text`, with &, <, > escaped as Slack requires, plus the request itself), signed with
+HMAC-SHA256 over the body when a secret is set (`--webhook-secret`, header
+`X-Glaas-Signature: sha256=<hex>`).
 
 Deliveries are rows of the registry's database (`webhook_deliveries`), written when the change
 is made, so a server that stops or restarts delivers them when it is back. Each worker runs a
 deliverer that takes due rows (one worker per row: a compare-and-set on `taken_until`) and
-POSTs them; a connection error, TIMEOUT seconds without an answer, or a non-2xx answer is tried
+POSTs them; a connection error, no whole answer in TIMEOUT seconds, or a non-2xx answer is tried
 again after FIRST_DELAY seconds, doubling, ATTEMPTS tries in all; then it is given up, with
 its last error kept."""
 
@@ -24,6 +25,7 @@ import msgspec
 from glaas.requests import Change
 from glaas.store import Store
 from roar.errors import RoarFailure
+from roar.redact import redact_text
 
 ATTEMPTS = 6  # tries per delivery
 FIRST_DELAY = 1.0  # seconds before the first retry; then 2, 4, 8, 16
@@ -42,7 +44,7 @@ def text(change: Change) -> str:
     if change.action == "over_budget":  # glaas.requests.link_runs, once per request
         marks = [e.comment for e in r.events if e.action == "over_budget" and e.comment]
         said = marks[-1] if marks else f"spent {r.spent:.2f} of budget {spec.budget:g}"
-        return (
+        return slack_escape(
             f"{r.id} went over budget: {said} ({spec.compute} for {spec.hours:g} h); "
             f"requested by {r.requester}, reviewer {r.reviewer}; now {r.state}"
         )
@@ -53,12 +55,19 @@ def text(change: Change) -> str:
     last = r.events[-1] if r.events else None
     if last is not None and last.comment and last.action == change.action:
         line += f": {last.comment}"
-    return line
+    return slack_escape(line)
+
+
+def slack_escape(words: str) -> str:
+    """Slack's escaping for `text`: what people wrote never becomes a mention (`<!channel>`)
+    or a link (`<http://x|label>`)."""
+    return words.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def body(change: Change) -> bytes:
     request = msgspec.to_builtins(change.request)
     request.pop("events", None)
+    request.pop("runs", None)  # read as the actor: their private runs are no one else's
     payload: dict[str, Any] = {
         "text": text(change),
         "action": change.action,
@@ -165,13 +174,18 @@ class Webhooks:
         }
         if self.secret:
             headers[SIGNATURE] = signature(self.secret, data)
-        try:
-            answer = await http.post(url, content=data, headers=headers)
+        try:  # one deadline for the whole try: httpx's timeout is per read, so an answer
+            # trickled byte by byte would hold this batch (and every delivery after it) forever
+            async with asyncio.timeout(TIMEOUT):
+                answer = await http.post(url, content=data, headers=headers)
             error = None if 200 <= answer.status_code < 300 else f"HTTP {answer.status_code}"
         except httpx.HTTPError as e:
             error = f"{type(e).__name__}: {e}"[:300]
+        except TimeoutError:
+            error = f"no whole answer in {TIMEOUT:g} s"
         tries = attempts + 1
         now = time.time()
+        shown = redact_text(url)  # a Slack or Discord hook's URL ends in its secret
         try:
             if error is None:
                 await self.store.execute(
@@ -182,7 +196,7 @@ class Webhooks:
                     did,
                 )
             elif tries >= self.attempts:
-                log.error("webhook %s failed %d times, given up: %s", url, tries, error)
+                log.error("webhook %s failed %d times, given up: %s", shown, tries, error)
                 await self.store.execute(
                     "UPDATE webhook_deliveries SET done = $1, attempts = $2, error = $3, "
                     "taken_until = NULL WHERE id = $4",
@@ -193,7 +207,7 @@ class Webhooks:
                 )
             else:
                 delay = self.first_delay * 2 ** (tries - 1)
-                log.warning("webhook %s failed (%s), tried again in %.0f s", url, error, delay)
+                log.warning("webhook %s failed (%s), tried again in %.0f s", shown, error, delay)
                 await self.store.execute(
                     "UPDATE webhook_deliveries SET attempts = $1, error = $2, next_at = $3, "
                     "taken_until = NULL WHERE id = $4",

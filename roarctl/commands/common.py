@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -16,6 +17,19 @@ PASSTHROUGH = {**CONTEXT, "ignore_unknown_options": True, "allow_interspersed_ar
 # error here, never a request roard refuses (the bounds are roar.protocol's Limit and Depth).
 COUNT = click.IntRange(1, 1_000_000)
 DEPTH = click.IntRange(0, 1_000_000)
+
+
+# C0 and C1 controls, DEL, and the bidi embeddings, overrides and isolates
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_UNSAFE_LINE = re.compile("[\t\n]|" + _UNSAFE.pattern)
+
+
+def printable(text: str, lines: bool = False) -> str:
+    """What someone else wrote (a registry's record), safe to print to a terminal: a control
+    character (an escape sequence) or a bidi override is shown as `\\x1b`, `\\u202e`; tabs
+    and newlines are kept only where the text may have `lines`."""
+    unsafe = _UNSAFE if lines else _UNSAFE_LINE
+    return unsafe.sub(lambda m: repr(m[0])[1:-1], text)
 
 
 def json_option(f: Any) -> Any:

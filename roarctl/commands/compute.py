@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from roarctl.commands.common import CONTEXT, emit_json, json_option
+from roarctl.commands.common import CONTEXT, emit_json, json_option, printable
 from roarctl.errors import RoarError
 
 if TYPE_CHECKING:
@@ -67,7 +67,7 @@ def _num(x: float) -> str:
 def _line(key: str, r: ComputeRow) -> str:
     cells = (r.cpu_hours, r.gpu_hours, r.cost, r.read_cost, r.unread_cost)
     nums = " ".join(f"{_num(x):>{w}}" for x, w in zip(cells, (10, 10, 11, 11, 11), strict=True))
-    return f"{key[:24]:<24} {r.jobs:>6} {nums}"
+    return f"{printable(key)[:24]:<24} {r.jobs:>6} {nums}"
 
 
 def _print(found: ComputeReport, since: str) -> None:

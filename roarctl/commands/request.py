@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from roarctl.commands.common import CONTEXT, emit_json, json_option
+from roarctl.commands.common import CONTEXT, emit_json, json_option, printable
 from roarctl.errors import RoarError
 
 if TYPE_CHECKING:
@@ -137,17 +137,17 @@ def _out(entry: RequestEntry, as_json: bool, whole: bool = False) -> None:
     click.echo(f"reviewer:   {entry.reviewer}")
     click.echo(f"dataset:    {s.dataset}")
     click.echo(f"base model: {s.base_model}")
-    click.echo(f"compute:    {s.compute} for {s.hours:g} h, budget {s.budget:g}")
+    click.echo(f"compute:    {printable(s.compute)} for {s.hours:g} h, budget {s.budget:g}")
     over = "  OVER BUDGET" if entry.over_budget else ""
     click.echo(f"spent:      {entry.spent:.2f} of {s.budget:g} (its runs, at current prices){over}")
     if entry.expires is not None and entry.state == "approved":
         click.echo(f"approval expires: {_when(entry.expires)}")
     if s.rationale:
-        click.echo(f"rationale:  {s.rationale}")
+        click.echo(f"rationale:  {printable(s.rationale, lines=True)}")
     click.echo("events:")
     for e in entry.events:
         who = (e.actor or "registry") + (" (agent)" if e.agent else "")
-        note = f": {e.comment}" if e.comment else ""
+        note = f": {printable(e.comment, lines=True)}" if e.comment else ""
         click.echo(f"  {_when(e.at)}  {e.action:<10} {who}  rev {e.revision}{note}")
     if entry.runs:
         click.echo("runs:")
@@ -155,7 +155,7 @@ def _out(entry: RequestEntry, as_json: bool, whole: bool = False) -> None:
             flag = (
                 f"  FLAG: inputs lack {', '.join(h[:12] for h in r.missing)}" if r.missing else ""
             )
-            click.echo(f"  {r.job[:12]}  {r.owner}  {r.status}  {r.command}{flag}")
+            click.echo(f"  {r.job[:12]}  {r.owner}  {r.status}  {printable(r.command)}{flag}")
 
 
 @request.command("new", context_settings=CONTEXT)
@@ -219,7 +219,7 @@ def list_(states: tuple[str, ...], mine: bool, as_json: bool) -> None:
         s = r.spec
         click.echo(
             f"{r.id:<7} {r.state:<10} {r.requester:<12} -> {r.reviewer:<12} "
-            f"{s.compute} {s.hours:g} h  budget {s.budget:g}  spent {r.spent:.2f}"
+            f"{printable(s.compute)} {s.hours:g} h  budget {s.budget:g}  spent {r.spent:.2f}"
             + ("  OVER BUDGET" if r.over_budget else "")
         )
 
@@ -246,14 +246,30 @@ _comment = click.option("-m", "--comment", help="A comment, kept with the event.
 
 @request.command("approve", context_settings=CONTEXT)
 @click.argument("ref")
-@click.option("--spec", "spec_hash", help="The spec hash you reviewed (default: the current).")
+@click.option(
+    "--spec",
+    "spec_hash",
+    help="The spec hash (or its first 12 digits, as `show` prints) you reviewed; needed once "
+    "the request was edited.",
+)
 @_comment
 @json_option
 def approve(ref: str, spec_hash: str | None, comment: str | None, as_json: bool) -> None:
-    """Approve a request you are the reviewer of (it binds to the spec as it is now)."""
+    """Approve a request you are the reviewer of (it binds to the spec you reviewed).
+
+    An unedited request has one spec, the one you read; once it was edited, name the one you
+    reviewed (`--spec`, from `roarctl request show`): the requester may have changed it since.
+    """
     ref = _ref(ref)
-    if spec_hash is None:
-        spec_hash = _call("GET", f"/requests/{ref}").spec_hash
+    current = _call("GET", f"/requests/{ref}")
+    if spec_hash is None and current.revision > 1:
+        raise RoarError(
+            f"{ref} was edited (revision {current.revision}): say which spec you reviewed",
+            f"roarctl request show {ref}, then roarctl request approve {ref} --spec HASH",
+            exit_code=2,
+        )
+    if spec_hash is None or (len(spec_hash) >= 12 and current.spec_hash.startswith(spec_hash)):
+        spec_hash = current.spec_hash  # the server still refuses it if it changed meanwhile
     _action("approve", ref, comment, as_json, spec_hash=spec_hash)
 
 

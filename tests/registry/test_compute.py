@@ -208,6 +208,10 @@ def filled(database: Database, keys: dict[str, Key], client: Client) -> Iterator
         r = client.request("POST", f"{registry.API}/requests", "alice", msgspec.json.encode(spec))
         assert r.status_code == 201, r.text
         ids[name] = r.json()["id"]
+        # approved and claimed by nobody: the runs of alice, bob and mallory are linked to it
+        said = msgspec.json.encode({"spec_hash": r.json()["spec_hash"]})
+        path = f"{registry.API}/requests/{ids[name]}/approve"
+        assert client.request("POST", path, "bob", said).status_code == 200
     jobs = [msgspec.structs.replace(s, request=s.request and ids[s.request]) for s in jobs]
     for owner in OWNERS:
         mine = [_record(s) for s in jobs if s.owner == owner]
@@ -292,7 +296,7 @@ def test_a_request_has_spent_its_runs_cost_and_is_flagged_over_budget(
         marks = [e for e in entry.events if e.action == "over_budget"]
         assert len(marks) == (1 if over else 0), entry.events
         if over:
-            assert marks[0].actor is None and marks[0].state == "pending"
+            assert marks[0].actor is None and marks[0].state == "approved"
             assert marks[0].comment is not None and "took it over" in marks[0].comment
         listed = client.get("/requests", "bob").json()["requests"]
         assert {x["id"]: x["over_budget"] for x in listed}[rid] is over

@@ -6,11 +6,17 @@ from __future__ import annotations
 
 import sys
 import uuid
+from pathlib import Path
 
+import httpx
+import msgspec
 import pytest
 from conftest import Roar, git_repo
+from registry_support import batch, hexdigest, make_job, make_key
 from test_registry_client import Glaas, People, any_glaas, people  # noqa: F401 (fixtures)
 from test_usage import BURN
+
+from roar import model, registry
 
 pytest_plugins = ["registry_support"]
 
@@ -53,3 +59,33 @@ def test_compute_report_prices_what_the_tracer_measured(
     bad = roar("compute", "report", "--since", "a month", check=False)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     assert bad.stderr.startswith("roar: error: not a duration")
+
+
+def test_what_a_teammate_named_cannot_drive_the_terminal(
+    roar: Roar,
+    people: People,  # noqa: F811
+    any_glaas: Glaas,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """A hand-made public job whose project name is a terminal escape (set the window title,
+    clear the screen) and a right-to-left override: `compute report` prints them as escapes."""
+    people.join(roar, any_glaas, "alice")
+    roar("auth", "login")
+    mallory = make_key(tmp_path, "mallory")
+    any_glaas.admin("user", "add", f"mallory-{uuid.uuid4().hex[:6]}", "--key", mallory.public_line)
+    evil = f"x{uuid.uuid4().hex[:4]}\x1b]0;pwned\x07\x1b[2J\u202eevil"
+    job = make_job(outputs=[("w.pt", hexdigest())], root=f"/home/tester/{evil}")
+    job = msgspec.structs.replace(job, usage=model.Usage(cpu_seconds=36.0))
+    content = msgspec.json.encode(batch(job, visibility="public"))
+    path = f"{registry.API}/ingest"
+    sent = httpx.post(
+        any_glaas.url + path,
+        content=content,
+        headers={"Authorization": registry.authorization(mallory.sign, "POST", path, "", content)},
+    )
+    assert sent.status_code == 200, sent.text
+    found = roar.json("compute", "report", "--by", "project", "--since", "99999w")
+    assert evil in {r["key"] for r in found["rows"]}  # the data is what was sent
+    text = roar("compute", "report", "--by", "project", "--since", "99999w").stdout
+    assert "\x1b" not in text and "\x07" not in text and "\u202e" not in text, text
+    assert f"{evil[:5]}\\x1b]0;pwned\\x07" in text

@@ -4,6 +4,8 @@ record is never readable by someone it was not shared with, through any read pat
 
 from __future__ import annotations
 
+import base64
+import struct
 import time
 from typing import Any
 
@@ -73,6 +75,39 @@ def test_refused_signatures_say_why(client: Client, keys: dict[str, Key]) -> Non
         req.headers["Authorization"] = header
         _problem(client.http.send(req), 401, "malformed")
     assert client.get("/health").status_code == 200  # unsigned reads are fine
+
+
+def _reencoded(header: str) -> str:
+    """The same signature in another SSHSIG blob: its unsigned `reserved` field filled in."""
+    t, n, blob = registry.parse_authorization(header) or (0, "", b"")
+    p = sshsig.parse(blob)
+    inner = _string(p.sig_alg.encode()) + _string(p.sig)
+    other = (
+        sshsig.MAGIC
+        + struct.pack(">I", sshsig.VERSION)
+        + b"".join(
+            _string(f) for f in (p.key.blob, p.namespace.encode(), b"x", p.hash_alg.encode(), inner)
+        )
+    )
+    assert other != blob
+    return f"SSHSIG t={t},n={n},s={base64.b64encode(other).decode()}"
+
+
+def _string(b: bytes) -> bytes:
+    return struct.pack(">I", len(b)) + b
+
+
+def test_a_captured_request_is_not_accepted_again_in_another_envelope(
+    client: Client, keys: dict[str, Key]
+) -> None:
+    """Whoever saw a signed `auth web-link` request must not get a login link of their own by
+    sending it again with the signature wrapped differently (each signed message counts once)."""
+    url = f"{registry.API}/auth/web-link"
+    req = _signed(client, keys["alice"], "POST", url, b"")
+    assert client.http.send(req).status_code == 200
+    again = client.http.build_request("POST", url, content=b"")
+    again.headers["Authorization"] = _reencoded(req.headers["Authorization"])
+    _problem(client.http.send(again), 401, "replayed")
 
 
 def test_auth_me_names_the_signer(client: Client, keys: dict[str, Key]) -> None:

@@ -216,6 +216,11 @@ def test_bad_input_is_one_line_and_a_non_zero_exit(tmp_path: Path, keys: dict[st
         (["admin", "--db", db, "user", "add", "eve", "--key", "ssh-ed25519 !!!"], "not an SSH"),
         (["admin", "--db", db, "user", "add", "eve"], "needs a key"),
         (["admin", "--db", db, "user", "add", "e/ve", "--key", keys["bob"].public_line], "name"),
+        # a look-alike of another user's name (a Cyrillic o in "bob"), shown as a reviewer
+        (
+            ["admin", "--db", db, "user", "add", "b\u043eb", "--key", keys["bob"].public_line],
+            "name",
+        ),
         (["admin", "--db", db, "team", "member", "add", "nope", "eve"], "no team"),
         (["admin", "--db", "mysql://x/y", "user", "list"], "unsupported database URL"),
         (["admin", "--db", "/proc/nope/g.db", "user", "list"], "cannot open"),

@@ -89,7 +89,9 @@ def test_an_agent_files_waits_claims_runs_and_completes(
     assert (edited["spent"], edited["over_budget"]) == (0.0, False)
     stale = chris("request", "approve", rid, "--spec", filed["spec_hash"], check=False)
     _one_line_error(stale, "changed since you read it")
-    approved = _request(chris, "approve", rid, "-m", "go")
+    # approving "whatever it is now" is refused once it was edited: chris names what he read
+    _one_line_error(chris("request", "approve", rid, check=False), "say which spec you reviewed")
+    approved = _request(chris, "approve", rid, "--spec", edited["spec_hash"][:12], "-m", "go")
     assert approved["state"] == "approved"
     # a teammate's approval: the agent claims it, then runs for it (ROAR_REQUEST)
     assert _request(roar, "claim", rid)["claimed_by"] == bot

@@ -115,17 +115,13 @@ def test_the_reviewer_approves_in_the_browser_and_the_requester_is_refused(
     }  # fmt: skip
     filed = site.call("alice", "POST", "/requests", spec)
     rid = filed["id"]
-    run = make_job(inputs=[("data.csv", data)], outputs=[("m.pt", hexdigest())])
-    run = msgspec.structs.replace(run, request=rid)
-    site.call("alice", "POST", "/ingest", msgspec.to_builtins(batch(run, visibility="public")))
 
     # the requester: no form, and a forged approval with her own valid token is refused
     alice = _signed_in(browser, site, "alice")
     assert alice.goto(f"{site.url}/requests/{rid}").status == 200
     assert alice.locator("#approve").count() == 0
     assert "This is your request: bob must review it" in alice.inner_text("#review-note")
-    assert "inputs lack the approved base model" in alice.inner_text("#runs")
-    # spent vs budget: its one run recorded no usage, so it cost nothing; not over budget
+    # spent vs budget: no run is linked before it is approved, so nothing spent; not over budget
     assert alice.inner_text("#spent").startswith("0.00 of 984")
     assert alice.locator("#over-budget").count() == 0
     _shot(alice, "request-requester", shots)
@@ -160,6 +156,12 @@ def test_the_reviewer_approves_in_the_browser_and_the_requester_is_refused(
     events = bob.inner_text("#events")
     assert "approved by bob" in events and "go ahead" in events
     assert bob.locator("#approve").count() == 0  # decided
+    # a run for it (linked once it is approved), flagged: its inputs lack the base model
+    run = make_job(inputs=[("data.csv", data)], outputs=[("m.pt", hexdigest())])
+    run = msgspec.structs.replace(run, request=rid)
+    site.call("alice", "POST", "/ingest", msgspec.to_builtins(batch(run, visibility="public")))
+    assert bob.goto(f"{site.url}/requests/{rid}").status == 200
+    assert "inputs lack the approved base model" in bob.inner_text("#runs")
     _shot(bob, "request-approved", shots)
     shown = site.call("alice", "GET", f"/requests/{rid}")
     assert shown["state"] == "approved"

@@ -419,7 +419,7 @@ def test_webhooks_are_signed_and_a_failing_receiver_is_retried(
         if mark in e["request"]["spec"]["rationale"] and e["action"] == "approved"
     )
     assert approved["text"].startswith(f"{new['id']} approved by bob: 8xH100")
-    assert approved["text"].endswith("api_key=<redacted> and <redacted>")
+    assert approved["text"].endswith("api_key=&lt;redacted&gt; and &lt;redacted&gt;")
     # a secret pasted into a rationale or comment is neither stored nor sent
     assert not any(b"PlantedSecret" in body or b"sk-live" in body for _, body in good.bodies)
     dump = db.raw_dump()
@@ -471,6 +471,228 @@ def test_a_webhook_delivery_survives_a_restart_of_the_server(
         drop_database(db)
 
 
+def test_a_webhook_text_escapes_slack_mentions_and_links(
+    api: tuple[Api, Database], receivers: tuple[Receiver, Receiver]
+) -> None:
+    """Slack reads `<!channel>` and `<http://x|label>` in `text` as a mention and a link: what a
+    requester or commenter wrote is escaped there (&, <, > as &amp; &lt; &gt;, Slack's rule)."""
+    a, _ = api
+    good, _ = receivers
+    data, model, _ = _artifacts(a)
+    mark = f"slack {uuid.uuid4().int % 10**6}"
+    spec = _spec(data, model, compute="8xH100 <!channel>", rationale=mark)
+    new = a.ok("alice", "POST", "/requests", spec)
+    said = "fine <http://evil.example|click here> & <@U024BE7LH>"
+    a.ok("carol", "POST", f"/requests/{new['id']}/comment", {"comment": said})
+
+    def texts() -> dict[str, str]:
+        return {
+            e["action"]: e["text"]
+            for e in good.events()
+            if e["request"]["spec"]["rationale"] == mark
+        }
+
+    deadline = time.monotonic() + 60
+    while set(texts()) != {"filed", "commented"}:
+        assert time.monotonic() < deadline, texts()
+        time.sleep(0.1)
+    told = texts()
+    assert "8xH100 &lt;!channel&gt; for 3.2 h" in told["filed"]
+    assert told["commented"].endswith(
+        ": fine &lt;http://evil.example|click here&gt; &amp; &lt;@U024BE7LH&gt;"
+    )
+    for text in told.values():
+        assert "<" not in text and ">" not in text
+    assert (
+        next(e for e in good.events() if e["request"]["spec"]["rationale"] == mark)["request"][
+            "spec"
+        ]["compute"]
+        == "8xH100 <!channel>"
+    )  # the data itself is kept as written
+
+
+def test_control_and_bidi_characters_are_refused_in_what_people_write(
+    api: tuple[Api, Database],
+) -> None:
+    """A terminal escape (`request show` prints the text to the reviewer's terminal) or a
+    right-to-left override (the queue shows `budget 984` after the compute field, reversed)
+    is refused; newlines and tabs in a rationale or comment are fine."""
+    a, _ = api
+    data, model, _ = _artifacts(a)
+    hostile = ["\x1b[2J\x1b[1;1Happroved by bob", "x\u202e489 tegdub", "a\u2066b", "\x9b31m", "\r"]
+    for text in hostile:
+        for field in ("compute", "rationale"):
+            r = a.call("alice", "POST", "/requests", _spec(data, model, **{field: f"8x {text}"}))
+            assert r.status_code == 400 and "control character" in r.json()["detail"], r.text
+    r = a.call("alice", "POST", "/requests", _spec(data, model, compute="8xH100\nreviewer: x"))
+    assert r.status_code == 400, r.text
+    new = a.ok("alice", "POST", "/requests", _spec(data, model, rationale="why:\n\t- because"))
+    assert new["spec"]["rationale"] == "why:\n\t- because"
+    for text in hostile:
+        assert "control character" in a.refused(
+            400, "carol", f"/requests/{new['id']}/comment", {"comment": text}
+        )
+    a.ok("carol", "POST", f"/requests/{new['id']}/comment", {"comment": "two\nlines"})
+
+
+def test_a_webhook_does_not_carry_the_actors_private_runs(
+    api: tuple[Api, Database], receivers: tuple[Receiver, Receiver]
+) -> None:
+    """The request the API answers is read as its actor (their private runs included); what
+    goes to the team's channel must not be: a private run's command stays private."""
+    a, _ = api
+    good, _ = receivers
+    data, model, _ = _artifacts(a)
+    mark = f"private runs {uuid.uuid4().int % 10**6}"
+    new = a.ok("alice", "POST", "/requests", _spec(data, model, rationale=mark))
+    a.ok("bob", "POST", f"/requests/{new['id']}/approve", {"spec_hash": new["spec_hash"]})
+    a.ok("alice", "POST", f"/requests/{new['id']}/claim", {})
+    secret = f"python train.py --data /mnt/hidden-{uuid.uuid4().int % 10**6}"
+    run = make_job(inputs=[("data.csv", data), ("base.pt", model)], command=secret)
+    run = msgspec.structs.replace(run, request=new["id"])
+    assert a.call("alice", "POST", "/ingest", batch(run)).status_code == 200  # private
+    done = a.ok("alice", "POST", f"/requests/{new['id']}/complete", {"comment": "done"})
+    assert [r["command"] for r in done["runs"]] == [secret]  # alice sees her own run
+    assert a.ok("carol", "GET", f"/requests/{new['id']}")["runs"] == []  # carol does not
+
+    def actions() -> list[str]:
+        return [e["action"] for e in good.events() if e["request"]["spec"]["rationale"] == mark]
+
+    deadline = time.monotonic() + 60
+    while "completed" not in actions():
+        assert time.monotonic() < deadline, actions()
+        time.sleep(0.1)
+    assert not any(secret.encode() in content for _, content in good.bodies)
+
+
+def test_only_a_run_the_request_allows_is_linked_to_it(api: tuple[Api, Database]) -> None:
+    """`run --request` is checked by roarctl, but anyone can send the registry a job that names
+    a request: one naming a request never approved, or claimed by someone else, is registered
+    but not linked (its cost and lineage are not the request's)."""
+    a, _ = api
+    data, model, _ = _artifacts(a)
+    new = a.ok("alice", "POST", "/requests", _spec(data, model))
+    rid = new["id"]
+
+    def run(user: str, command: str) -> None:
+        job = make_job(inputs=[("data.csv", data), ("base.pt", model)], command=command)
+        job = msgspec.structs.replace(job, request=rid)
+        sent = a.call(user, "POST", "/ingest", batch(job, visibility="public"))
+        assert sent.status_code == 200, sent.text
+
+    run("carol", "python early.py")  # still pending
+    a.ok("bob", "POST", f"/requests/{rid}/approve", {"spec_hash": new["spec_hash"]})
+    run("carol", "python meanwhile.py")  # approved, nobody claimed it: anyone may run for it
+    a.ok("alice", "POST", f"/requests/{rid}/claim", {})
+    run("carol", "python hijack.py")  # claimed by alice
+    run("alice", "python train.py --for-it")
+    runs = a.ok("bob", "GET", f"/requests/{rid}")["runs"]
+    assert [(r["owner"], r["command"]) for r in runs] == [
+        ("carol", "python meanwhile.py"),
+        ("alice", "python train.py --for-it"),
+    ], runs
+
+
+class Trickler:
+    """A receiver that answers 200 with a long body, one byte a second, until closed: each read
+    comes well within a read timeout, the answer never ends."""
+
+    def __init__(self) -> None:
+        self.got: list[bytes] = []
+        self.stop = threading.Event()
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                owner.got.append(self.rfile.read(int(self.headers["Content-Length"])))
+                self.send_response(200)
+                self.send_header("Content-Length", "100000")
+                self.end_headers()
+                while not owner.stop.wait(1.0):
+                    try:
+                        self.wfile.write(b".")
+                        self.wfile.flush()
+                    except OSError:
+                        return
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/slow"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.stop.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_receiver_that_never_finishes_does_not_hold_up_the_others(
+    tmp_path: Path, keys: dict[str, Key]
+) -> None:
+    """A try has one deadline for the whole answer (10 s), not only between its bytes: a
+    receiver trickling an endless answer is given up on and the other deliveries go on."""
+    db = make_database("sqlite", tmp_path)
+    for name in ("alice", "bob"):
+        subprocess.run(
+            [GLAAS, "admin", "--db", db.url, "user", "add", name, "--key", keys[name].public_line],
+            check=True,
+            capture_output=True,
+        )
+    slow, good = Trickler(), Receiver()
+    server = Server(db, tmp_path / "glaas.log", "--webhook", slow.url, "--webhook", good.url)
+    try:
+        a = Api(server, keys)
+        data, model, _ = _artifacts(a)
+        new = a.ok("alice", "POST", "/requests", _spec(data, model))
+        deadline = time.monotonic() + 60
+        while not slow.got:  # the slow receiver is answering, byte by byte
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        a.ok("alice", "POST", f"/requests/{new['id']}/comment", {"comment": "still there?"})
+        deadline = time.monotonic() + 90
+        while "commented" not in [e["action"] for e in good.events()]:
+            assert time.monotonic() < deadline, (tmp_path / "glaas.log").read_text()
+            time.sleep(0.2)
+    finally:
+        slow.close()
+        good.close()
+        assert server.stop() == 0
+        drop_database(db)
+
+
+def test_a_failing_webhook_is_logged_without_its_secret_url(
+    tmp_path: Path, keys: dict[str, Key]
+) -> None:
+    """A Slack-style webhook URL's last segment is its secret: the log says which hook failed
+    without writing that down."""
+    db = make_database("sqlite", tmp_path)
+    for name in ("alice", "bob"):
+        subprocess.run(
+            [GLAAS, "admin", "--db", db.url, "user", "add", name, "--key", keys[name].public_line],
+            check=True,
+            capture_output=True,
+        )
+    token = "Zq8mW3vLp0sRt7YxKc2NbF5h"
+    hook = f"http://127.0.0.1:{_free_port()}/services/T0AB12CD3/B0EF45GH6/{token}"  # no one there
+    log = tmp_path / "glaas.log"
+    server = Server(db, log, "--webhook", hook)
+    try:
+        a = Api(server, keys)
+        data, model, _ = _artifacts(a)
+        a.ok("alice", "POST", "/requests", _spec(data, model))
+        deadline = time.monotonic() + 60
+        while "tried again" not in log.read_text():  # a failed try, logged
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+    finally:
+        assert server.stop() == 0
+        drop_database(db)
+    assert token not in log.read_text()
+
+
 def _count_sql(db: Database, statement: str) -> int:
     """One number from the registry's database, behind the server's back."""
     if db.backend == "sqlite":
@@ -510,7 +732,8 @@ def test_a_run_that_takes_a_request_over_budget_flags_it_and_tells_the_webhook_o
         )
     data, model, _ = _artifacts(a)
     mark = f"budget test {uuid.uuid4().int % 10**6}"  # both backends tell the same receivers
-    new = a.ok("alice", "POST", "/requests", _spec(data, model, budget=10, rationale=mark))
+    spec = _spec(data, model, budget=10, rationale=mark, compute="8xH100 <!channel>")
+    new = a.ok("alice", "POST", "/requests", spec)
     rid, path = new["id"], f"/requests/{new['id']}"
     assert (new["spent"], new["over_budget"]) == (0.0, False)
     a.ok("bob", "POST", f"{path}/approve", {"spec_hash": new["spec_hash"]})
@@ -587,7 +810,7 @@ def test_a_run_that_takes_a_request_over_budget_flags_it_and_tells_the_webhook_o
         [(headers, body)] = told(receiver)
         assert headers["X-Glaas-Event"] == "request.over_budget"
         assert body["text"] == (
-            f"{rid} went over budget: {over['comment']} (8xH100 for 3.2 h); "
+            f"{rid} went over budget: {over['comment']} (8xH100 &lt;!channel&gt; for 3.2 h); "
             "requested by alice, reviewer bob; now claimed"
         )
         assert body["request"]["over_budget"] is True
@@ -618,6 +841,8 @@ def test_two_registrations_at_once_that_together_go_over_budget_mark_it_once(
     for attempt in range(3):  # three races, each on a request of its own
         new = a.ok("alice", "POST", "/requests", _spec(data, model, budget=10))
         rid = new["id"]
+        # approved, claimed by nobody: anyone's run for it is linked
+        a.ok("bob", "POST", f"/requests/{rid}/approve", {"spec_hash": new["spec_hash"]})
         runs = []
         for who in ("alice", "carol"):
             job = make_job(inputs=[("data.csv", data)], started=time.time() - 60)
