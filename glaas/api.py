@@ -62,6 +62,10 @@ async def account_of(request: Request[Any, Any, Any]) -> Account | None:
     """Who signed the request (None: unsigned), checked once per request."""
     state = request.scope["state"]
     if "account" not in state:
+        header = request.headers.get("authorization")
+        if header is None:  # unsigned: anonymous, and its body is not read for nothing
+            state["account"] = None
+            return None
         scope = request.scope
         raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
         state["account"] = await auth.authenticate(
@@ -69,14 +73,17 @@ async def account_of(request: Request[Any, Any, Any]) -> Account | None:
             request.method,
             raw_path.decode("latin-1").split("?", 1)[0],
             scope.get("query_string", b"").decode("latin-1"),
-            request.headers.get("authorization"),
+            header,
             await request.body(),
         )
     account: Account | None = state["account"]
     return account
 
 
-async def provide_account(request: Request[Any, Any, Any]) -> Account | None:
+async def provide_account(store: Store_, request: Request[Any, Any, Any]) -> Account | None:
+    """`store` only orders the two dependencies: resolved one after the other, as Litestar does
+    a lone dependency, instead of together in a task group (two tasks per request: measured
+    ~15% of a look-up's CPU)."""
     return await account_of(request)
 
 

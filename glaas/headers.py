@@ -9,7 +9,6 @@ registry")."""
 
 from __future__ import annotations
 
-from litestar.datastructures import MutableScopeHeaders
 from litestar.types import Message, Scope
 
 from roar.registry import API
@@ -40,15 +39,25 @@ STATIC_HEADERS = PAGE_HEADERS | {"Cache-Control": "public, max-age=86400"}
 STATIC = "/static/"
 
 
+def _raw(headers: dict[str, str]) -> tuple[frozenset[bytes], list[tuple[bytes, bytes]]]:
+    """Encoded once: (the names, lower case; the header lines)."""
+    lines = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+    return frozenset(k for k, _ in lines), lines
+
+
+_API_RAW, _STATIC_RAW, _PAGE_RAW = _raw(HEADERS), _raw(STATIC_HEADERS), _raw(PAGE_HEADERS)
+
+
 async def security_headers(message: Message, scope: Scope) -> None:
+    """Ours replace any the route set under the same names (encoded once, not per response:
+    the API's look-ups are mostly this)."""
     if message["type"] == "http.response.start":
         path: str = scope.get("path", "")
         if path == API or path.startswith(API + "/"):
-            chosen = HEADERS
+            names, lines = _API_RAW
         elif path.startswith(STATIC):
-            chosen = STATIC_HEADERS
+            names, lines = _STATIC_RAW
         else:
-            chosen = PAGE_HEADERS
-        headers = MutableScopeHeaders.from_message(message)
-        for name, value in chosen.items():
-            headers[name] = value
+            names, lines = _PAGE_RAW
+        kept = [h for h in message.get("headers", ()) if h[0].lower() not in names]
+        message["headers"] = kept + lines

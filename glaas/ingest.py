@@ -4,8 +4,6 @@ session already stored is counted as known and left as it is (its first owner ke
 
 from __future__ import annotations
 
-import re
-
 import msgspec
 
 from glaas import requests
@@ -15,12 +13,13 @@ from roar.errors import Invalid
 from roar.model import Job
 from roar.registry import MAX_BATCH, Batch, Ingested, Visibility, request_ref
 
-_DIGEST = re.compile(r"[0-9a-f]{64}")
+_HEX_DIGITS = "0123456789abcdef"
 _ENCODER = msgspec.json.Encoder()
 
 
 def _digest(value: str, what: str) -> str:
-    if not _DIGEST.fullmatch(value):
+    # 64 characters, none outside [0-9a-f] (what `strip` leaves): 12 a job, faster than a regex
+    if len(value) != 64 or value.strip(_HEX_DIGITS):
         raise Invalid(f"{what} is not a 64-digit lowercase hex hash: {value[:70]!r}")
     return value
 

@@ -83,11 +83,28 @@ def _redact(s: str) -> str:
     return _redact_short(s) if len(s) <= 512 else redact_text(s)
 
 
-def _env(env: dict[str, str], text: _Text) -> dict[str, str]:
+def _env(env: dict[str, str], home: str | None) -> dict[str, str]:
+    items = tuple(env.items())
+    if len(items) > MEMO_NAMES or sum(map(len, env.values())) > MEMO_CHARS:
+        return _scrub_env(items, home)
+    return dict(_env_memo(items, home))
+
+
+def _scrub_env(items: tuple[tuple[str, str], ...], home: str | None) -> dict[str, str]:
+    text = _Text(home)
     return {
-        name: REDACTED if value and _secret_name(name) else text(value)
-        for name, value in env.items()
+        name: REDACTED if value and _secret_name(name) else text(value) for name, value in items
     }
+
+
+# A machine sends the same environment with each of its jobs: the server scrubs each one once
+# (measured: 45% of scrub's time, for 16 variables a job), if it is of an ordinary size.
+MEMO_NAMES, MEMO_CHARS = 64, 16384
+
+
+@functools.lru_cache(maxsize=256)
+def _env_memo(items: tuple[tuple[str, str], ...], home: str | None) -> tuple[tuple[str, str], ...]:
+    return tuple(_scrub_env(items, home).items())
 
 
 class _Text:
@@ -118,7 +135,7 @@ def scrub(job: Job, home: str | None = None) -> Job:
         context=msgspec.structs.replace(
             ctx,
             git=git,
-            env=_env(ctx.env, text),
+            env=_env(ctx.env, home),
             processes=[
                 msgspec.structs.replace(
                     p, argv=[text(a) for a in p.argv], exe=text(p.exe) if p.exe else p.exe

@@ -1,6 +1,7 @@
 """The team backend: PostgreSQL through an asyncpg pool. A batch goes in as a few
-`INSERT ... SELECT FROM unnest(arrays)` statements, in sorted key order so that concurrent
-batches from several workers lock rows in the same order and never deadlock."""
+`INSERT ... SELECT` statements (from `unnest(arrays)`, or from one JSON array for the bulk of it:
+see `_json`), in sorted key order so that concurrent batches from several workers lock rows in
+the same order and never deadlock."""
 
 from __future__ import annotations
 
@@ -10,12 +11,14 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
+import msgspec
 
 from glaas.store.base import USAGE_COLUMNS, Prepared, Store, Written, usage_row
 from glaas.store.migrate import apply_postgres
 from roar.errors import StoreError
 from roar.registry import Counts, Session, Visibility
 
+_ENCODER = msgspec.json.Encoder()
 _ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
 # Statistics go stale when rows arrive faster than autovacuum looks (a burst of registrations),
 # and then the planner scans all jobs for one look-up (measured: 1.7 s instead of 0.2 ms after
@@ -134,10 +137,9 @@ class PostgresStore(Store):
                 )
                 new_artifacts = await conn.fetch(
                     "INSERT INTO artifacts (hash, size) "
-                    "SELECT * FROM unnest($1::text[], $2::int8[]) "
+                    "SELECT e->>0, (e->>1)::int8 FROM json_array_elements($1::json) e "
                     "ON CONFLICT DO NOTHING RETURNING hash",
-                    [h for h, _ in arts],
-                    [s for _, s in arts],
+                    _json(arts),
                 )
                 j = [p.job for p in jobs]
                 rows = await conn.fetch(
@@ -168,12 +170,9 @@ class PostgresStore(Store):
                 io = [(fresh[p.id], *row) for p in jobs if p.id in fresh for row in p.io]
                 await conn.execute(
                     "INSERT INTO io (job, role, hash, path) "
-                    "SELECT * FROM unnest($1::int8[], $2::int2[], $3::text[], $4::text[]) "
-                    "ON CONFLICT DO NOTHING",
-                    [r[0] for r in io],
-                    [r[1] for r in io],
-                    [r[2] for r in io],
-                    [r[3] for r in io],
+                    "SELECT (e->>0)::int8, (e->>1)::int2, e->>2, e->>3 "
+                    "FROM json_array_elements($1::json) e ON CONFLICT DO NOTHING",
+                    _json(io),
                 )
                 found = [usage_row(fresh[p.id], p.job) for p in jobs if p.id in fresh]
                 usage = [u for u in found if u is not None]
@@ -194,6 +193,14 @@ class PostgresStore(Store):
             sessions=Counts(len(new_sessions), len(sessions) - len(new_sessions)),
             artifacts=Counts(len(new_artifacts), len(arts) - len(new_artifacts)),
         )
+
+
+def _json(rows: list[tuple[Any, ...]]) -> str:
+    """Rows of ints and strings as one JSON parameter. The bulk of a batch (10^4 artifacts and
+    io rows) goes in so: asyncpg encodes an array element by element, with isinstance checks
+    against collections.abc for each (measured: a third of the server's CPU for a batch), and
+    msgspec encodes the lot in one call. Floats stay in arrays (JSON has no NaN or infinity)."""
+    return _ENCODER.encode(rows).decode()
 
 
 def _reason(e: BaseException) -> str:

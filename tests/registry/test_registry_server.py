@@ -306,3 +306,84 @@ def test_a_database_from_a_newer_glaas_is_refused(tmp_path: Path) -> None:
         conn.execute("INSERT INTO schema_migrations VALUES (99, 0)")
     r = _run("admin", "--db", str(path), "user", "list", env=env)
     assert r.returncode == 1 and "schema version 99" in r.stderr and "upgrade glaas" in r.stderr
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_migration_5_keeps_the_lineage_of_a_schema_4_registry(backend: str, tmp_path: Path) -> None:
+    """0005 takes io's foreign keys off (the ingest writes parents first, nothing deletes them)
+    and keeps every row: a registry made by the glaas before it answers the same look-up."""
+    import asyncio
+    import sqlite3
+
+    import asyncpg
+
+    from glaas.store.migrate import migrations
+
+    db = make_database(backend, tmp_path)
+    art, job_id = hexdigest(), hexdigest()
+    record = "'{}'"
+    rows = [  # the ids of the first user and job: 1
+        "INSERT INTO users (name, created) VALUES ('old', 0)",
+        f"INSERT INTO artifacts (hash, size) VALUES ('{art}', 7)",
+        "INSERT INTO jobs (id, owner_id, visibility, registered, command, started, status, "
+        f"kind, record) VALUES ('{job_id}', 1, 'public', 0, 'make', 1, 'complete', 'run', "
+        f"{record})",
+        f"INSERT INTO io (job, role, hash, path) VALUES (1, 1, '{art}', 'out/a.csv')",
+    ]
+    old = migrations(backend)[:4]
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path)}
+    try:
+        if backend == "sqlite":
+            path = db.url.removeprefix("sqlite://")
+            with sqlite3.connect(path) as conn:
+                conn.execute(
+                    "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied REAL)"
+                )
+                for version, _, sql in old:
+                    conn.executescript(sql)
+                    conn.execute("INSERT INTO schema_migrations VALUES (?, 0)", (version,))
+                for sql in rows:
+                    conn.execute(sql)
+        else:
+
+            async def at_4() -> None:
+                conn = await asyncpg.connect(db.url)
+                await conn.execute(
+                    "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, "
+                    "applied DOUBLE PRECISION NOT NULL)"
+                )
+                for version, _, sql in old:
+                    await conn.execute(sql)
+                    await conn.execute("INSERT INTO schema_migrations VALUES ($1, 0)", version)
+                for sql in rows:
+                    await conn.execute(sql)
+                await conn.close()
+
+            asyncio.run(at_4())
+        r = _run("admin", "--db", db.url, "migrate", env=env)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.strip() == f"schema version {len(migrations(backend))}"
+
+        async def after() -> tuple[Any, Any]:
+            from glaas.store import open_store
+
+            store = await open_store(db.url, 2)
+            try:
+                entry = await store.artifact(art, -1)
+                if backend == "sqlite":
+                    fks = await store.fetch("SELECT * FROM pragma_foreign_key_list('io')")
+                else:
+                    fks = await store.fetch(
+                        "SELECT conname FROM pg_constraint WHERE conrelid = 'io'::regclass "
+                        "AND contype = 'f'"
+                    )
+                return entry, fks
+            finally:
+                await store.close()
+
+        entry, fks = asyncio.run(after())
+        assert entry is not None and entry.size == 7
+        assert entry.paths == ["out/a.csv"] and entry.made_by == [job_id]
+        assert fks == []
+    finally:
+        drop_database(db)
