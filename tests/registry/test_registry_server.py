@@ -309,8 +309,8 @@ def test_a_database_from_a_newer_glaas_is_refused(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
-def test_migration_5_keeps_the_lineage_of_a_schema_4_registry(backend: str, tmp_path: Path) -> None:
-    """0005 takes io's foreign keys off (the ingest writes parents first, nothing deletes them)
+def test_migration_6_keeps_the_lineage_of_a_schema_5_registry(backend: str, tmp_path: Path) -> None:
+    """0006 takes io's foreign keys off (the ingest writes parents first, nothing deletes them)
     and keeps every row: a registry made by the glaas before it answers the same look-up."""
     import asyncio
     import sqlite3
@@ -330,7 +330,7 @@ def test_migration_5_keeps_the_lineage_of_a_schema_4_registry(backend: str, tmp_
         f"{record})",
         f"INSERT INTO io (job, role, hash, path) VALUES (1, 1, '{art}', 'out/a.csv')",
     ]
-    old = migrations(backend)[:4]
+    old = migrations(backend)[:5]
     env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path)}
     try:
         if backend == "sqlite":
