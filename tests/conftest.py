@@ -181,6 +181,29 @@ class Roar:
                 os.kill(pid, signal.SIGKILL)
 
 
+def reap(base: Path) -> list[str]:
+    """Kill whatever still runs with its HOME under `base` once its test is over (a roard that
+    a test left unable to answer `daemon stop`, an ssh-agent): nothing outlives its test.
+    Returns what it killed, for the test's log."""
+    mark = b"HOME=" + os.fsencode(base) + b"/"
+    killed = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes().split(b"\0")
+            if not any(var.startswith(mark) for var in environ):
+                continue
+            argv = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            os.kill(int(entry.name), signal.SIGKILL)
+        except (OSError, ValueError):
+            continue  # gone meanwhile, or a kernel thread
+        killed.append(f"{entry.name}: {argv.strip()}")
+    if killed:
+        print(f"reaped what outlived its test under {base}:", *killed, sep="\n  ", file=sys.stderr)
+    return killed
+
+
 def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
     """Poll until predicate() is true (True) or the timeout passes (False)."""
     deadline = time.monotonic() + timeout
@@ -221,6 +244,7 @@ def roar(request: pytest.FixtureRequest) -> Iterator[Roar]:
         yield r
     finally:
         r.stop()
+        reap(base)
         shutil.rmtree(base, ignore_errors=True)
 
 

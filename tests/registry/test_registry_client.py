@@ -27,7 +27,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import ROARCTL, Roar, git_repo, wait_for
+from conftest import ROARCTL, Roar, git_repo, reap, wait_for
 from registry_support import BIN, PG_HOST, PG_USER, Database, drop_database, make_database
 
 from roar import registry, sshsig
@@ -196,10 +196,12 @@ class People:
     def close(self) -> None:
         for other in self.others:
             other.stop()
-            shutil.rmtree(other.base, ignore_errors=True)
         for proc in self.agents:
             proc.terminate()
             proc.wait()
+        for other in self.others:
+            reap(other.base)
+            shutil.rmtree(other.base, ignore_errors=True)
 
 
 @pytest.fixture
