@@ -60,12 +60,13 @@ async def run(
             reason = "stopped"
             try:
                 caps = _limits()
-                store, recovered, note = await _open_store(paths.db)
-                state = State(paths, cfg, filters(cfg, paths), PrerunFile(paths.prerun))
-                state.config_stamp = stamp
-                state.store_note = note
-                await _serve(paths, caps, store, state, recovered, on_ready, task_status)
-                reason = state.stop_reason or reason
+                with _store_lock(paths):
+                    store, recovered, note = await _open_store(paths.db)
+                    state = State(paths, cfg, filters(cfg, paths), PrerunFile(paths.prerun))
+                    state.config_stamp = stamp
+                    state.store_note = note
+                    await _serve(paths, caps, store, state, recovered, on_ready, task_status)
+                    reason = state.stop_reason or reason
             except StartupError as exc:
                 reason = f"error: {exc}"
                 raise
@@ -211,6 +212,32 @@ def _lock(path: Path) -> IO[bytes]:
     except BlockingIOError:
         handle.close()
         raise AlreadyRunning(f"another roard holds {path}") from None
+    return handle
+
+
+def _store_lock(paths: Paths) -> IO[bytes]:
+    """One daemon per store too, not only per socket: two roards of one user with different
+    runtime directories (a login with XDG_RUNTIME_DIR, an ssh session without it) would share
+    the store, and each would take the other's runs in flight for interrupted ones at start.
+    The lock sits beside the store and names the roard that holds it."""
+    path = paths.data / "roard.lock"
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        raise StartupError(f"cannot use {path}: {exc.strerror or exc}") from exc
+    handle = os.fdopen(fd, "r+b")  # held until shutdown
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = handle.read(512).decode(errors="replace").strip() or "another roard"
+        handle.close()
+        raise StartupError(
+            f"{holder} serves the store {paths.db}: use it with the same XDG_RUNTIME_DIR, "
+            "or stop it first"
+        ) from None
+    handle.truncate(0)
+    handle.write(f"roard (pid {os.getpid()}, socket {paths.socket})".encode())
+    handle.flush()
     return handle
 
 

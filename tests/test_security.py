@@ -111,6 +111,23 @@ def _attacker_dir(path: Path) -> None:
     os.chown(path, *_attacker())
 
 
+def test_a_second_roard_for_the_same_store_is_refused_and_the_run_still_runs(roar: Roar) -> None:
+    # one user, two sessions: a login with XDG_RUNTIME_DIR, an ssh session with another (or none)
+    roar.run("sh", "-c", "echo a > a.txt")
+    first = roar.daemon_pid()
+    other = roar.base / "run2"
+    other.mkdir(mode=0o700)
+    roar.chown(other)
+    elsewhere = {"XDG_RUNTIME_DIR": str(other)}
+    status = roar("status", env=elsewhere, check=False)
+    assert status.returncode != 0 and "Traceback" not in status.stderr
+    assert f"roard (pid {first}, socket {roar.socket}) serves the store" in status.stderr
+    proc = roar("run", "sh", "-c", "echo ok", env=elsewhere, check=False)
+    assert proc.returncode == 0 and proc.stdout == "ok\n"  # the command is never broken
+    assert roar.daemon_pid() == first  # and the first roard still serves, alone
+    assert not (other / "roar" / "roard.sock").exists()
+
+
 def test_without_xdg_runtime_dir_a_tmp_dir_made_first_by_another_user_is_not_used(
     roar: Roar, fake_roard
 ) -> None:
@@ -121,13 +138,8 @@ def test_without_xdg_runtime_dir_a_tmp_dir_made_first_by_another_user_is_not_use
     _attacker_dir(trap)
     try:
         fake = fake_roard(trap / "roard.sock")
-        env = {k: v for k, v in roar.env.items() if k != "XDG_RUNTIME_DIR"}
-        proc = roar.exec(
-            [str(Path(sys.executable).parent / "roarctl"), "run", "sh", "-c", "echo ok"],
-            env=env,
-            check=False,
-        )
-        roar.env.pop("XDG_RUNTIME_DIR")  # the rest of the test (and the teardown) as the user
+        roar.env.pop("XDG_RUNTIME_DIR")  # the run, the rest of the test and the teardown
+        proc = roar("run", "sh", "-c", "echo ok", check=False)
         try:
             assert proc.returncode == 0, proc.stderr
             assert proc.stdout == "ok\n"
