@@ -100,9 +100,7 @@ def _viewer(account: Account | None) -> int:
 @get("/artifacts/{ref:str}", responses=READ, summary="An artifact by BLAKE3 hash or prefix")
 async def artifact(ref: Ref, store: Store_, account: Account_) -> ArtifactEntry:
     viewer = _viewer(account)
-    digest = lookup.check(ref)
-    if len(digest) < 64:  # a prefix: find the one it names (a full hash is its own index key)
-        digest = (await lookup.resolve(store, ("artifact",), ref, viewer)).id
+    digest = await lookup.full_id(store, "artifact", ref, viewer)
     entry = await store.artifact(digest, viewer)
     if entry is None:  # removed from view between the two reads
         raise NotFound(f"no artifact {ref}")
@@ -116,18 +114,14 @@ async def artifact(ref: Ref, store: Store_, account: Account_) -> ArtifactEntry:
 )
 async def artifact_ancestry(ref: Ref, store: Store_, account: Account_) -> Ancestry:
     viewer = _viewer(account)
-    digest = lookup.check(ref)
-    if len(digest) < 64:
-        digest = (await lookup.resolve(store, ("artifact",), ref, viewer)).id
+    digest = await lookup.full_id(store, "artifact", ref, viewer)
     return await ancestry.ancestry(store, "artifact", digest, viewer)
 
 
 @get("/jobs/{ref:str}", responses=READ, summary="A job by registry id or prefix")
 async def job(ref: Ref, store: Store_, account: Account_) -> JobEntry:
     viewer = _viewer(account)
-    job_id = lookup.check(ref)
-    if len(job_id) < 64:
-        job_id = (await lookup.resolve(store, ("job",), ref, viewer)).id
+    job_id = await lookup.full_id(store, "job", ref, viewer)
     entry = await store.job(job_id, viewer)
     if entry is None:
         raise NotFound(f"no job {ref}")
@@ -141,9 +135,7 @@ async def job(ref: Ref, store: Store_, account: Account_) -> JobEntry:
 )
 async def job_ancestry(ref: Ref, store: Store_, account: Account_) -> Ancestry:
     viewer = _viewer(account)
-    job_id = lookup.check(ref)
-    if len(job_id) < 64:
-        job_id = (await lookup.resolve(store, ("job",), ref, viewer)).id
+    job_id = await lookup.full_id(store, "job", ref, viewer)
     return await ancestry.ancestry(store, "job", job_id, viewer)
 
 

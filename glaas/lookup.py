@@ -52,3 +52,12 @@ async def resolve(store: Store, kinds: tuple[Kind, ...], ref: str, viewer: int) 
     if len(found) > 1:
         raise AmbiguousPrefix(ref, found[:MAX_CANDIDATES], len(found) > MAX_CANDIDATES)
     return found[0]
+
+
+async def full_id(store: Store, kind: Kind, ref: str, viewer: int) -> str:
+    """The full hash or id `ref` names: itself when it is whole (the record's own read then
+    decides whether the viewer may see it), else the one record of `kind` its prefix names."""
+    ref = check(ref)
+    if len(ref) < 64:
+        ref = (await resolve(store, (kind,), ref, viewer)).id
+    return ref
