@@ -5,20 +5,29 @@ and `auth/me` must be signed. A record the reader may not see answers 404, as if
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from collections.abc import Generator
+from typing import TYPE_CHECKING, Annotated, Any
 
 import msgspec
 from litestar import Request, Router, get, post
 from litestar.connection import ASGIConnection
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
+from litestar.dto import AbstractDTO, DTOFieldDefinition
+from litestar.exceptions import ValidationException
 from litestar.handlers import BaseRouteHandler
+from litestar.openapi.spec import Reference, Schema
 from litestar.params import JSONBody, Parameter
+from litestar.typing import FieldDefinition
 
 from glaas import ancestry, auth, compute, graph, ingest, login, lookup, requests
 from glaas.problems import responses
 from glaas.store import ANONYMOUS, Account, Store
 from roar.errors import NotFound
+
+if TYPE_CHECKING:
+    from litestar._openapi.schema_generation import SchemaCreator
+
 from roar.registry import (
     API,
     SINCE,
@@ -197,15 +206,53 @@ async def web_link(store: Store_, account: Account_, request: Request[Any, Any, 
     return await login.new_link(store, auth.required(account), base)
 
 
+class BatchBody(AbstractDTO[Batch]):
+    """The ingest body, decoded straight from its bytes into a Batch: Litestar would decode it
+    to dicts and lists, then convert those (measured: 21 ms for a 500-job batch, 12 ms so)."""
+
+    @classmethod
+    def generate_field_definitions(
+        cls, model_type: type[Any]
+    ) -> Generator[DTOFieldDefinition, None, None]:
+        yield from ()
+
+    @classmethod
+    def detect_nested_field(cls, field_definition: FieldDefinition) -> bool:
+        return False
+
+    @classmethod
+    def create_for_field_definition(
+        cls, field_definition: FieldDefinition, handler_id: str, backend_cls: Any = None
+    ) -> None:
+        return None
+
+    @classmethod
+    def create_openapi_schema(
+        cls, field_definition: FieldDefinition, handler_id: str, schema_creator: SchemaCreator
+    ) -> Reference | Schema:
+        return schema_creator.for_field_definition(field_definition)
+
+    def decode_bytes(self, value: bytes) -> Batch:
+        try:
+            return _BATCH.decode(value)
+        except msgspec.DecodeError as e:  # ValidationError is one
+            raise ValidationException(f"the batch is not valid: {e}") from None
+
+
+_BATCH = msgspec.json.Decoder(Batch)
+
+
 @post(
     "/ingest",
     guards=[signed],
+    data_dto=BatchBody,
+    return_dto=None,
     status_code=200,
     responses=responses(400, 401, 413, 503),
     summary="Register a batch of jobs and sessions (idempotent)",
 )
 async def ingest_batch(
-    data: JSONBody[Batch], store: Store_, account: Account_, request: Request[Any, Any, Any]
+    data: Batch, store: Store_, account: Account_, request: Request[Any, Any, Any]
 ) -> Ingested:
     notify = request.app.state.webhooks.send  # a run that takes a request over its budget
     return await ingest.ingest(store, auth.required(account), data, notify)
