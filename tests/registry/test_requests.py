@@ -780,6 +780,19 @@ def test_a_webhook_signature_covers_its_delivery_id_and_time(
     assert len(retried) >= 2 and retried == sorted(retried) and retried[-1] > retried[0]
 
 
+def test_a_webhook_url_without_a_scheme_is_refused_without_being_shown(tmp_path: Path) -> None:
+    """`glaas serve --webhook hooks.slack.com/services/...` (no https://) is refused; the
+    message says which --webhook, not its secret path (service logs keep what it prints)."""
+    token = "Zq8mW3vLp0sRt7YxKc2NbF5h"
+    bad = subprocess.run(
+        [GLAAS, "serve", "--db", f"sqlite://{tmp_path / 'g.db'}", "--webhook", "https://ok.example",
+         "--webhook", f"hooks.slack.com/services/T0AB12CD3/B0EF45GH6/{token}"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert bad.returncode == 1 and "webhook 2 is not an http(s) URL" in bad.stderr, bad.stderr
+    assert token not in bad.stderr and "/services/" not in bad.stderr
+
+
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 def test_a_webhook_url_is_not_stored_nor_logged(
     backend: str, tmp_path: Path, keys: dict[str, Key]
