@@ -95,7 +95,8 @@ def duration(value: str) -> float:
 @click.option(
     "--webhook-secret",
     envvar="GLAAS_WEBHOOK_SECRET",
-    help="sign webhook bodies: X-Glaas-Signature: sha256=HMAC-SHA256(secret, body)",
+    help="sign webhooks: X-Glaas-Signature: sha256=HMAC-SHA256(secret, "
+    "f'{X-Glaas-Delivery}.{X-Glaas-Timestamp}.' + body), hex (README: Webhooks)",
 )
 def serve(
     db: str | None,
@@ -132,9 +133,9 @@ def serve(
         ttl = duration(approval_ttl)
     except Invalid as e:
         _fail(e)
-    for url in webhooks:
-        if not url.startswith(("http://", "https://")):
-            _fail(Invalid(f"not an http(s) webhook URL: {url!r}"))
+    for n, url in enumerate(webhooks, 1):
+        if not url.startswith(("http://", "https://")):  # not shown: its path may be a secret
+            _fail(Invalid(f"webhook {n} is not an http(s) URL", "e.g. https://hooks.slack.com/..."))
     _with_store(db, ready)
     click.echo(f"glaas: serving http://{host}:{port}/ ({describe(db)})", err=True)
     options: dict[str, Any] = {

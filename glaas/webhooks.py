@@ -1,15 +1,22 @@
 """Webhooks: each state change of a training request (and its going over budget) is POSTed to
 every configured URL (`glaas serve --webhook URL`, repeatable), as Slack-compatible JSON
-(`text`, with &, <, > escaped as Slack requires, plus the request itself), signed with
-HMAC-SHA256 over the body when a secret is set (`--webhook-secret`, header
-`X-Glaas-Signature: sha256=<hex>`).
+(`text`, with &, <, > escaped as Slack requires, plus the request itself).
+
+Each POST carries `X-Glaas-Delivery` (a random id of the delivery, the same on each of its
+tries) and `X-Glaas-Timestamp` (unix seconds when this try was sent). With a secret
+(`--webhook-secret`) it is signed over both and the body, the content Standard Webhooks signs
+(`id.timestamp.body`): `X-Glaas-Signature: sha256=<hex HMAC-SHA256(secret, f"{delivery}.
+{timestamp}." + body)>`, so a captured delivery replayed later is refused by a receiver that
+checks the time (README, "Webhooks", has the receiver's few lines).
 
 Deliveries are rows of the registry's database (`webhook_deliveries`), written when the change
-is made, so a server that stops or restarts delivers them when it is back. Each worker runs a
-deliverer that takes due rows (one worker per row: a compare-and-set on `taken_until`) and
-POSTs them; a connection error, no whole answer in TIMEOUT seconds, or a non-2xx answer is tried
-again after FIRST_DELAY seconds, doubling, ATTEMPTS tries in all; then it is given up, with
-its last error kept."""
+is made, so a server that stops or restarts delivers them when it is back. A row names its hook
+by `hook_id` (the URL's scheme and host and a hash of the whole URL), never by the URL, whose
+path is a secret for Slack, Discord and most others: the server finds the URL in its own list.
+Each worker runs a deliverer that takes due rows (one worker per row: a compare-and-set on
+`taken_until`) and POSTs them; a connection error, no whole answer in TIMEOUT seconds, or a
+non-2xx answer is tried again after FIRST_DELAY seconds, doubling, ATTEMPTS tries in all; then
+it is given up, with its last error kept."""
 
 from __future__ import annotations
 
@@ -17,7 +24,9 @@ import asyncio
 import hashlib
 import hmac
 import logging
+import re
 import time
+import uuid
 from typing import Any
 
 import msgspec
@@ -25,7 +34,6 @@ import msgspec
 from glaas.requests import Change
 from glaas.store import Store
 from roar.errors import RoarFailure
-from roar.redact import redact_text
 
 ATTEMPTS = 6  # tries per delivery
 FIRST_DELAY = 1.0  # seconds before the first retry; then 2, 4, 8, 16
@@ -34,6 +42,11 @@ TAKE = 60.0  # seconds a worker holds a delivery it is trying
 POLL = 5.0  # seconds between looks for due deliveries when nothing wakes the deliverer
 BATCH = 20  # deliveries taken at a time
 SIGNATURE = "X-Glaas-Signature"
+DELIVERY = "X-Glaas-Delivery"
+TIMESTAMP = "X-Glaas-Timestamp"
+# scheme://host[:port] of a URL, without its user:password@ (the same pattern is in the
+# migration 0007 for PostgreSQL; SQLite's calls hook_id itself)
+_ORIGIN = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)(?:[^/?#]*@)?([^/?#@]*)")
 log = logging.getLogger("glaas")
 
 
@@ -77,8 +90,26 @@ def body(change: Change) -> bytes:
     return msgspec.json.encode(payload)
 
 
-def signature(secret: str, content: bytes) -> str:
-    return "sha256=" + hmac.new(secret.encode(), content, hashlib.sha256).hexdigest()
+def signature(secret: str, delivery: str, timestamp: int, content: bytes) -> str:
+    signed = f"{delivery}.{timestamp}.".encode() + content
+    return "sha256=" + hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
+
+
+def hook_id(url: str) -> str:
+    """What the database and the log say of a hook: `https://hooks.slack.com [3f9a0c1d2e4b]`,
+    its scheme and host (no user or password) and the first 12 hex digits of the SHA-256 of the
+    whole URL (which hook of that host; 48 bits say nothing of a secret path)."""
+    m = _ORIGIN.match(url)
+    origin = m[1] + m[2] if m else "?"
+    return f"{origin} [{hashlib.sha256(url.encode()).hexdigest()[:12]}]"
+
+
+def _scrub(words: str, url: str, hook: str) -> str:
+    """`words` without `url`, nor its path and query (the secret part) alone."""
+    m = _ORIGIN.match(url)
+    secret = url[m.end() :] if m else url
+    words = words.replace(url, hook)
+    return words.replace(secret, "/...") if len(secret) > 1 else words
 
 
 class Webhooks:
@@ -91,7 +122,7 @@ class Webhooks:
         first_delay: float = FIRST_DELAY,
     ) -> None:
         self.store = store
-        self.urls = urls
+        self.urls = {hook_id(url): url for url in urls}  # one delivery per hook, even if repeated
         self.secret = secret
         self.attempts = attempts
         self.first_delay = first_delay
@@ -104,11 +135,12 @@ class Webhooks:
         content = body(change).decode()
         now = time.time()
         async with self.store.transaction() as tx:
-            for url in self.urls:
+            for hook in self.urls:
                 await tx.execute(
-                    "INSERT INTO webhook_deliveries (url, event, body, created, next_at) "
-                    "VALUES ($1, $2, $3, $4, $4)",
-                    url,
+                    "INSERT INTO webhook_deliveries (hook, delivery, event, body, created, "
+                    "next_at) VALUES ($1, $2, $3, $4, $5, $5)",
+                    hook,
+                    uuid.uuid4().hex,
                     f"request.{change.action}",
                     content,
                     now,
@@ -121,6 +153,9 @@ class Webhooks:
 
         if not self.urls:
             return
+        # httpx logs each request's whole URL at INFO ("HTTP Request: POST https://hooks.slack
+        # .com/services/T../B../<secret>"), which uvicorn's log level lets through
+        logging.getLogger("httpx").setLevel(logging.WARNING)
         async with httpx.AsyncClient(timeout=TIMEOUT) as http:
             while True:
                 self._wake.clear()
@@ -139,10 +174,10 @@ class Webhooks:
 
     async def _take(self) -> list[tuple[Any, ...]]:
         now = time.time()
-        urls = ", ".join(f"${i + 2}" for i in range(len(self.urls)))
+        hooks = ", ".join(f"${i + 2}" for i in range(len(self.urls)))
         due = await self.store.fetch(
             "SELECT id FROM webhook_deliveries WHERE done IS NULL AND next_at <= $1 AND "
-            f"(taken_until IS NULL OR taken_until < $1) AND url IN ({urls}) "
+            f"(taken_until IS NULL OR taken_until < $1) AND hook IN ({hooks}) "
             f"ORDER BY id LIMIT {BATCH}",
             now,
             *self.urls,
@@ -153,7 +188,7 @@ class Webhooks:
                 rows = await tx.fetch(
                     "UPDATE webhook_deliveries SET taken_until = $1 WHERE id = $2 AND "
                     "done IS NULL AND (taken_until IS NULL OR taken_until < $3) "
-                    "RETURNING id, url, event, body, attempts",
+                    "RETURNING id, hook, delivery, event, body, attempts",
                     now + TAKE,
                     did,
                     now,
@@ -162,30 +197,39 @@ class Webhooks:
         return taken
 
     async def _post(
-        self, http: Any, did: int, url: str, event: str, content: str, attempts: int
+        self,
+        http: Any,
+        did: int,
+        hook: str,
+        delivery: str,
+        event: str,
+        content: str,
+        attempts: int,
     ) -> None:
         import httpx
 
         data = content.encode()
+        sent = int(time.time())
         headers = {
             "Content-Type": "application/json",
             "X-Glaas-Event": event,
-            "X-Glaas-Delivery": str(did),
+            DELIVERY: delivery,
+            TIMESTAMP: str(sent),
         }
         if self.secret:
-            headers[SIGNATURE] = signature(self.secret, data)
+            headers[SIGNATURE] = signature(self.secret, delivery, sent, data)
         try:  # one deadline for the whole try: httpx's timeout is per read, so an answer
             # trickled byte by byte would hold this batch (and every delivery after it) forever
             async with asyncio.timeout(TIMEOUT):
-                answer = await http.post(url, content=data, headers=headers)
+                answer = await http.post(self.urls[hook], content=data, headers=headers)
             error = None if 200 <= answer.status_code < 300 else f"HTTP {answer.status_code}"
-        except httpx.HTTPError as e:
-            error = f"{type(e).__name__}: {e}"[:300]
+        except httpx.HTTPError as e:  # its text may name the URL: said as the hook instead
+            error = _scrub(f"{type(e).__name__}: {e}", self.urls[hook], hook)[:300]
         except TimeoutError:
             error = f"no whole answer in {TIMEOUT:g} s"
         tries = attempts + 1
         now = time.time()
-        shown = redact_text(url)  # a Slack or Discord hook's URL ends in its secret
+        shown = hook  # never the URL: a Slack or Discord hook's URL ends in its secret
         try:
             if error is None:
                 await self.store.execute(

@@ -16,6 +16,12 @@ if TYPE_CHECKING:
     from roar.registry import RequestEntry
 
 FIELDS = ("dataset", "base_model", "compute", "hours", "budget", "reviewer", "rationale")
+# the numbers of a spec: what each accepts (RequestSpec's bounds, and finite: JSON has no inf or
+# nan, so float("inf") would reach the registry as null), and an example
+NUMBERS = {
+    "hours": (100_000.0, "a number from 0 to 100000", "3.2"),
+    "budget": (float("inf"), "a finite number, 0 or more", "984"),
+}
 
 
 @click.group(context_settings=CONTEXT)
@@ -46,8 +52,8 @@ def _spec_options(f: Any) -> Any:
         click.option("--dataset", help="The dataset: an artifact hash or prefix."),
         click.option("--base-model", help="The base model: an artifact hash or prefix."),
         click.option("--compute", help="What it runs on, e.g. 8xH100."),
-        click.option("--hours", type=float, help="How long, in hours."),
-        click.option("--budget", type=float, help="What it may cost."),
+        click.option("--hours", metavar="HOURS", help="How long, in hours (0 to 100000)."),
+        click.option("--budget", metavar="COST", help="What it may cost (a number, 0 or more)."),
         click.option("--reviewer", help="The user who must approve it."),
         click.option("--rationale", help="Why."),
     ]
@@ -73,8 +79,13 @@ def _spec(from_file: str | None, base: dict[str, Any], given: dict[str, Any]) ->
             raise RoarError(f"{from_file} is not JSON: {exc}", exit_code=2) from None
         if not isinstance(loaded, dict):
             raise RoarError(f"{from_file} is not a JSON object of the spec's fields", exit_code=2)
+        for name in NUMBERS:
+            if name in loaded:
+                loaded[name] = _number(name, loaded[name], from_file)
         fields.update(loaded)
-    fields.update({k: v for k, v in given.items() if v is not None})
+    for name, value in given.items():
+        if value is not None:
+            fields[name] = _number(name, value) if name in NUMBERS else value
     missing = [f for f in FIELDS[:-1] if f not in fields]
     if missing:
         names = ", ".join("--" + m.replace("_", "-") for m in missing)
@@ -87,6 +98,33 @@ def _spec(from_file: str | None, base: dict[str, Any], given: dict[str, Any]) ->
         return msgspec.convert(fields, RequestSpec)
     except msgspec.ValidationError as exc:
         raise RoarError(f"not a request spec: {exc}", f"fields: {', '.join(FIELDS)}", 2) from None
+
+
+def _number(name: str, value: Any, from_file: str | None = None) -> float:
+    """`value`, the text of --NAME or the JSON value of NAME in `from_file`, as a float if NAME
+    accepts it; else one line that says what it accepts (`--budget inf`: a finite number, 0 or
+    more)."""
+    import math
+
+    import msgspec
+
+    most, accepted, example = NUMBERS[name]
+    number = math.nan
+    if from_file is None:
+        shown = f"--{name} {printable(value)}"
+        try:
+            number = float(value)
+        except ValueError:
+            pass
+    else:
+        shown = f"{name} {printable(msgspec.json.encode(value).decode())} in {from_file}"
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            number = float(value)
+    if math.isfinite(number) and 0 <= number <= most:
+        return number
+    raise RoarError(
+        f"{shown} is not accepted: {name} takes {accepted}, e.g. --{name} {example}", exit_code=2
+    )
 
 
 def _remote() -> Any:

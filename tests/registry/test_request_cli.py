@@ -128,3 +128,31 @@ def test_an_agent_files_waits_claims_runs_and_completes(
     assert rid in [r["id"] for r in listed["requests"]]
     _one_line_error(roar("request", "new", "--from", "nope.json", check=False, cwd=repo), "nope")
     _one_line_error(roar("request", "show", "R-x", check=False), "not a request id")
+
+
+def test_a_budget_or_hours_not_accepted_is_said_in_one_line(roar: Roar) -> None:
+    """`--budget inf` passed float() and went to the registry as null (JSON has no inf), to come
+    back as a schema error; nan and negatives read `Expected float >= 0.0 - at $.budget`. Each is
+    now refused before anything is sent, in one line that says what is accepted."""
+    roar("config", "set", "registry.url", "http://127.0.0.1:9")  # nothing there: never reached
+    spec = ["--dataset", "3f2a9c", "--base-model", "81be07", "--compute", "8xH100"]
+    spec += ["--reviewer", "chris"]
+    for budget in ("inf", "nan", "-1", "-inf", "1e999", "lots", ""):
+        proc = roar("request", "new", *spec, "--hours", "3", f"--budget={budget}", check=False)
+        assert proc.returncode == 2
+        _one_line_error(proc, f"--budget {budget} is not accepted", "a finite number, 0 or more")
+    for hours in ("inf", "nan", "-0.5", "100001"):
+        proc = roar("request", "new", *spec, "--budget", "9", f"--hours={hours}", check=False)
+        _one_line_error(proc, f"--hours {hours} is not accepted", "a number from 0 to 100000")
+    for value, shown in (('"inf"', 'budget "inf"'), ("-1", "budget -1"), ("null", "budget null")):
+        roar.sh(
+            'cat > bad.json <<\'EOF\'\n{"dataset": "3f2a9c", "base_model": "81be07", '
+            f'"compute": "8xH100", "hours": 3, "budget": {value}, "reviewer": "chris"}}\nEOF'
+        )
+        proc = roar("request", "new", "--from", "bad.json", check=False)
+        _one_line_error(proc, f"{shown} in bad.json is not accepted", "a finite number")
+    # what is accepted goes on to the registry (which is not there)
+    for budget in ("0", "984", "1e6", "12.5"):
+        proc = roar("request", "new", *spec, "--hours", "3", "--budget", budget, check=False)
+        assert proc.returncode != 0 and "not accepted" not in proc.stderr, proc.stderr
+        assert "cannot reach the registry at http://127.0.0.1:9" in proc.stderr, proc.stderr

@@ -45,6 +45,24 @@ GLAAS = str(BIN / "glaas")
 SECRET = "hook-secret-3f9a"
 
 
+def _recipe() -> Any:
+    """The receiver's `verify` exactly as README.md documents it (its python block)."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    [block] = [
+        b.split("\n```", 1)[0] for b in readme.split("```python\n")[1:] if "def verify(" in b
+    ]
+    scope: dict[str, Any] = {}
+    exec(compile(block, "README.md", "exec"), scope)
+    return scope["verify"]
+
+
+verify = _recipe()
+
+
+def _signed(headers: dict[str, str], content: bytes) -> bool:
+    return bool(verify(SECRET.encode(), headers, content))
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -52,16 +70,19 @@ def _free_port() -> int:
 
 
 class Receiver:
-    """A real HTTP server on loopback that keeps each POST; the first `fail_first` answer 500."""
+    """A real HTTP server on loopback that keeps each POST; the first `fail_first` answer 500.
+    `tries`: the path and headers of every POST, refused ones too."""
 
     def __init__(self, fail_first: int = 0, port: int = 0) -> None:
         self.bodies: list[tuple[dict[str, str], bytes]] = []
+        self.tries: list[tuple[str, dict[str, str]]] = []
         self.failures = 0
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 content = self.rfile.read(int(self.headers["Content-Length"]))
+                owner.tries.append((self.path, dict(self.headers.items())))
                 if owner.failures < fail_first:
                     owner.failures += 1
                     self.send_response(500)
@@ -411,8 +432,7 @@ def test_webhooks_are_signed_and_a_failing_receiver_is_retried(
         time.sleep(0.1)
     assert flaky.failures == 2  # the first two tries were refused and retried
     for headers, content in good.bodies:
-        expected = "sha256=" + hmac.new(SECRET.encode(), content, hashlib.sha256).hexdigest()
-        assert headers["X-Glaas-Signature"] == expected
+        assert _signed(headers, content), headers
     approved = next(
         e
         for e in good.events()
@@ -461,9 +481,7 @@ def test_a_webhook_delivery_survives_a_restart_of_the_server(
         [(headers, content)] = receiver.bodies
         assert json.loads(content)["request"]["id"] == new["id"]
         assert headers["X-Glaas-Event"] == "request.filed"
-        assert headers["X-Glaas-Signature"] == (
-            "sha256=" + hmac.new(SECRET.encode(), content, hashlib.sha256).hexdigest()
-        )
+        assert _signed(headers, content), headers
     finally:
         assert server.stop() == 0
         if receiver is not None:
@@ -693,26 +711,252 @@ def test_a_failing_webhook_is_logged_without_its_secret_url(
     assert token not in log.read_text()
 
 
-def _count_sql(db: Database, statement: str) -> int:
-    """One number from the registry's database, behind the server's back."""
+def _users(db: Database, keys: dict[str, Key]) -> None:
+    for name in ("alice", "bob"):
+        subprocess.run(
+            [GLAAS, "admin", "--db", db.url, "user", "add", name, "--key", keys[name].public_line],
+            check=True,
+            capture_output=True,
+        )
+
+
+def _wait(what: Any, log: Path, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while not what():
+        assert time.monotonic() < deadline, log.read_text()
+        time.sleep(0.1)
+
+
+def test_a_webhook_signature_covers_its_delivery_id_and_time(
+    tmp_path: Path, keys: dict[str, Key]
+) -> None:
+    """A captured delivery cannot be replayed: the README's receiver accepts what the registry
+    sent, and refuses it with the timestamp or the delivery id changed, or once it is stale
+    (signed right, but 5 minutes old). Each delivery has its own id, the same on its retries."""
+    db = make_database("sqlite", tmp_path)
+    _users(db, keys)
+    flaky = Receiver(fail_first=2)  # the first delivery is tried three times
+    log = tmp_path / "glaas.log"
+    server = Server(db, log, "--webhook", flaky.url, "--webhook-secret", SECRET)
+    try:
+        a = Api(server, keys)
+        data, model, _ = _artifacts(a)
+        new = a.ok("alice", "POST", "/requests", _spec(data, model))
+        a.ok("alice", "POST", f"/requests/{new['id']}/comment", {"comment": "soon?"})
+        _wait(lambda: sorted(e["action"] for e in flaky.events()) == ["commented", "filed"], log)
+    finally:
+        flaky.close()
+        assert server.stop() == 0
+        drop_database(db)
+    for headers, content in flaky.bodies:
+        assert _signed(headers, content), headers
+        delivery, sent = headers["X-Glaas-Delivery"], int(headers["X-Glaas-Timestamp"])
+        assert abs(time.time() - sent) < 120
+        assert not _signed({**headers, "X-Glaas-Timestamp": str(sent + 1)}, content)
+        assert not _signed({**headers, "X-Glaas-Timestamp": str(sent - 1)}, content)
+        assert not _signed({**headers, "X-Glaas-Delivery": delivery[:-1] + "0"}, content)
+        assert not _signed({**headers, "X-Glaas-Delivery": "1"}, content)
+        assert not _signed(headers, content + b" ")
+        assert not verify(b"another secret", headers, content)
+        # what an eavesdropper kept, sent again 6 minutes later: refused though signed right
+        old = str(sent - 360)
+        signed = f"{delivery}.{old}.".encode() + content
+        again = {
+            **headers,
+            "X-Glaas-Timestamp": old,
+            "X-Glaas-Signature": "sha256="
+            + hmac.new(SECRET.encode(), signed, hashlib.sha256).hexdigest(),
+        }
+        assert not _signed(again, content)
+        assert verify(SECRET.encode(), again, content, tolerance=3600)  # only its age refused
+    # two deliveries, four tries (two refused): a retry keeps its delivery's id, signed anew
+    tries: dict[str, list[int]] = {}
+    for _, h in flaky.tries:
+        tries.setdefault(h["X-Glaas-Delivery"], []).append(int(h["X-Glaas-Timestamp"]))
+    assert len(flaky.tries) == 4 and len(tries) == 2, tries
+    assert {h["X-Glaas-Delivery"] for h, _ in flaky.bodies} == set(tries)
+    assert all(len(i) == 32 and int(i, 16) >= 0 for i in tries)
+    retried = max(tries.values(), key=len)
+    assert len(retried) >= 2 and retried == sorted(retried) and retried[-1] > retried[0]
+
+
+def test_a_webhook_url_without_a_scheme_is_refused_without_being_shown(tmp_path: Path) -> None:
+    """`glaas serve --webhook hooks.slack.com/services/...` (no https://) is refused; the
+    message says which --webhook, not its secret path (service logs keep what it prints)."""
+    token = "Zq8mW3vLp0sRt7YxKc2NbF5h"
+    bad = subprocess.run(
+        [GLAAS, "serve", "--db", f"sqlite://{tmp_path / 'g.db'}", "--webhook", "https://ok.example",
+         "--webhook", f"hooks.slack.com/services/T0AB12CD3/B0EF45GH6/{token}"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert bad.returncode == 1 and "webhook 2 is not an http(s) URL" in bad.stderr, bad.stderr
+    assert token not in bad.stderr and "/services/" not in bad.stderr
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_a_webhook_url_is_not_stored_nor_logged(
+    backend: str, tmp_path: Path, keys: dict[str, Key]
+) -> None:
+    """A Slack-style hook URL's path is its secret: once a delivery is made, neither the
+    database's files (SQLite) or data (PostgreSQL) nor the log holds it; the delivery's row
+    names the hook as `scheme://host [hash of the URL]`."""
+    db = make_database(backend, tmp_path)
+    _users(db, keys)
+    token = "Zq8mW3vLp0sRt7YxKc2NbF5h"
+    receiver = Receiver()
+    port = receiver.server.server_address[1]
+    hook = f"http://127.0.0.1:{port}/services/T0AB12CD3/B0EF45GH6/{token}"
+    dead = f"http://127.0.0.1:{_free_port()}/services/T0AB12CD3/B0EF45GH7/Dead{token}"
+    log = tmp_path / "glaas.log"
+    server = Server(db, log, "--webhook", hook, "--webhook", dead)
+    try:
+        a = Api(server, keys)
+        data, model, _ = _artifacts(a)
+        a.ok("alice", "POST", "/requests", _spec(data, model))
+        _wait(lambda: bool(receiver.bodies) and "tried again" in log.read_text(), log)
+        assert [path for path, _ in receiver.tries] == [f"/services/T0AB12CD3/B0EF45GH6/{token}"]
+        rows = _sql(db, "SELECT hook, delivery, done FROM webhook_deliveries")
+        names = {
+            f"http://127.0.0.1:{url.split('/')[2].split(':')[1]} "
+            f"[{hashlib.sha256(url.encode()).hexdigest()[:12]}]": url
+            for url in (hook, dead)
+        }
+        assert {r[0] for r in rows} == set(names)
+        [made] = [r for r in rows if names[r[0]] == hook]
+        assert made[1] == receiver.tries[0][1]["X-Glaas-Delivery"] and made[2] is not None
+        assert b"request.filed" in db.raw_dump()
+    finally:
+        receiver.close()
+        assert server.stop() == 0
+        try:
+            dump = db.raw_dump()
+        finally:
+            drop_database(db)
+    assert b"8xH100" in dump  # the dump does hold the deliveries' bodies
+    assert token.encode() not in dump and b"/services/" not in dump
+    said = log.read_text()
+    assert "webhook http://127.0.0.1:" in said and token not in said and "/services/" not in said
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_deliveries_kept_by_a_schema_6_registry_lose_their_urls_and_are_still_made(
+    backend: str, tmp_path: Path
+) -> None:
+    """Migration 7 rewrites the URLs of the deliveries a registry kept before it: the one not
+    yet made reaches its hook (the SQL of the PostgreSQL migration names it as the server does),
+    signed with a new delivery id, and no URL's secret is left in the database."""
+    import asyncio
+    import sqlite3
+
+    import asyncpg
+
+    from glaas.store.migrate import migrations
+
+    db = make_database(backend, tmp_path)
+    token, other = "Zq8mW3vLp0sRt7YxKc2NbF5h", "Old0sRt7YxKc2NbF5hZq8mW3"
+    receiver = Receiver()
+    port = receiver.server.server_address[1]
+    hook = f"http://127.0.0.1:{port}/services/T0AB12CD3/B0EF45GH6/{token}"
+    gone = f"https://user:pw@hooks.example.org/services/T0AB12CD3/B0EF45GH6/{other}"
+    rows = [
+        ("INSERT INTO webhook_deliveries (url, event, body, created, next_at) "
+         f"VALUES ('{hook}', 'request.filed', '{{\"text\": \"kept\"}}', 1, 1)"),
+        ("INSERT INTO webhook_deliveries (url, event, body, created, next_at, attempts, done) "
+         f"VALUES ('{gone}', 'request.filed', '{{\"text\": \"made\"}}', 1, 1, 1, 2)"),
+    ]  # fmt: skip
+    old = migrations(backend)[:6]
+    try:
+        if backend == "sqlite":
+            conn = sqlite3.connect(db.url.removeprefix("sqlite://"))
+            conn.execute(
+                "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied REAL)"
+            )
+            for version, _, sql in old:
+                conn.executescript(sql)
+                conn.execute("INSERT INTO schema_migrations VALUES (?, 0)", (version,))
+            for sql in rows:
+                conn.execute(sql)
+            conn.commit()
+            conn.close()
+        else:
+
+            async def at_6() -> None:
+                conn = await asyncpg.connect(db.url)
+                await conn.execute(
+                    "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, "
+                    "applied DOUBLE PRECISION NOT NULL)"
+                )
+                for version, _, sql in old:
+                    await conn.execute(sql)
+                    await conn.execute("INSERT INTO schema_migrations VALUES ($1, 0)", version)
+                for sql in rows:
+                    await conn.execute(sql)
+                await conn.close()
+
+            asyncio.run(at_6())
+        assert token.encode() in db.raw_dump()  # the test can see one where it is
+        migrated = subprocess.run(
+            [GLAAS, "admin", "--db", db.url, "migrate"], capture_output=True, text=True
+        )
+        assert migrated.stdout.strip() == f"schema version {len(migrations(backend))}"
+        dump = db.raw_dump()  # rewritten: not even left in the file's free space
+        assert b"kept" in dump and b"made" in dump
+        for secret in (token, other, "user:pw", "/services/"):
+            assert secret.encode() not in dump, secret
+        log = tmp_path / "glaas.log"
+        server = Server(db, log, "--webhook", hook, "--webhook-secret", SECRET)
+        try:
+            _wait(lambda: bool(receiver.bodies), log)
+            [(headers, content)] = receiver.bodies
+            assert json.loads(content) == {"text": "kept"}
+            assert _signed(headers, content)
+            kept = _sql(db, "SELECT hook, delivery, done FROM webhook_deliveries ORDER BY id")
+        finally:
+            assert server.stop() == 0
+        digests = [hashlib.sha256(u.encode()).hexdigest()[:12] for u in (hook, gone)]
+        assert [k[0] for k in kept] == [
+            f"http://127.0.0.1:{port} [{digests[0]}]",
+            f"https://hooks.example.org [{digests[1]}]",
+        ]
+        assert kept[0][1] == headers["X-Glaas-Delivery"] and len({k[1] for k in kept}) == 2
+        assert all(len(k[1]) == 32 for k in kept) and all(k[2] for k in kept)
+        dump = db.raw_dump()
+        assert b"kept" in dump and b"made" in dump
+        for secret in (token, other, "user:pw", "/services/"):
+            assert secret.encode() not in dump, secret
+    finally:
+        receiver.close()
+        drop_database(db)
+
+
+def _sql(db: Database, statement: str) -> list[tuple[Any, ...]]:
+    """Rows of the registry's database, behind the server's back."""
     if db.backend == "sqlite":
         import sqlite3
 
-        with sqlite3.connect(db.url.removeprefix("sqlite://")) as conn:
-            return int(conn.execute(statement).fetchone()[0])
+        conn = sqlite3.connect(db.url.removeprefix("sqlite://"))
+        try:
+            return [tuple(r) for r in conn.execute(statement).fetchall()]
+        finally:
+            conn.close()
     import asyncio
 
     import asyncpg
     from registry_support import PG_HOST, PG_USER
 
-    async def run() -> int:
+    async def run() -> list[tuple[Any, ...]]:
         conn = await asyncpg.connect(host=PG_HOST, user=PG_USER, database=db.name)
         try:
-            return int(await conn.fetchval(statement))
+            return [tuple(r) for r in await conn.fetch(statement)]
         finally:
             await conn.close()
 
     return asyncio.run(run())
+
+
+def _count_sql(db: Database, statement: str) -> int:
+    """One number from the registry's database, behind the server's back."""
+    return int(_sql(db, statement)[0][0])
 
 
 def test_a_run_that_takes_a_request_over_budget_flags_it_and_tells_the_webhook_once(
