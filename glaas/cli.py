@@ -148,7 +148,7 @@ def serve(
         # parent with proto 0, and asyncio then leaves Nagle on for its connections (a response's
         # head and body 40 ms apart: measured 44 ms per look-up); uvloop sets TCP_NODELAY.
         "loop": "uvloop",
-        "http": "httptools",
+        "http": "glaas.http:Protocol",  # httptools, a response sent in one write
     }
     if workers == 1:
         app = create_app(
