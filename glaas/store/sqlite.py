@@ -141,6 +141,9 @@ class SQLiteStore(Store):
     def _array(self, values: list[str]) -> Any:
         return msgspec.json.encode(values).decode()
 
+    def _values(self, n: int) -> str:
+        return f"json_each(${n}) h"
+
     async def fetch(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
         try:
             rows = self._quick.fetch(_sql(sql), args)
@@ -240,12 +243,14 @@ class SQLiteStore(Store):
                     [(s.hash, s.host, s.started, s.project) for s in sessions],
                 )
                 new_sessions = w.total_changes - before
-                before = w.total_changes
-                await w.executemany(
-                    "INSERT INTO artifacts (hash, size) VALUES (?, ?) ON CONFLICT DO NOTHING",
-                    sorted(artifacts.items()),
-                )
-                new_artifacts = w.total_changes - before
+                # the batch's hashes already stored, with their size (io_by_hash covers it)
+                async with w.execute(
+                    "SELECT value, (SELECT size FROM io WHERE hash = value LIMIT 1) "
+                    "FROM json_each(?)",
+                    (self._array(sorted(artifacts)),),
+                ) as cur:
+                    stored = {r[0]: r[1] for r in await cur.fetchall() if r[1] is not None}
+                sizes = artifacts | stored  # a hash keeps the size it was first stored with
                 ids = [p.id for p in jobs]
                 async with w.execute(
                     "SELECT id FROM jobs WHERE id IN (SELECT value FROM json_each(?))",
@@ -283,9 +288,9 @@ class SQLiteStore(Store):
                 ) as cur:
                     seq = {r[0]: r[1] for r in await cur.fetchall()}
                 await w.executemany(
-                    "INSERT INTO io (job, role, hash, path) VALUES (?, ?, ?, ?) "
+                    "INSERT INTO io (job, role, hash, path, size) VALUES (?, ?, ?, ?, ?) "
                     "ON CONFLICT DO NOTHING",
-                    [(seq[p.id], *row) for p in fresh for row in p.io],
+                    [(seq[p.id], r, h, path, sizes[h]) for p in fresh for r, h, path in p.io],
                 )
                 usage = [usage_row(seq[p.id], p.job) for p in fresh]
                 await w.executemany(
@@ -302,5 +307,5 @@ class SQLiteStore(Store):
         return Written(
             jobs=Counts(len(fresh), len(jobs) - len(fresh)),
             sessions=Counts(new_sessions, len(sessions) - new_sessions),
-            artifacts=Counts(new_artifacts, len(artifacts) - new_artifacts),
+            artifacts=Counts(len(artifacts) - len(stored), len(stored)),
         )
