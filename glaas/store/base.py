@@ -9,7 +9,7 @@ their own, or shared with a team they are in. Artifacts and sessions have no vis
 own: they are seen through the jobs that mention them, so what was not shared reads as absent.
 
 An artifact has no table of its own either: it is its `io` rows, each of which carries its size
-(migration 0007). The ingest writes a hash's rows with the size first stored for it (a later batch
+(migration 0008). The ingest writes a hash's rows with the size first stored for it (a later batch
 that sends another size gets the stored one: `write_batch`), so a read takes the size of any of
 them. The one exception is a race on PostgreSQL: two batches of different jobs, written at the
 same time, that both bring a hash never seen before each count it new, and each store the size

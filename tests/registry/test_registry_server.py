@@ -390,11 +390,12 @@ def test_migration_6_keeps_the_lineage_of_a_schema_5_registry(backend: str, tmp_
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
-def test_migration_7_moves_each_artifacts_size_onto_its_io_rows(
+def test_migration_io_size_moves_each_artifacts_size_onto_its_io_rows(
     backend: str, tmp_path: Path
 ) -> None:
-    """0007 drops the artifacts table and keeps each artifact's size on its io rows: a registry
-    made at schema 6 reads back the same artifacts, with the same sizes, through the new code."""
+    """0008 drops the artifacts table and keeps each artifact's size on its io rows: a registry
+    made at the schema before it reads back the same artifacts, with the same sizes, through the
+    new code."""
     import asyncio
     import sqlite3
 
@@ -421,34 +422,38 @@ def test_migration_7_moves_each_artifacts_size_onto_its_io_rows(
         io.format(2, 0, data, "data.csv"),
         io.format(2, 1, model_, "model.pt"),
     ]
-    old = migrations(backend)[:6]
+    version = next(v for v, name, _ in migrations(backend) if name.endswith("_io_size.sql"))
+    old = migrations(backend)[: version - 1]
     try:
         if backend == "sqlite":
+            from glaas.webhooks import hook_id
+
             with sqlite3.connect(db.url.removeprefix("sqlite://")) as conn:
+                conn.create_function("glaas_hook_id", 1, hook_id)  # as glaas.store.migrate does
                 conn.execute(
                     "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied REAL)"
                 )
-                for version, _, sql in old:
+                for n, _, sql in old:
                     conn.executescript(sql)
-                    conn.execute("INSERT INTO schema_migrations VALUES (?, 0)", (version,))
+                    conn.execute("INSERT INTO schema_migrations VALUES (?, 0)", (n,))
                 for sql in rows:
                     conn.execute(sql)
         else:
 
-            async def at_6() -> None:
+            async def before() -> None:
                 conn = await asyncpg.connect(db.url)
                 await conn.execute(
                     "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, "
                     "applied DOUBLE PRECISION NOT NULL)"
                 )
-                for version, _, sql in old:
+                for n, _, sql in old:
                     await conn.execute(sql)
-                    await conn.execute("INSERT INTO schema_migrations VALUES ($1, 0)", version)
+                    await conn.execute("INSERT INTO schema_migrations VALUES ($1, 0)", n)
                 for sql in rows:
                     await conn.execute(sql)
                 await conn.close()
 
-            asyncio.run(at_6())
+            asyncio.run(before())
 
         async def after() -> tuple[Any, ...]:
             from glaas.store import open_store
