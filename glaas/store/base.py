@@ -7,6 +7,13 @@ by the bulk insert of a batch, which each backend does its own fastest way.
 Every read takes the reader's user id (-1: anonymous) and sees only jobs visible to them: public,
 their own, or shared with a team they are in. Artifacts and sessions have no visibility of their
 own: they are seen through the jobs that mention them, so what was not shared reads as absent.
+
+An artifact has no table of its own either: it is its `io` rows, each of which carries its size
+(migration 0008). The ingest writes a hash's rows with the size first stored for it (a later batch
+that sends another size gets the stored one: `write_batch`), so a read takes the size of any of
+them. The one exception is a race on PostgreSQL: two batches of different jobs, written at the
+same time, that both bring a hash never seen before each count it new, and each store the size
+they sent (were the two sizes different, a read would show either).
 """
 
 from __future__ import annotations
@@ -128,6 +135,10 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def _array(self, values: list[str]) -> Any: ...
+
+    @abc.abstractmethod
+    def _values(self, n: int) -> str:
+        """SQL: the list in parameter $n as a table `h` of one column `value` (after FROM)."""
 
     @abc.abstractmethod
     async def write_batch(
@@ -301,9 +312,8 @@ class Store(abc.ABC):
             sql = f"SELECT j.id FROM jobs j WHERE j.id >= $1 AND j.id < $2 AND {visible(3)}"
         elif kind == "artifact":
             sql = (
-                "SELECT a.hash FROM artifacts a WHERE a.hash >= $1 AND a.hash < $2 AND EXISTS "
-                f"(SELECT 1 FROM io JOIN jobs j ON j.seq = io.job "
-                f"WHERE io.hash = a.hash AND {visible(3)})"
+                "SELECT DISTINCT io.hash FROM io JOIN jobs j ON j.seq = io.job "
+                f"WHERE io.hash >= $1 AND io.hash < $2 AND {visible(3)}"
             )
         else:
             sql = (
@@ -343,9 +353,8 @@ class Store(abc.ABC):
 
     async def artifact(self, digest: str, viewer: int) -> ArtifactEntry | None:
         rows = await self.fetch(
-            "SELECT a.size, j.id, io.role, io.path FROM artifacts a "
-            "JOIN io ON io.hash = a.hash JOIN jobs j ON j.seq = io.job "
-            f"WHERE a.hash = $1 AND {visible(2)} ORDER BY j.started, j.id",
+            "SELECT io.size, j.id, io.role, io.path FROM io JOIN jobs j ON j.seq = io.job "
+            f"WHERE io.hash = $1 AND {visible(2)} ORDER BY j.started, j.id",
             digest,
             viewer,
         )
@@ -432,8 +441,8 @@ class Store(abc.ABC):
         """(job, role, hash, path, size) of these jobs' inputs and/or outputs."""
         where = "" if role is None else f" AND io.role = {int(role)}"
         return await self.fetch(
-            "SELECT j.id, io.role, io.hash, io.path, a.size FROM jobs j "
-            "JOIN io ON io.job = j.seq JOIN artifacts a ON a.hash = io.hash "
+            "SELECT j.id, io.role, io.hash, io.path, io.size FROM jobs j "
+            "JOIN io ON io.job = j.seq "
             f"WHERE j.id {self._any(1)}{where} ORDER BY j.id, io.role, io.path",
             self._array(ids),
         )
@@ -447,10 +456,14 @@ class Store(abc.ABC):
         return {r[0] for r in rows}
 
     async def sizes(self, hashes: list[str]) -> dict[str, int]:
+        """The size of each of these artifacts that the registry has (the others are left out):
+        one row of each, not all (an artifact read by many jobs has many)."""
         rows = await self.fetch(
-            f"SELECT hash, size FROM artifacts WHERE hash {self._any(1)}", self._array(hashes)
+            "SELECT h.value, (SELECT io.size FROM io WHERE io.hash = h.value LIMIT 1) "
+            f"FROM {self._values(1)}",
+            self._array(hashes),
         )
-        return {r[0]: int(r[1]) for r in rows}
+        return {r[0]: int(r[1]) for r in rows if r[1] is not None}
 
     async def known_sessions(self, hashes: list[str]) -> set[str]:
         rows = await self.fetch(

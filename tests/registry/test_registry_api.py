@@ -41,6 +41,31 @@ def test_ingest_stores_a_job_once_and_says_what_was_new(client: Client) -> None:
     assert entry.job.cwd == "." and entry.job.project == "proj"
 
 
+def test_an_artifact_keeps_the_size_it_was_first_registered_with(client: Client) -> None:
+    """The size lives on each io row (no artifacts table): a later batch that sends another size
+    for a hash the registry has counts it known, and every read still answers the first size."""
+    data, out = hexdigest(), hexdigest()
+    first = make_job(outputs=[("data.csv", data)])
+    sent = _decode(client.ingest(batch(first, visibility="public")), registry.Ingested)
+    assert sent.artifacts == registry.Counts(new=1, known=0)
+    size = first.outputs[0].size
+    later = make_job(inputs=[("data.csv", data)], outputs=[("out.csv", out)])
+    later = msgspec.structs.replace(
+        later, inputs=[msgspec.structs.replace(later.inputs[0], size=size + 5)]
+    )
+    again = _decode(client.ingest(batch(later, visibility="public")), registry.Ingested)
+    assert again.artifacts == registry.Counts(new=1, known=1)
+
+    entry = _decode(client.get(f"/artifacts/{data}"), registry.ArtifactEntry)
+    assert entry.size == size and entry.made_by == sent.ids and entry.read_by == again.ids
+    up = _decode(client.get(f"/lineage/{out}", depth=2), registry.Graph)
+    assert {a.hash: a.size for a in up.artifacts} == {data: size, out: later.outputs[0].size}
+    down = _decode(client.get(f"/lineage/{data}", direction="down"), registry.Graph)
+    assert {a.hash: a.size for a in down.artifacts} == {data: size, out: later.outputs[0].size}
+    found = _decode(client.get("/search", q=data[:8]), registry.SearchResult)
+    assert found.matches == [registry.Match("artifact", data)]
+
+
 def test_an_artifact_is_found_by_hash_and_by_prefix(client: Client) -> None:
     out = hexdigest()
     ids = _decode(

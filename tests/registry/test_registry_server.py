@@ -387,3 +387,106 @@ def test_migration_6_keeps_the_lineage_of_a_schema_5_registry(backend: str, tmp_
         assert fks == []
     finally:
         drop_database(db)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_migration_io_size_moves_each_artifacts_size_onto_its_io_rows(
+    backend: str, tmp_path: Path
+) -> None:
+    """0008 drops the artifacts table and keeps each artifact's size on its io rows: a registry
+    made at the schema before it reads back the same artifacts, with the same sizes, through the
+    new code."""
+    import asyncio
+    import sqlite3
+
+    import asyncpg
+
+    from glaas.store.migrate import migrations
+
+    db = make_database(backend, tmp_path)
+    data, model_, other = hexdigest(), hexdigest(), hexdigest()
+    prep, train = hexdigest(), hexdigest()
+    sizes = {data: 7, model_: 12_345_678_901, other: 0}  # one past 32 bits
+    job = (
+        "INSERT INTO jobs (id, owner_id, visibility, registered, command, started, status, "
+        "kind, record) VALUES ('{}', 1, 'public', 0, 'make', {}, 'complete', 'run', '{{}}')"
+    )
+    io = "INSERT INTO io (job, role, hash, path) VALUES ({}, {}, '{}', '{}')"
+    rows = [  # the ids of the first user and jobs: 1, 2
+        "INSERT INTO users (name, created) VALUES ('old', 0)",
+        *(f"INSERT INTO artifacts (hash, size) VALUES ('{h}', {n})" for h, n in sizes.items()),
+        job.format(prep, 1),
+        job.format(train, 2),
+        io.format(1, 1, data, "data.csv"),
+        io.format(1, 1, other, "empty.txt"),
+        io.format(2, 0, data, "data.csv"),
+        io.format(2, 1, model_, "model.pt"),
+    ]
+    version = next(v for v, name, _ in migrations(backend) if name.endswith("_io_size.sql"))
+    old = migrations(backend)[: version - 1]
+    try:
+        if backend == "sqlite":
+            from glaas.webhooks import hook_id
+
+            with sqlite3.connect(db.url.removeprefix("sqlite://")) as conn:
+                conn.create_function("glaas_hook_id", 1, hook_id)  # as glaas.store.migrate does
+                conn.execute(
+                    "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied REAL)"
+                )
+                for n, _, sql in old:
+                    conn.executescript(sql)
+                    conn.execute("INSERT INTO schema_migrations VALUES (?, 0)", (n,))
+                for sql in rows:
+                    conn.execute(sql)
+        else:
+
+            async def before() -> None:
+                conn = await asyncpg.connect(db.url)
+                await conn.execute(
+                    "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, "
+                    "applied DOUBLE PRECISION NOT NULL)"
+                )
+                for n, _, sql in old:
+                    await conn.execute(sql)
+                    await conn.execute("INSERT INTO schema_migrations VALUES ($1, 0)", n)
+                for sql in rows:
+                    await conn.execute(sql)
+                await conn.close()
+
+            asyncio.run(before())
+
+        async def after() -> tuple[Any, ...]:
+            from glaas.store import open_store
+
+            store = await open_store(db.url, 2)  # migrates
+            try:
+                entries = {h: await store.artifact(h, -1) for h in sizes}
+                found = await store.find("artifact", "0", "g", -1, 10)
+                io = await store.io_of_jobs([prep, train])
+                tables = await store.fetch(
+                    "SELECT name FROM sqlite_master WHERE type = 'table'"
+                    if backend == "sqlite"
+                    else "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+                )
+                return entries, await store.sizes([*sizes, hexdigest()]), found, io, tables
+            finally:
+                await store.close()
+
+        entries, read_sizes, found, io_rows, tables = asyncio.run(after())
+        assert {h: e.size for h, e in entries.items()} == sizes
+        assert entries[data].made_by == [prep] and entries[data].read_by == [train]
+        assert entries[data].paths == ["data.csv"] and entries[model_].made_by == [train]
+        assert read_sizes == sizes
+        assert found == sorted(sizes)
+        assert sorted(io_rows) == sorted(
+            [
+                (prep, 1, data, "data.csv", 7),
+                (prep, 1, other, "empty.txt", 0),
+                (train, 0, data, "data.csv", 7),
+                (train, 1, model_, "model.pt", 12_345_678_901),
+            ]
+        )
+        names = {t[0] for t in tables}
+        assert "io" in names and "artifacts" not in names
+    finally:
+        drop_database(db)
