@@ -22,7 +22,10 @@ _ENCODER = msgspec.json.Encoder()
 _ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
 # Statistics go stale when rows arrive faster than autovacuum looks (a burst of registrations),
 # and then the planner scans all jobs for one look-up (measured: 1.7 s instead of 0.2 ms after
-# 10^5 jobs). Each process analyzes the lineage tables at start and after this many rows.
+# 10^5 jobs). Each process analyzes the lineage tables at start and after this many rows, or
+# after half as many again as it wrote before, whichever is more: the statistics stay within a
+# factor of 1.5 of the truth, and a long burst analyzes a logarithmic number of times (measured:
+# 8% of the time of a 30,000-job load went to ANALYZE at every 100,000 rows).
 ANALYZE_EVERY = 100_000
 _ANALYZE = "ANALYZE io, jobs, sessions"
 
@@ -46,7 +49,8 @@ class PostgresStore(Store):
     def __init__(self, url: str, pool: asyncpg.Pool) -> None:
         self.url = url
         self._pool = pool
-        self._unanalyzed = 0
+        self._unanalyzed = 0  # io rows this process wrote since it last analyzed
+        self._analyzed = 0  # and before
 
     @classmethod
     async def open(cls, url: str, max_size: int = 10) -> PostgresStore:
@@ -197,7 +201,8 @@ class PostgresStore(Store):
                     *([u[i] for u in usage] for i in range(8)),
                 )
             self._unanalyzed += len(io)
-            if self._unanalyzed >= ANALYZE_EVERY:
+            if self._unanalyzed >= max(ANALYZE_EVERY, self._analyzed // 2):
+                self._analyzed += self._unanalyzed
                 self._unanalyzed = 0
                 await self._pool.execute(_ANALYZE)
         except _ERRORS as e:
