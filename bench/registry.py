@@ -47,6 +47,7 @@ from roar import canonical, model, registry, sshsig
 BIN = Path(sys.executable).parent
 PG_USER = os.environ.get("PGUSER", "postgres")
 OUTPUTS, INPUTS = 10, 2
+SENDERS, STAGGER = 4, 0.25
 ENV = {f"VAR_{i}": f"value-{i}" for i in range(16)} | {"PATH": "/usr/local/bin:/usr/bin:/bin"}
 
 
@@ -100,20 +101,25 @@ def _pg(sql: str) -> None:
 
 
 async def _ingest(url: str, bodies: list[tuple[bytes, int]], sign: sshsig.Signer) -> float:
+    """Send the batches from SENDERS clients, each on its own connection, as so many daemons
+    would. They start STAGGER seconds apart, as daemons come over time: connections that all
+    open at one instant are all accepted by whichever worker is first to look (measured: one
+    worker did all the work, the other idled)."""
     path = f"{registry.API}/ingest"
     queue = list(reversed(bodies))
 
-    async def sender(client: httpx.AsyncClient) -> None:
-        while queue:
-            body, _ = queue.pop()
-            auth = registry.authorization(sign, "POST", path, "", body)
-            r = await client.post(path, content=body, headers={"Authorization": auth})
-            if r.status_code != 200:
-                raise SystemExit(f"ingest failed: {r.status_code} {r.text[:300]}")
+    async def sender(n: int) -> None:
+        await asyncio.sleep(n * STAGGER)
+        async with httpx.AsyncClient(base_url=url, timeout=600) as client:
+            while queue:
+                body, _ = queue.pop()
+                auth = registry.authorization(sign, "POST", path, "", body)
+                r = await client.post(path, content=body, headers={"Authorization": auth})
+                if r.status_code != 200:
+                    raise SystemExit(f"ingest failed: {r.status_code} {r.text[:300]}")
 
     start = time.perf_counter()
-    async with httpx.AsyncClient(base_url=url, timeout=600) as client:
-        await asyncio.gather(*(sender(client) for _ in range(4)))
+    await asyncio.gather(*(sender(n) for n in range(SENDERS)))
     return time.perf_counter() - start
 
 
