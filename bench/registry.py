@@ -247,10 +247,11 @@ def run(backend: str, args: argparse.Namespace, jobs: list[model.Job], base: Pat
         groups = _groups(server.pid, backend)
         before = _cpu(groups)
         seconds = asyncio.run(_ingest(url, bodies, sign))
+        groups = _groups(server.pid, backend)  # and the database's backends opened since
         used = _cpu(groups)
         rate = len(jobs) / seconds
         artifacts = len(jobs) * OUTPUTS
-        cpu = ", ".join(f"{k} {(used[k] - before[k]) / seconds:.2f}" for k in groups)
+        cpu = ", ".join(f"{k} {(used[k] - before.get(k, 0)) / seconds:.2f}" for k in groups)
         print(f"{backend:9} ingest   {len(jobs):,} jobs, {artifacts:,} artifacts ({mb:.0f} MB) "
               f"in {seconds:.1f} s: {rate:,.0f} jobs/s  (target >= 5,000)")  # fmt: skip
         print(f"{backend:9} ingest   CPUs busy: {cpu} (of {os.cpu_count()})")
