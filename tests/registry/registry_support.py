@@ -12,6 +12,7 @@ import logging
 import os
 import random
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -20,6 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import msgspec
 import pytest
 from click.testing import CliRunner
@@ -132,6 +134,42 @@ def make_database(backend: str, folder: Path) -> Database:
 def drop_database(db: Database) -> None:
     if db.backend == "postgres":
         asyncio.run(_pg(f'DROP DATABASE IF EXISTS "{db.name}" WITH (FORCE)'))
+
+
+def at_schema(db: Database, backend: str, version: int, rows: list[str]) -> None:
+    """Make `db` as glaas left it at schema `version` (its first migrations, applied as
+    glaas.store.migrate does), with these rows in it: what a migration test upgrades."""
+    from glaas.store.migrate import migrations
+    from glaas.webhooks import hook_id
+
+    old = migrations(backend)[:version]
+    if backend == "sqlite":
+        conn = sqlite3.connect(db.url.removeprefix("sqlite://"))
+        conn.create_function("glaas_hook_id", 1, hook_id)  # as glaas.store.migrate does
+        conn.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied REAL)")
+        for n, _, sql in old:
+            conn.executescript(sql)
+            conn.execute("INSERT INTO schema_migrations VALUES (?, 0)", (n,))
+        for sql in rows:
+            conn.execute(sql)
+        conn.commit()
+        conn.close()
+        return
+
+    async def build() -> None:
+        conn = await asyncpg.connect(db.url)
+        await conn.execute(
+            "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, "
+            "applied DOUBLE PRECISION NOT NULL)"
+        )
+        for n, _, sql in old:
+            await conn.execute(sql)
+            await conn.execute("INSERT INTO schema_migrations VALUES ($1, 0)", n)
+        for sql in rows:
+            await conn.execute(sql)
+        await conn.close()
+
+    asyncio.run(build())
 
 
 def glaas_admin(db: Database, *args: str) -> str:

@@ -23,6 +23,7 @@ from registry_support import (
     HOME,
     Database,
     Key,
+    at_schema,
     batch,
     drop_database,
     hexdigest,
@@ -313,9 +314,6 @@ def test_migration_6_keeps_the_lineage_of_a_schema_5_registry(backend: str, tmp_
     """0006 takes io's foreign keys off (the ingest writes parents first, nothing deletes them)
     and keeps every row: a registry made by the glaas before it answers the same look-up."""
     import asyncio
-    import sqlite3
-
-    import asyncpg
 
     from glaas.store.migrate import migrations
 
@@ -330,36 +328,9 @@ def test_migration_6_keeps_the_lineage_of_a_schema_5_registry(backend: str, tmp_
         f"{record})",
         f"INSERT INTO io (job, role, hash, path) VALUES (1, 1, '{art}', 'out/a.csv')",
     ]
-    old = migrations(backend)[:5]
     env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path)}
     try:
-        if backend == "sqlite":
-            path = db.url.removeprefix("sqlite://")
-            with sqlite3.connect(path) as conn:
-                conn.execute(
-                    "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied REAL)"
-                )
-                for version, _, sql in old:
-                    conn.executescript(sql)
-                    conn.execute("INSERT INTO schema_migrations VALUES (?, 0)", (version,))
-                for sql in rows:
-                    conn.execute(sql)
-        else:
-
-            async def at_4() -> None:
-                conn = await asyncpg.connect(db.url)
-                await conn.execute(
-                    "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, "
-                    "applied DOUBLE PRECISION NOT NULL)"
-                )
-                for version, _, sql in old:
-                    await conn.execute(sql)
-                    await conn.execute("INSERT INTO schema_migrations VALUES ($1, 0)", version)
-                for sql in rows:
-                    await conn.execute(sql)
-                await conn.close()
-
-            asyncio.run(at_4())
+        at_schema(db, backend, 5, rows)
         r = _run("admin", "--db", db.url, "migrate", env=env)
         assert r.returncode == 0, r.stderr
         assert r.stdout.strip() == f"schema version {len(migrations(backend))}"
@@ -397,9 +368,6 @@ def test_migration_io_size_moves_each_artifacts_size_onto_its_io_rows(
     made at the schema before it reads back the same artifacts, with the same sizes, through the
     new code."""
     import asyncio
-    import sqlite3
-
-    import asyncpg
 
     from glaas.store.migrate import migrations
 
@@ -423,37 +391,8 @@ def test_migration_io_size_moves_each_artifacts_size_onto_its_io_rows(
         io.format(2, 1, model_, "model.pt"),
     ]
     version = next(v for v, name, _ in migrations(backend) if name.endswith("_io_size.sql"))
-    old = migrations(backend)[: version - 1]
     try:
-        if backend == "sqlite":
-            from glaas.webhooks import hook_id
-
-            with sqlite3.connect(db.url.removeprefix("sqlite://")) as conn:
-                conn.create_function("glaas_hook_id", 1, hook_id)  # as glaas.store.migrate does
-                conn.execute(
-                    "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied REAL)"
-                )
-                for n, _, sql in old:
-                    conn.executescript(sql)
-                    conn.execute("INSERT INTO schema_migrations VALUES (?, 0)", (n,))
-                for sql in rows:
-                    conn.execute(sql)
-        else:
-
-            async def before() -> None:
-                conn = await asyncpg.connect(db.url)
-                await conn.execute(
-                    "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, "
-                    "applied DOUBLE PRECISION NOT NULL)"
-                )
-                for n, _, sql in old:
-                    await conn.execute(sql)
-                    await conn.execute("INSERT INTO schema_migrations VALUES ($1, 0)", n)
-                for sql in rows:
-                    await conn.execute(sql)
-                await conn.close()
-
-            asyncio.run(before())
+        at_schema(db, backend, version - 1, rows)
 
         async def after() -> tuple[Any, ...]:
             from glaas.store import open_store

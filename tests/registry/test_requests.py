@@ -29,6 +29,7 @@ from registry_support import (
     BIN,
     Database,
     Key,
+    at_schema,
     batch,
     drop_database,
     hexdigest,
@@ -845,10 +846,6 @@ def test_deliveries_kept_by_a_schema_6_registry_lose_their_urls_and_are_still_ma
     """Migration 7 rewrites the URLs of the deliveries a registry kept before it: the one not
     yet made reaches its hook (the SQL of the PostgreSQL migration names it as the server does),
     signed with a new delivery id, and no URL's secret is left in the database."""
-    import asyncio
-    import sqlite3
-
-    import asyncpg
 
     from glaas.store.migrate import migrations
 
@@ -864,36 +861,8 @@ def test_deliveries_kept_by_a_schema_6_registry_lose_their_urls_and_are_still_ma
         ("INSERT INTO webhook_deliveries (url, event, body, created, next_at, attempts, done) "
          f"VALUES ('{gone}', 'request.filed', '{{\"text\": \"made\"}}', 1, 1, 1, 2)"),
     ]  # fmt: skip
-    old = migrations(backend)[:6]
     try:
-        if backend == "sqlite":
-            conn = sqlite3.connect(db.url.removeprefix("sqlite://"))
-            conn.execute(
-                "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied REAL)"
-            )
-            for version, _, sql in old:
-                conn.executescript(sql)
-                conn.execute("INSERT INTO schema_migrations VALUES (?, 0)", (version,))
-            for sql in rows:
-                conn.execute(sql)
-            conn.commit()
-            conn.close()
-        else:
-
-            async def at_6() -> None:
-                conn = await asyncpg.connect(db.url)
-                await conn.execute(
-                    "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, "
-                    "applied DOUBLE PRECISION NOT NULL)"
-                )
-                for version, _, sql in old:
-                    await conn.execute(sql)
-                    await conn.execute("INSERT INTO schema_migrations VALUES ($1, 0)", version)
-                for sql in rows:
-                    await conn.execute(sql)
-                await conn.close()
-
-            asyncio.run(at_6())
+        at_schema(db, backend, 6, rows)
         assert token.encode() in db.raw_dump()  # the test can see one where it is
         migrated = subprocess.run(
             [GLAAS, "admin", "--db", db.url, "migrate"], capture_output=True, text=True
