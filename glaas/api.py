@@ -245,7 +245,7 @@ _BATCH = msgspec.json.Decoder(Batch)
 @post(
     "/ingest",
     guards=[signed],
-    data_dto=BatchBody,
+    dto=BatchBody,
     return_dto=None,
     status_code=200,
     responses=responses(400, 401, 413, 503),

@@ -75,7 +75,7 @@ def strip_credentials(url: str) -> str:
 
 # The same names and values come back in every job (PATH, HOME, the project's flags): the server
 # scrubs thousands of jobs a second, so the pure checks are memoized (short strings only).
-_secret_name = functools.lru_cache(maxsize=16384)(is_secret_name)
+_secret_name = is_secret_name  # memoized where it is defined (redact_text calls it too)
 _redact_short = functools.lru_cache(maxsize=65536)(redact_text)
 
 
