@@ -158,6 +158,11 @@ def test_errors_are_problem_details_with_security_headers(client: Client) -> Non
         assert response.headers["x-content-type-options"] == "nosniff"
     ok = client.get("/health")
     assert ok.status_code == 200 and ok.headers["x-frame-options"] == "DENY"
+    # the ingest body is decoded by glaas.api.BatchBody, straight into a Batch, which says where
+    wrong = client.request("POST", "/api/v1/ingest", "alice", b'{"jobs": [{"job": 3}]}')
+    detail = wrong.json()["detail"]
+    assert wrong.status_code == 400 and detail.startswith("the batch is not valid"), detail
+    assert "$.jobs[0].job" in detail
 
 
 def test_a_bad_batch_is_refused_whole(client: Client) -> None:
