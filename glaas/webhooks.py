@@ -24,13 +24,13 @@ import asyncio
 import hashlib
 import hmac
 import logging
-import re
 import time
 import uuid
 from typing import Any
 
 import msgspec
 
+from glaas.hook_names import ORIGIN, hook_id
 from glaas.requests import Change
 from glaas.store import Store
 from roar.errors import RoarFailure
@@ -44,9 +44,6 @@ BATCH = 20  # deliveries taken at a time
 SIGNATURE = "X-Glaas-Signature"
 DELIVERY = "X-Glaas-Delivery"
 TIMESTAMP = "X-Glaas-Timestamp"
-# scheme://host[:port] of a URL, without its user:password@ (the same pattern is in the
-# migration 0007 for PostgreSQL; SQLite's calls hook_id itself)
-_ORIGIN = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)(?:[^/?#]*@)?([^/?#@]*)")
 log = logging.getLogger("glaas")
 
 
@@ -95,18 +92,9 @@ def signature(secret: str, delivery: str, timestamp: int, content: bytes) -> str
     return "sha256=" + hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
 
 
-def hook_id(url: str) -> str:
-    """What the database and the log say of a hook: `https://hooks.slack.com [3f9a0c1d2e4b]`,
-    its scheme and host (no user or password) and the first 12 hex digits of the SHA-256 of the
-    whole URL (which hook of that host; 48 bits say nothing of a secret path)."""
-    m = _ORIGIN.match(url)
-    origin = m[1] + m[2] if m else "?"
-    return f"{origin} [{hashlib.sha256(url.encode()).hexdigest()[:12]}]"
-
-
 def _scrub(words: str, url: str, hook: str) -> str:
     """`words` without `url`, nor its path and query (the secret part) alone."""
-    m = _ORIGIN.match(url)
+    m = ORIGIN.match(url)
     secret = url[m.end() :] if m else url
     words = words.replace(url, hook)
     return words.replace(secret, "/...") if len(secret) > 1 else words

@@ -58,7 +58,7 @@ def _statements(script: str) -> list[str]:
 
 async def apply_sqlite(conn: aiosqlite.Connection) -> int:
     """Migrate inside one BEGIN IMMEDIATE: a second worker waits, then finds nothing to do."""
-    from glaas.webhooks import hook_id
+    from glaas.hook_names import hook_id
 
     todo = migrations("sqlite")
     # SQLite has no SHA-256: what a migration needs of Python is given to it (0007)

@@ -139,8 +139,8 @@ def drop_database(db: Database) -> None:
 def at_schema(db: Database, backend: str, version: int, rows: list[str]) -> None:
     """Make `db` as glaas left it at schema `version` (its first migrations, applied as
     glaas.store.migrate does), with these rows in it: what a migration test upgrades."""
+    from glaas.hook_names import hook_id
     from glaas.store.migrate import migrations
-    from glaas.webhooks import hook_id
 
     old = migrations(backend)[:version]
     if backend == "sqlite":

@@ -816,6 +816,9 @@ def test_a_webhook_url_is_not_stored_nor_logged(
         a.ok("alice", "POST", "/requests", _spec(data, model))
         _wait(lambda: bool(receiver.bodies) and "tried again" in log.read_text(), log)
         assert [path for path, _ in receiver.tries] == [f"/services/T0AB12CD3/B0EF45GH6/{token}"]
+        # the receiver has it before the server marks it done
+        done = "SELECT 1 FROM webhook_deliveries WHERE done IS NOT NULL"
+        _wait(lambda: bool(_sql(db, done)), log)
         rows = _sql(db, "SELECT hook, delivery, done FROM webhook_deliveries")
         names = {
             f"http://127.0.0.1:{url.split('/')[2].split(':')[1]} "
