@@ -24,10 +24,6 @@ from glaas import ancestry, auth, compute, graph, ingest, login, lookup, request
 from glaas.problems import responses
 from glaas.store import ANONYMOUS, Account, Store
 from roar.errors import NotFound
-
-if TYPE_CHECKING:
-    from litestar._openapi.schema_generation import SchemaCreator
-
 from roar.registry import (
     API,
     SINCE,
@@ -51,6 +47,9 @@ from roar.registry import (
     SessionEntry,
     WebLink,
 )
+
+if TYPE_CHECKING:
+    from litestar._openapi.schema_generation import SchemaCreator
 
 HEX = "^[0-9a-f]{6,64}$"
 Ref = Annotated[

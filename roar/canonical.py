@@ -74,8 +74,8 @@ def strip_credentials(url: str) -> str:
 
 
 # The same names and values come back in every job (PATH, HOME, the project's flags): the server
-# scrubs thousands of jobs a second, so the pure checks are memoized (short strings only).
-_secret_name = is_secret_name  # memoized where it is defined (redact_text calls it too)
+# scrubs thousands of jobs a second, so the pure checks are memoized (short strings only;
+# is_secret_name where it is defined).
 _redact_short = functools.lru_cache(maxsize=65536)(redact_text)
 
 
@@ -93,7 +93,7 @@ def _env(env: dict[str, str], home: str | None) -> dict[str, str]:
 def _scrub_env(items: tuple[tuple[str, str], ...], home: str | None) -> dict[str, str]:
     text = _Text(home)
     return {
-        name: REDACTED if value and _secret_name(name) else text(value) for name, value in items
+        name: REDACTED if value and is_secret_name(name) else text(value) for name, value in items
     }
 
 

@@ -455,14 +455,17 @@ class Store(abc.ABC):
         )
         return {r[0] for r in rows}
 
-    async def sizes(self, hashes: list[str]) -> dict[str, int]:
-        """The size of each of these artifacts that the registry has (the others are left out):
-        one row of each, not all (an artifact read by many jobs has many)."""
-        rows = await self.fetch(
+    def _sizes(self, n: int) -> str:
+        """SQL: (hash, size) of each hash in the list in parameter $n (size NULL: not stored),
+        from one io row of each, not all (an artifact read by many jobs has many)."""
+        return (
             "SELECT h.value, (SELECT io.size FROM io WHERE io.hash = h.value LIMIT 1) "
-            f"FROM {self._values(1)}",
-            self._array(hashes),
+            f"FROM {self._values(n)}"
         )
+
+    async def sizes(self, hashes: list[str]) -> dict[str, int]:
+        """The size of each of these artifacts that the registry has (the others are left out)."""
+        rows = await self.fetch(self._sizes(1), self._array(hashes))
         return {r[0]: int(r[1]) for r in rows if r[1] is not None}
 
     async def known_sessions(self, hashes: list[str]) -> set[str]:

@@ -173,11 +173,7 @@ class PostgresStore(Store):
                 # there for it to commit, and this statement's snapshot sees its io rows (the same
                 # batch twice at once counts its artifacts new once). Two batches of different
                 # jobs committed at the same time do not see each other's: see glaas.store.base.
-                known = await conn.fetch(
-                    "SELECT h, (SELECT size FROM io WHERE hash = h LIMIT 1) "
-                    "FROM unnest($1::text[]) AS h",
-                    hashes,
-                )
+                known = await conn.fetch(self._sizes(1), hashes)
                 stored = {r[0]: r[1] for r in known if r[1] is not None}
                 sizes = artifacts | stored
                 io = [

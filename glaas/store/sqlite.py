@@ -248,9 +248,7 @@ class SQLiteStore(Store):
                 new_sessions = w.total_changes - before
                 # the batch's hashes already stored, with their size
                 async with w.execute(
-                    "SELECT value, (SELECT size FROM io WHERE hash = value LIMIT 1) "
-                    "FROM json_each(?)",
-                    (self._array(sorted(artifacts)),),
+                    _sql(self._sizes(1)), (self._array(sorted(artifacts)),)
                 ) as cur:
                     stored = {r[0]: r[1] for r in await cur.fetchall() if r[1] is not None}
                 sizes = artifacts | stored  # a hash keeps the size it was first stored with
