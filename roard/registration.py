@@ -162,6 +162,12 @@ class Outbox:
                     if progress is not None:
                         await progress(Progress(label="registering", done=done, total=total))
             except RoarFailure as exc:
+                if self.settings is not settings:
+                    # the config changed while this drain ran (`auth logout` removes the key
+                    # file a drain begun at login reads): not the registry's answer to the
+                    # settings now, so it is neither kept on the rows nor backed off for
+                    self.wake()
+                    raise
                 await self._failed(store, [d.seq for d in due], exc)
                 raise
         if sent:

@@ -328,6 +328,45 @@ def test_a_run_never_waits_for_a_registry_that_is_down(
     assert "outbox:   1 queued" in text and "last error" in text
 
 
+def test_a_drain_begun_before_a_config_change_leaves_no_stale_error(
+    roar: Roar, people: People
+) -> None:
+    """A background send is under way when `auth logout` lands: its failure answers settings
+    that no longer hold, so the outbox neither keeps it nor backs off for it; the next try, with
+    the config as it is now, says what is wrong now (CI once saw the stale error in its place)."""
+    held: list[socket.socket] = []
+    got = threading.Event()
+    server = socket.create_server(("127.0.0.1", 0))
+
+    def hold() -> None:  # a registry that takes the request and says nothing until told
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            if _read_http(conn) is not None:
+                held.append(conn)
+                got.set()
+
+    threading.Thread(target=hold, daemon=True).start()
+    try:
+        roar("config", "set", "registry.key", str(people.key(roar, "id_ed25519")))
+        roar("config", "set", "registry.url", f"http://127.0.0.1:{server.getsockname()[1]}")
+        roar("config", "set", "registry.auto", "true")
+        roar("run", "true")
+        assert got.wait(30), "roard never sent the job"
+        roar("auth", "logout")
+        assert _outbox(roar)["last_error"] is None  # the request (and config reload) is taken
+    finally:
+        server.close()
+        for conn in held:
+            conn.close()  # the send fails now, under the old settings
+    assert wait_for(lambda: _outbox(roar)["last_error"] is not None, 30)
+    box = _outbox(roar)
+    assert "logged out" in box["last_error"], box["last_error"]
+    assert box["queued"] == 1
+
+
 class LossyProxy:
     """A TCP proxy in front of the registry: passes each HTTP request on, and loses the next
     `lose` answers (the registry did the work; the client never hears of it)."""
