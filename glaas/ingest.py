@@ -88,11 +88,15 @@ async def ingest(
         if reg.session is not None:
             referred.add(_digest(reg.session, "a job's session"))
         io = []
+        seen: set[tuple[int, str]] = set()
         for role, items in ((0, job.inputs), (1, job.outputs)):
             for item in items:
                 digest = _digest(item.hash, f"the hash of {item.path[:70]!r}")
                 if item.size < 0:
                     raise Invalid(f"negative size for {item.path[:70]!r}")
+                if (role, item.path) in seen:  # listed twice: the first is kept (the io
+                    continue  # table's key), so the stores need not check for it
+                seen.add((role, item.path))
                 if artifacts.setdefault(digest, item.size) != item.size:
                     raise Invalid(f"artifact {digest} is sent with two sizes")
                 io.append((role, digest, item.path))
