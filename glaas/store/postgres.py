@@ -174,7 +174,7 @@ class PostgresStore(Store):
                 # batch twice at once counts its artifacts new once). Two batches of different
                 # jobs committed at the same time do not see each other's: see glaas.store.base.
                 known = await conn.fetch(self._sizes(1), hashes)
-                stored = {r[0]: r[1] for r in known if r[1] is not None}
+                stored = {r[0]: r[1] for r in known}
                 sizes = artifacts | stored
                 io = [
                     (fresh[p.id], r, h, path, sizes[h])

@@ -250,7 +250,7 @@ class SQLiteStore(Store):
                 async with w.execute(
                     _sql(self._sizes(1)), (self._array(sorted(artifacts)),)
                 ) as cur:
-                    stored = {r[0]: r[1] for r in await cur.fetchall() if r[1] is not None}
+                    stored = {r[0]: r[1] for r in await cur.fetchall()}
                 sizes = artifacts | stored  # a hash keeps the size it was first stored with
                 ids = [p.id for p in jobs]
                 async with w.execute(
