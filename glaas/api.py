@@ -17,7 +17,7 @@ from litestar.dto import AbstractDTO, DTOFieldDefinition
 from litestar.exceptions import ValidationException
 from litestar.handlers import BaseRouteHandler
 from litestar.openapi.spec import Reference, Schema
-from litestar.params import JSONBody, Parameter
+from litestar.params import JSONBody, Parameter, QueryParameter
 from litestar.typing import FieldDefinition
 
 from glaas import ancestry, auth, compute, graph, ingest, login, lookup, requests
@@ -251,7 +251,7 @@ _BATCH = msgspec.json.Decoder(Batch)
     summary="Register a batch of jobs and sessions (idempotent)",
 )
 async def ingest_batch(
-    data: Batch, store: Store_, account: Account_, request: Request[Any, Any, Any]
+    data: JSONBody[Batch], store: Store_, account: Account_, request: Request[Any, Any, Any]
 ) -> Ingested:
     notify = request.app.state.webhooks.send  # a run that takes a request over its budget
     return await ingest.ingest(store, auth.required(account), data, notify)
@@ -263,7 +263,7 @@ REQ = responses(400, 401, 403, 404, 409, 503)
 RequestRef = Annotated[str, Parameter(pattern=r"^[Rr]?-?[0-9]{1,18}$", description="R-12, or 12")]
 StateList = Annotated[
     list[RequestState] | None,
-    Parameter(query="state", description="only these states (repeatable)"),
+    QueryParameter(name="state", description="only these states (repeatable)"),
 ]
 
 
