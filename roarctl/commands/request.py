@@ -76,7 +76,9 @@ def _spec(from_file: str | None, base: dict[str, Any], given: dict[str, Any]) ->
         try:
             loaded = msgspec.json.decode(raw)
         except msgspec.DecodeError as exc:
-            raise RoarError(f"{from_file} is not JSON: {exc}", exit_code=2) from None
+            loaded = _out_of_range(raw)  # 1e999: msgspec refuses it, without saying where
+            if loaded is None:
+                raise RoarError(f"{from_file} is not JSON: {exc}", exit_code=2) from None
         if not isinstance(loaded, dict):
             raise RoarError(f"{from_file} is not a JSON object of the spec's fields", exit_code=2)
         for name in NUMBERS:
@@ -100,6 +102,17 @@ def _spec(from_file: str | None, base: dict[str, Any], given: dict[str, Any]) ->
         raise RoarError(f"not a request spec: {exc}", f"fields: {', '.join(FIELDS)}", 2) from None
 
 
+def _out_of_range(raw: bytes) -> Any:
+    """A JSON text with a number too large for a float, read with such numbers as +-inf (the
+    spec's check then names the field); None if it is not JSON for another reason."""
+    import json
+
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError):
+        return None
+
+
 def _number(name: str, value: Any, from_file: str | None = None) -> float:
     """`value`, the text of --NAME or the JSON value of NAME in `from_file`, as a float if NAME
     accepts it; else one line that says what it accepts (`--budget inf`: a finite number, 0 or
@@ -117,7 +130,9 @@ def _number(name: str, value: Any, from_file: str | None = None) -> float:
         except ValueError:
             pass
     else:
-        shown = f"{name} {printable(msgspec.json.encode(value).decode())} in {from_file}"
+        # a number too large for a float (1e999) is read as inf, which JSON would write as null
+        text = repr(value) if isinstance(value, float) else msgspec.json.encode(value).decode()
+        shown = f"{name} {printable(text)} in {from_file}"
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             number = float(value)
     if math.isfinite(number) and 0 <= number <= most:

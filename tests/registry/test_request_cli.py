@@ -144,7 +144,13 @@ def test_a_budget_or_hours_not_accepted_is_said_in_one_line(roar: Roar) -> None:
     for hours in ("inf", "nan", "-0.5", "100001"):
         proc = roar("request", "new", *spec, "--budget", "9", f"--hours={hours}", check=False)
         _one_line_error(proc, f"--hours {hours} is not accepted", "a number from 0 to 100000")
-    for value, shown in (('"inf"', 'budget "inf"'), ("-1", "budget -1"), ("null", "budget null")):
+    for value, shown in (
+        ('"inf"', 'budget "inf"'),
+        ("-1", "budget -1"),
+        ("null", "budget null"),
+        ("1e999", "budget inf"),  # too large for a float: it was shown as null
+        ("-1e999", "budget -inf"),
+    ):
         roar.sh(
             'cat > bad.json <<\'EOF\'\n{"dataset": "3f2a9c", "base_model": "81be07", '
             f'"compute": "8xH100", "hours": 3, "budget": {value}, "reviewer": "chris"}}\nEOF'
