@@ -160,3 +160,47 @@ def test_the_request_a_run_was_for_keys_a_job_only_when_set() -> None:
     linked = canonical.for_registry(msgspec.structs.replace(job, request="R-12"), home="/home/ada")
     assert linked.request == "R-12" and linked.id not in (GOLDEN_V1_ID, "")
     assert linked.id == canonical.job_id(linked)
+
+
+def _reference_id(job: model.Job) -> str:
+    """job_id as it was first written: the job as builtins, less id, version and the later
+    fields that are None. job_id makes the same bytes without to_builtins."""
+    import blake3
+
+    record = msgspec.to_builtins(job, order="sorted")
+    del record["id"], record["version"]
+    for name in ("request", "usage"):
+        if record[name] is None:
+            del record[name]
+    for name in ("system", "conda", "container"):
+        if record["context"][name] is None:
+            del record["context"][name]
+    return blake3.blake3(msgspec.json.encode(record, order="sorted")).hexdigest()
+
+
+def test_the_id_is_the_reference_encodings_whatever_fields_are_set() -> None:
+    job = msgspec.json.decode((DATA / "job-v1.json").read_bytes(), type=model.Job)
+    usage = model.Usage(cpu_seconds=1.5, wall_seconds=2.0, max_rss_bytes=1 << 20)
+    ctx = job.context
+    variants = [
+        job,
+        _job(),
+        msgspec.structs.replace(job, request="R-12", usage=usage),
+        msgspec.structs.replace(job, usage=usage, exit_code=None, ended=None, version=7),
+        msgspec.structs.replace(
+            job,
+            context=msgspec.structs.replace(
+                ctx,
+                system=model.SystemPackages("dpkg", [model.Package("libc6", "2.36")], 3),
+                conda=model.CondaEnv(prefix="/opt/conda", name="base"),
+                container=model.Container("docker", image="python:3.11"),
+                trackers=[model.TrackerRun("wandb", "r1", "https://wandb.ai/x", "ada/p", "env X")],
+            ),
+        ),
+    ]
+    ids = set()
+    for v in variants:
+        out = canonical.for_registry(v, home=HOME)
+        assert canonical.job_id(out) == _reference_id(out)
+        ids.add(out.id)
+    assert len(ids) == len(variants)  # and each variant is keyed apart
