@@ -91,7 +91,9 @@ async def ingest(
         seen: set[tuple[int, str]] = set()
         for role, items in ((0, job.inputs), (1, job.outputs)):
             for item in items:
-                digest = _digest(item.hash, f"the hash of {item.path[:70]!r}")
+                digest = item.hash
+                if len(digest) != 64 or digest.strip(_HEX_DIGITS):  # _digest, inline: the
+                    _digest(digest, f"the hash of {item.path[:70]!r}")  # message only if bad
                 if item.size < 0:
                     raise Invalid(f"negative size for {item.path[:70]!r}")
                 if (role, item.path) in seen:  # listed twice: the first is kept (the io
