@@ -13,26 +13,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import shutil
-import signal
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import anyio
 import httpx
 import msgspec
-from registry import ENV, PG_USER, _free_port, _ingest, _pg
+from glaas_bench import bench_user, database, served
+from registry import ENV, _ingest
 
 from roar import canonical, model, registry, sshsig
 from roar.protocol import GetPlan, RemoteLineage
-
-BIN = Path(sys.executable).parent
 
 
 def _chain(n: int) -> list[model.Job]:
@@ -91,68 +85,45 @@ async def _plan(base: Path, ancestry: registry.Ancestry) -> tuple[float, int, in
 
 
 def run(backend: str, args: argparse.Namespace, jobs: list[model.Job], base: Path) -> None:
-    name = None
-    db = f"sqlite://{base / f'bench-{uuid.uuid4().hex[:6]}.db'}"
-    if backend == "postgres":
-        name = f"glaas_bench_{uuid.uuid4().hex[:10]}"
-        _pg(f'CREATE DATABASE "{name}"')
-        db = f"postgresql://{PG_USER}@127.0.0.1/{name}"
-    key = base / "key"
-    if not key.exists():
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
-    glaas = str(BIN / "glaas")
-    env = {**os.environ, "HOME": str(base)}
-    pub = key.with_suffix(".pub").read_text()
-    for admin in (["user", "add", "bench", "--key", pub], ["visibility", "public"]):
-        subprocess.run(
-            [glaas, "admin", "--db", db, *admin], env=env, check=True, capture_output=True
-        )
-    port = _free_port()
-    server = subprocess.Popen(
-        [glaas, "serve", "--db", db, "--port", str(port)], env=env, stderr=subprocess.DEVNULL
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/api/v1/health").status_code == 200:
-                    break
-            except httpx.TransportError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise SystemExit("glaas serve did not start") from None
-                time.sleep(0.1)
-        _, sign = sshsig.key_file_signer(registry.NAMESPACE, str(key))
-        bodies = []
-        for i in range(0, len(jobs), 500):
-            regs = [
-                registry.Registration(canonical.for_registry(j, home="/home/bench"))
-                for j in jobs[i : i + 500]
-            ]
-            bodies.append((msgspec.json.encode(registry.Batch(jobs=regs)), len(regs)))
-        asyncio.run(_ingest(url, bodies, sign))
-        target = jobs[-1].outputs[0].hash
-        times, body = [], b""
-        for _ in range(args.rounds):
-            start = time.perf_counter()
-            r = httpx.get(f"{url}/api/v1/artifacts/{target}/ancestry", timeout=600)
-            times.append(time.perf_counter() - start)
-            if r.status_code != 200:
-                raise SystemExit(f"ancestry failed: {r.status_code} {r.text[:300]}")
-            body = r.content
-        found = msgspec.json.decode(body, type=registry.Ancestry)
-        ms = statistics.median(times) * 1000
-        print(f"{backend:9} ancestry of a {len(jobs):,}-job chain: {len(found.jobs):,} jobs "
-              f"({len(body) / 1e6:.1f} MB{', truncated' if found.truncated else ''}) "
-              f"in {ms:,.0f} ms (median of {args.rounds})")  # fmt: skip
-        seconds, planned, size = anyio.run(_plan, base, found)
-        print(f"{backend:9} plan from it: {planned:,} jobs in {seconds * 1000:,.0f} ms "
-              f"(request {size / 1e6:.1f} MB)")  # fmt: skip
-    finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(60)
-        if name is not None:
-            _pg(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with database(backend, base) as db:
+        sign = bench_user(db, base, ["visibility", "public"])
+        with served(db, base) as (url, _):
+            measure(backend, args, jobs, base, url, sign)
+
+
+def measure(
+    backend: str,
+    args: argparse.Namespace,
+    jobs: list[model.Job],
+    base: Path,
+    url: str,
+    sign: sshsig.Signer,
+) -> None:
+    bodies = []
+    for i in range(0, len(jobs), 500):
+        regs = [
+            registry.Registration(canonical.for_registry(j, home="/home/bench"))
+            for j in jobs[i : i + 500]
+        ]
+        bodies.append((msgspec.json.encode(registry.Batch(jobs=regs)), len(regs)))
+    asyncio.run(_ingest(url, bodies, sign))
+    target = jobs[-1].outputs[0].hash
+    times, body = [], b""
+    for _ in range(args.rounds):
+        start = time.perf_counter()
+        r = httpx.get(f"{url}/api/v1/artifacts/{target}/ancestry", timeout=600)
+        times.append(time.perf_counter() - start)
+        if r.status_code != 200:
+            raise SystemExit(f"ancestry failed: {r.status_code} {r.text[:300]}")
+        body = r.content
+    found = msgspec.json.decode(body, type=registry.Ancestry)
+    ms = statistics.median(times) * 1000
+    print(f"{backend:9} ancestry of a {len(jobs):,}-job chain: {len(found.jobs):,} jobs "
+          f"({len(body) / 1e6:.1f} MB{', truncated' if found.truncated else ''}) "
+          f"in {ms:,.0f} ms (median of {args.rounds})")  # fmt: skip
+    seconds, planned, size = anyio.run(_plan, base, found)
+    print(f"{backend:9} plan from it: {planned:,} jobs in {seconds * 1000:,.0f} ms "
+          f"(request {size / 1e6:.1f} MB)")  # fmt: skip
 
 
 def main() -> None:

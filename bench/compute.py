@@ -11,38 +11,20 @@ PostgreSQL: a database is created on 127.0.0.1:5432 (user $PGUSER or postgres) a
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
-import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
 
 import msgspec
+from glaas_bench import bench_user, database
 
-from roar import canonical, model, registry, sshsig
+from roar import canonical, model, registry
 
-BIN = Path(sys.executable).parent
-PG_USER = os.environ.get("PGUSER", "postgres")
 HOME = "/home/bench"
 BY = ("project", "request")  # the report's rows: per project, per request (all "-" here)
-
-
-def _pg(sql: str) -> None:
-    import asyncpg
-
-    async def run() -> None:
-        conn = await asyncpg.connect(host="127.0.0.1", user=PG_USER, database="test")
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(run())
 
 
 def _jobs(n: int, now: float) -> list[model.Job]:
@@ -82,23 +64,10 @@ def run(backend: str, jobs: list[model.Job], base: Path) -> None:
 
     from glaas.app import create_app
 
-    name = None
-    if backend == "sqlite":
-        db = f"sqlite://{base / f'{uuid.uuid4().hex[:6]}.db'}"
-    else:
-        name = f"glaas_bench_{uuid.uuid4().hex[:10]}"
-        _pg(f'CREATE DATABASE "{name}"')
-        db = f"postgresql://{PG_USER}@127.0.0.1/{name}"
-    key = base / "key"
-    if not key.exists():
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
-    glaas = str(BIN / "glaas")
-    pub = key.with_suffix(".pub").read_text()
-    for args in (["user", "add", "bench", "--key", pub], ["price", "set", "gpu:H100", "2.49/h"],
-                 ["price", "set", "cpu", "0.04/h"]):  # fmt: skip
-        subprocess.run([glaas, "admin", "--db", db, *args], check=True, capture_output=True)
-    _, sign = sshsig.key_file_signer(registry.NAMESPACE, str(key))
-    try:
+    with database(backend, base) as db:
+        sign = bench_user(
+            db, base, ["price", "set", "gpu:H100", "2.49/h"], ["price", "set", "cpu", "0.04/h"]
+        )
         with TestClient(create_app(db, pool_size=4)) as http:
 
             def send(method: str, path: str, body: bytes = b"", **params: str) -> bytes:
@@ -130,9 +99,6 @@ def run(backend: str, jobs: list[model.Job], base: Path) -> None:
                     f"median {statistics.median(seconds) * 1000:.0f} ms, "
                     f"max {max(seconds) * 1000:.0f} ms"
                 )
-    finally:
-        if name is not None:
-            _pg(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def main() -> None:

@@ -29,23 +29,18 @@ import asyncio
 import os
 import random
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import httpx
 import msgspec
+from glaas_bench import bench_user, database, served
 
 from roar import canonical, model, registry, sshsig
 
-BIN = Path(sys.executable).parent
-PG_USER = os.environ.get("PGUSER", "postgres")
 OUTPUTS, INPUTS = 10, 2
 SENDERS, STAGGER = 4, 0.25
 ENV = {f"VAR_{i}": f"value-{i}" for i in range(16)} | {"PATH": "/usr/local/bin:/usr/bin:/bin"}
@@ -84,20 +79,6 @@ def _jobs(n: int, seed: int) -> list[model.Job]:
             )
         )
     return jobs
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _pg(sql: str) -> None:
-    subprocess.run(
-        ["psql", "-q", "-h", "127.0.0.1", "-U", PG_USER, "-d", "test", "-c", sql],
-        check=True,
-        capture_output=True,
-    )
 
 
 async def _ingest(url: str, bodies: list[tuple[bytes, int]], sign: sshsig.Signer) -> float:
@@ -201,81 +182,54 @@ def _groups(server: int, backend: str) -> dict[str, list[int]]:
 
 
 def run(backend: str, args: argparse.Namespace, jobs: list[model.Job], base: Path) -> None:
-    if backend == "sqlite":
-        db = f"sqlite://{base / 'bench.db'}"
-        name = None
-    else:
-        name = f"glaas_bench_{uuid.uuid4().hex[:10]}"
-        _pg(f'CREATE DATABASE "{name}"')
-        db = f"postgresql://{PG_USER}@127.0.0.1/{name}"
-    key = base / "key"
-    if not key.exists():
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
-    glaas = str(BIN / "glaas")
-    env = {**os.environ, "HOME": str(base)}
-    pub = key.with_suffix(".pub").read_text()
-    subprocess.run([glaas, "admin", "--db", db, "user", "add", "bench", "--key", pub], env=env,
-                   check=True, capture_output=True)  # fmt: skip
-    subprocess.run([glaas, "admin", "--db", db, "visibility", "public"], env=env, check=True,
-                   capture_output=True)  # fmt: skip
-    port = _free_port()
-    server = subprocess.Popen(
-        [glaas, "serve", "--db", db, "--port", str(port), "--workers", str(args.workers)],
-        env=env,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/api/v1/health").status_code == 200:
-                    break
-            except httpx.TransportError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise SystemExit("glaas serve did not start") from None
-                time.sleep(0.1)
-        _, sign = sshsig.key_file_signer(registry.NAMESPACE, str(key))
-        bodies = []
-        for i in range(0, len(jobs), args.batch):
-            chunk = jobs[i : i + args.batch]
-            regs = [
-                registry.Registration(canonical.for_registry(j, home="/home/bench")) for j in chunk
-            ]
-            bodies.append((msgspec.json.encode(registry.Batch(jobs=regs)), len(chunk)))
-        mb = sum(len(b) for b, _ in bodies) / 1e6
-        groups = _groups(server.pid, backend)
-        before = _cpu(groups)
-        seconds = asyncio.run(_ingest(url, bodies, sign))
-        groups = _groups(server.pid, backend)  # and the database's backends opened since
-        used = _cpu(groups)
-        rate = len(jobs) / seconds
-        artifacts = len(jobs) * OUTPUTS
-        cpu = ", ".join(f"{k} {(used[k] - before.get(k, 0)) / seconds:.2f}" for k in groups)
-        print(f"{backend:9} ingest   {len(jobs):,} jobs, {artifacts:,} artifacts ({mb:.0f} MB) "
-              f"in {seconds:.1f} s: {rate:,.0f} jobs/s  (target >= 5,000)")  # fmt: skip
-        print(f"{backend:9} ingest   CPUs busy: {cpu} (of {os.cpu_count()})")
-        hashes = [io.hash for j in random.Random(2).sample(jobs, 2000) for io in j.outputs]
-        asyncio.run(_lookups(port, hashes, 10, 50))  # warm up
-        start = time.perf_counter()
-        lat = asyncio.run(_lookups(port, hashes, args.clients, args.lookups // args.clients))
-        top = len(lat) / (time.perf_counter() - start)
+    with database(backend, base) as db:
+        sign = bench_user(db, base, ["visibility", "public"])
+        with served(db, base, args.workers) as (url, server):
+            measure(backend, args, jobs, url, server, sign)
+
+
+def measure(
+    backend: str,
+    args: argparse.Namespace,
+    jobs: list[model.Job],
+    url: str,
+    server: subprocess.Popen[bytes],
+    sign: sshsig.Signer,
+) -> None:
+    port = int(url.rsplit(":", 1)[1])
+    bodies = []
+    for i in range(0, len(jobs), args.batch):
+        chunk = jobs[i : i + args.batch]
+        regs = [registry.Registration(canonical.for_registry(j, home="/home/bench")) for j in chunk]
+        bodies.append((msgspec.json.encode(registry.Batch(jobs=regs)), len(chunk)))
+    mb = sum(len(b) for b, _ in bodies) / 1e6
+    groups = _groups(server.pid, backend)
+    before = _cpu(groups)
+    seconds = asyncio.run(_ingest(url, bodies, sign))
+    groups = _groups(server.pid, backend)  # and the database's backends opened since
+    used = _cpu(groups)
+    rate = len(jobs) / seconds
+    artifacts = len(jobs) * OUTPUTS
+    cpu = ", ".join(f"{k} {(used[k] - before.get(k, 0)) / seconds:.2f}" for k in groups)
+    print(f"{backend:9} ingest   {len(jobs):,} jobs, {artifacts:,} artifacts ({mb:.0f} MB) "
+          f"in {seconds:.1f} s: {rate:,.0f} jobs/s  (target >= 5,000)")  # fmt: skip
+    print(f"{backend:9} ingest   CPUs busy: {cpu} (of {os.cpu_count()})")
+    hashes = [io.hash for j in random.Random(2).sample(jobs, 2000) for io in j.outputs]
+    asyncio.run(_lookups(port, hashes, 10, 50))  # warm up
+    start = time.perf_counter()
+    lat = asyncio.run(_lookups(port, hashes, args.clients, args.lookups // args.clients))
+    top = len(lat) / (time.perf_counter() - start)
+    p50, p99 = _percentiles(lat)
+    print(f"{backend:9} look-up  {args.clients} clients, closed loop (saturated): "
+          f"{top:,.0f}/s, p50 {p50:.1f} ms, p99 {p99:.1f} ms")  # fmt: skip
+    for rate in args.rate:
+        per_client = max(1, int(rate * args.seconds / args.clients))
+        lat = asyncio.run(_lookups(port, hashes, args.clients, per_client, rate))
         p50, p99 = _percentiles(lat)
-        print(f"{backend:9} look-up  {args.clients} clients, closed loop (saturated): "
-              f"{top:,.0f}/s, p50 {p50:.1f} ms, p99 {p99:.1f} ms")  # fmt: skip
-        for rate in args.rate:
-            per_client = max(1, int(rate * args.seconds / args.clients))
-            lat = asyncio.run(_lookups(port, hashes, args.clients, per_client, rate))
-            p50, p99 = _percentiles(lat)
-            print(f"{backend:9} look-up  {args.clients} clients at {rate:,.0f}/s in all: "
-                  f"p50 {p50:.1f} ms, p99 {p99:.1f} ms  (target p99 <= 10 ms)")  # fmt: skip
-        p50, p99 = _percentiles(asyncio.run(_lookups(port, hashes, 1, 2000)))
-        print(f"{backend:9} look-up  1 client: p50 {p50:.2f} ms, p99 {p99:.2f} ms")
-    finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(60)
-        if name is not None:
-            _pg(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        print(f"{backend:9} look-up  {args.clients} clients at {rate:,.0f}/s in all: "
+              f"p50 {p50:.1f} ms, p99 {p99:.1f} ms  (target p99 <= 10 ms)")  # fmt: skip
+    p50, p99 = _percentiles(asyncio.run(_lookups(port, hashes, 1, 2000)))
+    print(f"{backend:9} look-up  1 client: p50 {p50:.2f} ms, p99 {p99:.2f} ms")
 
 
 def main() -> None:

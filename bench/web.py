@@ -19,26 +19,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import random
 import shutil
-import signal
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import httpx
 import msgspec
+from glaas_bench import bench_user, database, served
 
 from roar import canonical, model, registry, sshsig
 
-BIN = Path(sys.executable).parent
-PG_USER = os.environ.get("PGUSER", "postgres")
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [
     "--no-sandbox",
@@ -211,6 +204,23 @@ STEPS = """(() => { const n = performance.getEntriesByType('navigation')[0];
             +document.documentElement.dataset.dagReady]; })()"""
 
 
+def measure(args: argparse.Namespace, url: str, sign: sshsig.Signer) -> None:
+    bodies, hashes, sessions = _batches(args.jobs, 1)
+    start = time.perf_counter()
+    ids = asyncio.run(_send(url, bodies, sign))
+    print(f"{args.backend}: loaded {len(ids):,} jobs, {len(hashes):,} artifacts, "
+          f"{len(sessions):,} sessions in {time.perf_counter() - start:.0f} s")  # fmt: skip
+    rng = random.Random(3)
+    _pages(url, "artifacts", rng.sample(hashes, args.samples + 10))
+    _pages(url, "jobs", rng.sample(ids, args.samples + 10))
+    _pages(url, "sessions", rng.sample(sessions, min(args.samples + 10, len(sessions))))
+    [big] = [msgspec.json.decode(b, type=registry.Batch).sessions[0].hash
+             for b in [_big_session()]]  # fmt: skip
+    asyncio.run(_send(url, [_big_session()], sign))
+    print("Chromium, a session of 1,000 jobs:")
+    _chromium(url, big, args.loads)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--backend", choices=["sqlite", "postgres"], default="sqlite")
@@ -219,60 +229,12 @@ def main() -> None:
     parser.add_argument("--loads", type=int, default=6)
     args = parser.parse_args()
     base = Path(tempfile.mkdtemp(prefix="glaas-web-bench-"))
-    name = None
-    if args.backend == "sqlite":
-        db = f"sqlite://{base / 'bench.db'}"
-    else:
-        name = f"glaas_bench_{uuid.uuid4().hex[:10]}"
-        subprocess.run(["psql", "-q", "-h", "127.0.0.1", "-U", PG_USER, "-d", "test", "-c",
-                        f'CREATE DATABASE "{name}"'], check=True, capture_output=True)  # fmt: skip
-        db = f"postgresql://{PG_USER}@127.0.0.1/{name}"
-    key = base / "key"
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
-    glaas = str(BIN / "glaas")
-    env = {**os.environ, "HOME": str(base)}
-    pub = key.with_suffix(".pub").read_text()
-    subprocess.run([glaas, "admin", "--db", db, "user", "add", "bench", "--key", pub], env=env,
-                   check=True, capture_output=True)  # fmt: skip
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = subprocess.Popen(
-        [glaas, "serve", "--db", db, "--port", str(port)], env=env, stderr=subprocess.DEVNULL
-    )
-    url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/api/v1/health").status_code == 200:
-                    break
-            except httpx.TransportError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise SystemExit("glaas serve did not start") from None
-                time.sleep(0.1)
-        _, sign = sshsig.key_file_signer(registry.NAMESPACE, str(key))
-        bodies, hashes, sessions = _batches(args.jobs, 1)
-        start = time.perf_counter()
-        ids = asyncio.run(_send(url, bodies, sign))
-        print(f"{args.backend}: loaded {len(ids):,} jobs, {len(hashes):,} artifacts, "
-              f"{len(sessions):,} sessions in {time.perf_counter() - start:.0f} s")  # fmt: skip
-        rng = random.Random(3)
-        _pages(url, "artifacts", rng.sample(hashes, args.samples + 10))
-        _pages(url, "jobs", rng.sample(ids, args.samples + 10))
-        _pages(url, "sessions", rng.sample(sessions, min(args.samples + 10, len(sessions))))
-        [big] = [msgspec.json.decode(b, type=registry.Batch).sessions[0].hash
-                 for b in [_big_session()]]  # fmt: skip
-        asyncio.run(_send(url, [_big_session()], sign))
-        print("Chromium, a session of 1,000 jobs:")
-        _chromium(url, big, args.loads)
+        with database(args.backend, base) as db:
+            sign = bench_user(db, base)
+            with served(db, base) as (url, _):
+                measure(args, url, sign)
     finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(60)
-        if name is not None:
-            subprocess.run(["psql", "-q", "-h", "127.0.0.1", "-U", PG_USER, "-d", "test", "-c",
-                            f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'],
-                           check=False, capture_output=True)  # fmt: skip
         shutil.rmtree(base, ignore_errors=True)
 
 
