@@ -17,11 +17,12 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import asyncpg
+import httpx
 import msgspec
 import pytest
 from click.testing import CliRunner
@@ -134,6 +135,45 @@ def make_database(backend: str, folder: Path) -> Database:
 def drop_database(db: Database) -> None:
     if db.backend == "postgres":
         asyncio.run(_pg(f'DROP DATABASE IF EXISTS "{db.name}" WITH (FORCE)'))
+
+
+def sql(db: Database, statement: str) -> list[tuple[Any, ...]]:
+    """One statement on the registry's database, behind the server's back (to age a link, mark
+    an account, read what was stored); its rows."""
+    if db.backend == "sqlite":
+        conn = sqlite3.connect(db.url.removeprefix("sqlite://"))
+        try:
+            rows = [tuple(r) for r in conn.execute(statement).fetchall()]
+            conn.commit()
+            return rows
+        finally:
+            conn.close()
+
+    async def run() -> list[tuple[Any, ...]]:
+        conn = await asyncpg.connect(host=PG_HOST, user=PG_USER, database=db.name)
+        try:
+            return [tuple(r) for r in await conn.fetch(statement)]
+        finally:
+            await conn.close()
+
+    return asyncio.run(run())
+
+
+def wait_answering(url: str, proc: subprocess.Popen[bytes], output: Callable[[], object]) -> None:
+    """Until `glaas serve` at `url` answers its health check. If it exits, or has not answered
+    in 60 s (it is killed then), the test fails with `output()`: what it printed."""
+    deadline = time.monotonic() + 60
+    while True:
+        assert proc.poll() is None, output()
+        if time.monotonic() > deadline:
+            proc.kill()
+            proc.wait()
+            raise AssertionError(f"glaas serve did not answer: {output()}")
+        try:
+            if httpx.get(f"{url}/api/v1/health").status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.05)
 
 
 def at_schema(db: Database, backend: str, version: int, rows: list[str]) -> None:

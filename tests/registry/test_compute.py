@@ -8,9 +8,7 @@ are runs for two training requests: the report by request, and each request's sp
 
 from __future__ import annotations
 
-import asyncio
 import re
-import sqlite3
 import time
 import uuid
 from collections import defaultdict
@@ -21,8 +19,6 @@ import msgspec
 import pytest
 from registry_support import (
     HOME,
-    PG_HOST,
-    PG_USER,
     Client,
     Database,
     Key,
@@ -30,6 +26,7 @@ from registry_support import (
     glaas_admin,
     hexdigest,
     make_job,
+    sql,
 )
 
 from roar import canonical, model, registry
@@ -50,25 +47,6 @@ def _linked(i: int) -> str | None:
     if i >= N:
         return None
     return {0: "small", 5: "large"}.get(i % 11)
-
-
-def _sql(db: Database, statement: str) -> None:
-    """A change the CLI cannot make yet (an account's agent mark belongs to the requests work)."""
-    if db.backend == "sqlite":
-        with sqlite3.connect(db.url.removeprefix("sqlite://")) as conn:
-            conn.execute(statement)
-        return
-
-    async def run() -> None:
-        import asyncpg
-
-        conn = await asyncpg.connect(host=PG_HOST, user=PG_USER, database=db.name)
-        try:
-            await conn.execute(statement)
-        finally:
-            await conn.close()
-
-    asyncio.run(run())
 
 
 class Synthetic(msgspec.Struct):
@@ -193,7 +171,7 @@ def _expected(jobs: list[Synthetic], can_read: set[str], by: str, since: float) 
 @pytest.fixture(scope="module")
 def filled(database: Database, keys: dict[str, Key], client: Client) -> Iterator[list[Synthetic]]:
     glaas_admin(database, "user", "add", "mallory", "--key", keys["mallory"].public_line)
-    _sql(database, "UPDATE users SET agent = 1 WHERE name = 'mallory'")
+    sql(database, "UPDATE users SET agent = 1 WHERE name = 'mallory'")
     for resource, per_hour in PRICES.items():
         glaas_admin(database, "price", "set", resource, f"{per_hour}/h")
     jobs = _synthetic(time.time())

@@ -18,7 +18,6 @@ import sqlite3
 import subprocess
 import tempfile
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -28,7 +27,15 @@ from typing import Any
 import httpx
 import pytest
 from conftest import ROARCTL, Roar, git_repo, reap, wait_for
-from registry_support import BIN, PG_HOST, PG_USER, Database, drop_database, make_database
+from registry_support import (
+    BIN,
+    PG_HOST,
+    PG_USER,
+    Database,
+    drop_database,
+    make_database,
+    wait_answering,
+)
 
 from roar import registry, sshsig
 
@@ -60,15 +67,8 @@ class Glaas:
                 stdout=subprocess.DEVNULL,
                 stderr=log,
             )
-        deadline = time.monotonic() + 60
-        while True:
-            assert self.proc.poll() is None, self.log.read_text()
-            assert time.monotonic() < deadline, "glaas serve did not answer"
-            try:
-                if httpx.get(f"{self.url}/api/v1/health").status_code == 200:
-                    return self
-            except httpx.TransportError:
-                time.sleep(0.05)
+        wait_answering(self.url, self.proc, lambda: self.log.read_text())
+        return self
 
     def send(self, sig: int) -> None:
         assert self.proc is not None
@@ -715,7 +715,6 @@ def test_auth_web_signs_its_request_and_signs_the_browser_in(
     glaas.admin("user", "add", f"web-{uuid.uuid4().hex[:6]}", "--key-file", f"{key}.pub")
     link = roar.json("auth", "web")
     assert link["url"].startswith(f"{glaas.url}/login/")
-    import httpx
 
     with httpx.Client() as browser:
         first = browser.get(link["url"], follow_redirects=False)

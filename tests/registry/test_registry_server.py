@@ -30,6 +30,7 @@ from registry_support import (
     make_database,
     make_job,
     new_session,
+    wait_answering,
 )
 
 from roar import hashing, model, registry, sshsig
@@ -59,15 +60,9 @@ class Server:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
-        deadline = time.monotonic() + 60
-        while True:
-            assert self.proc.poll() is None, self.proc.stderr.read() if self.proc.stderr else ""
-            assert time.monotonic() < deadline, "glaas serve did not answer"
-            try:
-                if httpx.get(f"{self.url}/api/v1/health").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.05)
+        wait_answering(
+            self.url, self.proc, lambda: self.proc.stderr.read() if self.proc.stderr else ""
+        )
 
     def stop(self) -> int:
         self.proc.send_signal(signal.SIGTERM)

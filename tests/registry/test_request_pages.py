@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,16 @@ from typing import Any
 import httpx
 import msgspec
 import pytest
-from registry_support import BIN, Key, batch, hexdigest, make_database, make_job, set_up_accounts
+from registry_support import (
+    BIN,
+    Key,
+    batch,
+    hexdigest,
+    make_database,
+    make_job,
+    set_up_accounts,
+    wait_answering,
+)
 from test_web_browser import ARGS, CHROMIUM, SHOTS, _free_port
 
 from roar import registry
@@ -59,15 +67,7 @@ def site(tmp_path_factory: pytest.TempPathFactory, keys: dict[str, Key]) -> Iter
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert server.poll() is None, server.stderr.read() if server.stderr else ""
-            assert time.monotonic() < deadline, "glaas serve did not answer"
-            try:
-                if httpx.get(f"{url}/api/v1/health").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.05)
+        wait_answering(url, server, lambda: server.stderr.read() if server.stderr else "")
         yield Site(url, keys)
     finally:
         server.send_signal(signal.SIGTERM)

@@ -35,6 +35,8 @@ from registry_support import (
     hexdigest,
     make_database,
     make_job,
+    sql,
+    wait_answering,
 )
 
 from roar import model as registry_model
@@ -120,18 +122,7 @@ class Server:
                 stdout=subprocess.DEVNULL,
                 stderr=out,
             )
-        deadline = time.monotonic() + 60
-        while True:
-            assert self.proc.poll() is None, log.read_text()
-            if time.monotonic() > deadline:
-                self.proc.kill()
-                self.proc.wait()
-                raise AssertionError(f"glaas serve did not answer: {log.read_text()}")
-            try:
-                if httpx.get(f"{self.url}/api/v1/health").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.05)
+        wait_answering(self.url, self.proc, log.read_text)
 
     def stop(self) -> int:
         """0 once it shut down cleanly (uvicorn with one worker re-raises SIGTERM after)."""
@@ -821,8 +812,8 @@ def test_a_webhook_url_is_not_stored_nor_logged(
         assert [path for path, _ in receiver.tries] == [f"/services/T0AB12CD3/B0EF45GH6/{token}"]
         # the receiver has it before the server marks it done
         done = "SELECT 1 FROM webhook_deliveries WHERE done IS NOT NULL"
-        _wait(lambda: bool(_sql(db, done)), log)
-        rows = _sql(db, "SELECT hook, delivery, done FROM webhook_deliveries")
+        _wait(lambda: bool(sql(db, done)), log)
+        rows = sql(db, "SELECT hook, delivery, done FROM webhook_deliveries")
         names = {
             f"http://127.0.0.1:{url.split('/')[2].split(':')[1]} "
             f"[{hashlib.sha256(url.encode()).hexdigest()[:12]}]": url
@@ -885,7 +876,7 @@ def test_deliveries_kept_by_a_schema_6_registry_lose_their_urls_and_are_still_ma
             [(headers, content)] = receiver.bodies
             assert json.loads(content) == {"text": "kept"}
             assert _signed(headers, content)
-            kept = _sql(db, "SELECT hook, delivery, done FROM webhook_deliveries ORDER BY id")
+            kept = sql(db, "SELECT hook, delivery, done FROM webhook_deliveries ORDER BY id")
         finally:
             assert server.stop() == 0
         digests = [hashlib.sha256(u.encode()).hexdigest()[:12] for u in (hook, gone)]
@@ -904,34 +895,9 @@ def test_deliveries_kept_by_a_schema_6_registry_lose_their_urls_and_are_still_ma
         drop_database(db)
 
 
-def _sql(db: Database, statement: str) -> list[tuple[Any, ...]]:
-    """Rows of the registry's database, behind the server's back."""
-    if db.backend == "sqlite":
-        import sqlite3
-
-        conn = sqlite3.connect(db.url.removeprefix("sqlite://"))
-        try:
-            return [tuple(r) for r in conn.execute(statement).fetchall()]
-        finally:
-            conn.close()
-    import asyncio
-
-    import asyncpg
-    from registry_support import PG_HOST, PG_USER
-
-    async def run() -> list[tuple[Any, ...]]:
-        conn = await asyncpg.connect(host=PG_HOST, user=PG_USER, database=db.name)
-        try:
-            return [tuple(r) for r in await conn.fetch(statement)]
-        finally:
-            await conn.close()
-
-    return asyncio.run(run())
-
-
 def _count_sql(db: Database, statement: str) -> int:
     """One number from the registry's database, behind the server's back."""
-    return int(_sql(db, statement)[0][0])
+    return int(sql(db, statement)[0][0])
 
 
 def test_a_run_that_takes_a_request_over_budget_flags_it_and_tells_the_webhook_once(

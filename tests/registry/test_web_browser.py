@@ -33,6 +33,7 @@ from registry_support import (
     make_job,
     new_session,
     set_up_accounts,
+    wait_answering,
 )
 from web_fill import register
 
@@ -198,15 +199,7 @@ def site(tmp_path_factory: pytest.TempPathFactory, keys: dict[str, Key]) -> Iter
     os.chmod(roar_base, 0o755)
     roar = Roar(roar_base, None)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert server.poll() is None, server.stderr.read() if server.stderr else ""
-            assert time.monotonic() < deadline, "glaas serve did not answer"
-            try:
-                if httpx.get(f"{url}/api/v1/health").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.05)
+        wait_answering(url, server, lambda: server.stderr.read() if server.stderr else "")
         s = Site(url, keys)
         s.db = db.url
         _fill(s, roar)

@@ -5,17 +5,13 @@ on every page), hostile text kept as text, and the headers."""
 
 from __future__ import annotations
 
-import asyncio
 import re
-import sqlite3
 import time
 from typing import Any
 
 import msgspec
 import pytest
 from registry_support import (
-    PG_HOST,
-    PG_USER,
     Client,
     Database,
     Key,
@@ -24,6 +20,7 @@ from registry_support import (
     hexdigest,
     make_job,
     new_session,
+    sql,
 )
 
 from glaas import login
@@ -32,24 +29,6 @@ from roar import model, registry
 pytest_plugins = ["registry_support"]  # the fixtures
 
 HOSTILE = "<script>alert('x')</script>\"'><img src=x onerror=alert(1)>"
-
-
-def _sql(db: Database, statement: str) -> None:
-    """Change the database behind the server's back (to age a link or a session)."""
-    if db.backend == "sqlite":
-        with sqlite3.connect(db.url.removeprefix("sqlite://")) as conn:
-            conn.execute(statement)
-        return
-    import asyncpg
-
-    async def run() -> None:
-        conn = await asyncpg.connect(host=PG_HOST, user=PG_USER, database=db.name)
-        try:
-            await conn.execute(statement)
-        finally:
-            await conn.close()
-
-    asyncio.run(run())
 
 
 def web_link(client: Client, user: str) -> dict[str, Any]:
@@ -225,7 +204,7 @@ def test_a_one_time_link_opens_a_session_once(client: Client, database: Database
     assert get(client, "/login/not-a-token").status_code == 400
 
     late = web_link(client, "alice")
-    _sql(database, "UPDATE web_links SET expires = 1")
+    sql(database, "UPDATE web_links SET expires = 1")
     assert client.http.get(late["url"], follow_redirects=False).status_code == 400
 
     # the database holds digests of the tokens, never the tokens
@@ -233,7 +212,7 @@ def test_a_one_time_link_opens_a_session_once(client: Client, database: Database
     assert token.encode() not in dump and value.encode() not in dump
 
     # a session ends when it expires
-    _sql(database, "UPDATE web_sessions SET expires = 1")
+    sql(database, "UPDATE web_sessions SET expires = 1")
     assert "signed in" not in get(client, "/", value).text
 
 
