@@ -23,9 +23,9 @@ import anyio
 import httpx
 import msgspec
 from glaas_bench import bench_user, database, served
-from registry import ENV, _ingest
+from registry import ENV, _ingest, batches
 
-from roar import canonical, model, registry, sshsig
+from roar import model, registry, sshsig
 from roar.protocol import GetPlan, RemoteLineage
 
 
@@ -99,14 +99,7 @@ def measure(
     url: str,
     sign: sshsig.Signer,
 ) -> None:
-    bodies = []
-    for i in range(0, len(jobs), 500):
-        regs = [
-            registry.Registration(canonical.for_registry(j, home="/home/bench"))
-            for j in jobs[i : i + 500]
-        ]
-        bodies.append((msgspec.json.encode(registry.Batch(jobs=regs)), len(regs)))
-    asyncio.run(_ingest(url, bodies, sign))
+    asyncio.run(_ingest(url, batches(jobs, 500), sign))
     target = jobs[-1].outputs[0].hash
     times, body = [], b""
     for _ in range(args.rounds):

@@ -81,6 +81,16 @@ def _jobs(n: int, seed: int) -> list[model.Job]:
     return jobs
 
 
+def batches(jobs: list[model.Job], size: int) -> list[tuple[bytes, int]]:
+    """The jobs as ingest bodies of `size` canonical registrations each, with their counts."""
+    bodies = []
+    for i in range(0, len(jobs), size):
+        chunk = jobs[i : i + size]
+        regs = [registry.Registration(canonical.for_registry(j, home="/home/bench")) for j in chunk]
+        bodies.append((msgspec.json.encode(registry.Batch(jobs=regs)), len(chunk)))
+    return bodies
+
+
 async def _ingest(url: str, bodies: list[tuple[bytes, int]], sign: sshsig.Signer) -> float:
     """Send the batches from SENDERS clients, each on its own connection, as so many daemons
     would. They start STAGGER seconds apart, as daemons come over time: connections that all
@@ -197,11 +207,7 @@ def measure(
     sign: sshsig.Signer,
 ) -> None:
     port = int(url.rsplit(":", 1)[1])
-    bodies = []
-    for i in range(0, len(jobs), args.batch):
-        chunk = jobs[i : i + args.batch]
-        regs = [registry.Registration(canonical.for_registry(j, home="/home/bench")) for j in chunk]
-        bodies.append((msgspec.json.encode(registry.Batch(jobs=regs)), len(chunk)))
+    bodies = batches(jobs, args.batch)
     mb = sum(len(b) for b, _ in bodies) / 1e6
     groups = _groups(server.pid, backend)
     before = _cpu(groups)

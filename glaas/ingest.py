@@ -17,9 +17,13 @@ _HEX_DIGITS = "0123456789abcdef"
 _ENCODER = msgspec.json.Encoder()
 
 
-def _digest(value: str, what: str) -> str:
+def _is_digest(value: str) -> bool:
     # 64 characters, none outside [0-9a-f] (what `strip` leaves): 12 a job, faster than a regex
-    if len(value) != 64 or value.strip(_HEX_DIGITS):
+    return len(value) == 64 and not value.strip(_HEX_DIGITS)
+
+
+def _digest(value: str, what: str) -> str:
+    if not _is_digest(value):
         raise Invalid(f"{what} is not a 64-digit lowercase hex hash: {value[:70]!r}")
     return value
 
@@ -92,8 +96,8 @@ async def ingest(
         for role, items in ((0, job.inputs), (1, job.outputs)):
             for item in items:
                 digest = item.hash
-                if len(digest) != 64 or digest.strip(_HEX_DIGITS):  # _digest, inline: the
-                    _digest(digest, f"the hash of {item.path[:70]!r}")  # message only if bad
+                if not _is_digest(digest):  # the message is made only for a bad one
+                    _digest(digest, f"the hash of {item.path[:70]!r}")
                 if item.size < 0:
                     raise Invalid(f"negative size for {item.path[:70]!r}")
                 if (role, item.path) in seen:  # listed twice: the first is kept (the io
